@@ -1,0 +1,215 @@
+package auth
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Defaults of Prusa Connect's public OAuth client.
+const (
+	DefaultAccountURL  = "https://account.prusa3d.com"
+	DefaultClientID    = "MRHTlZhZqkNrrQ6FUPtjyusAz8nc59ErHXP8XkS4"
+	DefaultRedirectURI = "https://connect.prusa3d.com/login/auth-callback"
+)
+
+// maxTokenBody bounds what is read of a token endpoint answer. A real
+// answer is about 4 KB.
+const maxTokenBody = 1 << 20
+
+// maxRetryAfter is the longest Retry-After a refresh waits for.
+const maxRetryAfter = 5 * time.Second
+
+// Client talks to a Prusa Account server. The zero value is not usable:
+// AccountURL, ClientID and RedirectURI must be set.
+type Client struct {
+	HTTP        *http.Client     // nil: a client with http.DefaultTransport
+	AccountURL  string           // such as DefaultAccountURL, without a trailing slash
+	ClientID    string           // OAuth client_id
+	RedirectURI string           // the registered redirect URI; never fetched
+	UserAgent   string           // sent on every request; Cloudflare refuses some defaults
+	Now         func() time.Time // nil: time.Now
+	// Debugf, if set, receives redacted diagnostics: methods, paths and
+	// statuses, never a query, body, cookie or token.
+	Debugf func(format string, args ...any)
+	// sleep waits between retries; tests swap it.
+	sleep func(context.Context, time.Duration) error
+}
+
+func (c *Client) now() time.Time {
+	if c.Now != nil {
+		return c.Now()
+	}
+	return time.Now()
+}
+
+func (c *Client) debugf(format string, args ...any) {
+	if c.Debugf != nil {
+		c.Debugf(format, args...)
+	}
+}
+
+func (c *Client) httpClient() *http.Client {
+	if c.HTTP != nil {
+		return c.HTTP
+	}
+	return &http.Client{}
+}
+
+func (c *Client) endpoint(path string) string {
+	return strings.TrimRight(c.AccountURL, "/") + path
+}
+
+// TokenURL is the token endpoint (RFC 6749 §3.2).
+func (c *Client) TokenURL() string { return c.endpoint("/o/token/") }
+
+// AuthorizeURL is the authorization endpoint (RFC 6749 §3.1).
+func (c *Client) AuthorizeURL() string { return c.endpoint("/o/authorize/") }
+
+// postToken posts form to the token endpoint and returns the token set it
+// answers. It retries once, after a jittered pause or the server's
+// Retry-After (up to 5 s), when no answer arrived or the answer was 429,
+// 502, 503 or 504, and only while ctx's deadline leaves time for it.
+func (c *Client) postToken(ctx context.Context, form url.Values) (*TokenSet, error) {
+	for attempt := 1; ; attempt++ {
+		set, err := c.postTokenOnce(ctx, form)
+		if err == nil || attempt == 2 {
+			return set, err
+		}
+		wait, ok := retryWait(err)
+		if !ok {
+			return nil, err
+		}
+		if dl, has := ctx.Deadline(); has && time.Until(dl) < wait+100*time.Millisecond {
+			return nil, err
+		}
+		c.debugf("token endpoint: retrying in %s after: %v", wait.Round(time.Millisecond), err)
+		sleep := c.sleep
+		if sleep == nil {
+			sleep = sleepContext
+		}
+		if serr := sleep(ctx, wait); serr != nil {
+			return nil, err
+		}
+	}
+}
+
+// retryWait says whether err may be retried and after how long.
+func retryWait(err error) (time.Duration, bool) {
+	jitter := 100*time.Millisecond + rand.N(300*time.Millisecond)
+	var re *RetrieveError
+	if errors.As(err, &re) {
+		switch re.StatusCode {
+		case 429, 502, 503, 504:
+		default:
+			return 0, false
+		}
+		if re.RetryAfter > maxRetryAfter {
+			return 0, false
+		}
+		if re.RetryAfter > 0 {
+			return re.RetryAfter, true
+		}
+		return jitter, true
+	}
+	if errors.Is(err, errNoResponse) {
+		return jitter, true
+	}
+	return 0, false
+}
+
+// errNoResponse marks a transport error before any answer arrived.
+var errNoResponse = errors.New("no response")
+
+func (c *Client) postTokenOnce(ctx context.Context, form url.Values) (*TokenSet, error) {
+	u, err := url.Parse(c.TokenURL())
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), strings.NewReader(form.Encode()))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", c.UserAgent)
+	start := time.Now()
+	resp, err := c.httpClient().Do(req)
+	if err != nil {
+		err = netError("POST", u, err)
+		if errors.Is(err, ErrNetwork) {
+			err = errors.Join(err, errNoResponse)
+		}
+		c.debugf("POST %s: %v", u.Path, err)
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxTokenBody+1))
+	c.debugf("POST %s (grant_type=%s) → %d, %d bytes, %s", u.Path, form.Get("grant_type"), resp.StatusCode, len(body), time.Since(start).Round(time.Millisecond))
+	if err != nil {
+		return nil, netError("reading answer of POST", u, err)
+	}
+	if len(body) > maxTokenBody {
+		return nil, &RetrieveError{StatusCode: resp.StatusCode, Reason: "answer too large"}
+	}
+	return parseTokenAnswer(resp, body)
+}
+
+// parseTokenAnswer reads a token endpoint answer (RFC 6749 §5.1, §5.2).
+func parseTokenAnswer(resp *http.Response, body []byte) (*TokenSet, error) {
+	var oerr struct {
+		Error       any    `json:"error"`
+		Description string `json:"error_description"`
+	}
+	isJSON := json.Unmarshal(body, &oerr) == nil
+	if isJSON && oerr.Error != nil {
+		code, _ := oerr.Error.(string)
+		if code == "" {
+			code = "unknown_error"
+		}
+		return nil, &RetrieveError{
+			StatusCode:  resp.StatusCode,
+			ErrorCode:   sanitize(code, 64),
+			Description: sanitize(oerr.Description, 120),
+			RetryAfter:  parseRetryAfter(resp.Header.Get("Retry-After")),
+		}
+	}
+	if resp.StatusCode != http.StatusOK {
+		reason := "not an OAuth error answer"
+		if !isJSON {
+			reason = "answer is not JSON"
+		}
+		return nil, &RetrieveError{StatusCode: resp.StatusCode, Reason: reason, RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"))}
+	}
+	if !isJSON {
+		return nil, &RetrieveError{StatusCode: resp.StatusCode, Reason: "answer is not JSON"}
+	}
+	set, err := ParseTokenSet(body)
+	if err != nil {
+		return nil, &RetrieveError{StatusCode: resp.StatusCode, Reason: "answer is not a usable token set: " + strings.TrimPrefix(err.Error(), ErrInvalidTokenSet.Error()+": ")}
+	}
+	return set, nil
+}
+
+// parseRetryAfter reads a Retry-After header in seconds or as an HTTP date.
+func parseRetryAfter(v string) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && n >= 0 {
+		return time.Duration(min(n, 86400)) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		if d := time.Until(t); d > 0 {
+			return d
+		}
+	}
+	return 0
+}

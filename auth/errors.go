@@ -1,0 +1,125 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Errors callers branch on. Every error this package returns that is one of
+// these wraps it, so errors.Is works.
+var (
+	// ErrInvalidGrant: the token endpoint refused the refresh token or the
+	// authorization code (RFC 6749 §5.2 invalid_grant): spent, expired or
+	// revoked. Only a new login helps.
+	ErrInvalidGrant = errors.New("invalid_grant")
+	// ErrServer: the account server answered with 5xx or 429, or with
+	// something that is not a token endpoint answer. Retrying later may help.
+	ErrServer = errors.New("account server error")
+	// ErrNetwork: no answer arrived (connection refused or reset, DNS, TLS).
+	ErrNetwork = errors.New("network error")
+	// ErrInvalidCredentials: the login form came back after posting the
+	// email and password.
+	ErrInvalidCredentials = errors.New("invalid email or password")
+	// ErrInvalidTOTP: the TOTP form came back after posting the code.
+	ErrInvalidTOTP = errors.New("invalid TOTP code")
+	// ErrPasswordLoginUnavailable: the login page has no password form (an
+	// account that signs in with Google or a passkey, or a changed page).
+	ErrPasswordLoginUnavailable = errors.New("the account page offers no password login")
+	// ErrCSRF: the server refused a form post as a CSRF failure (403).
+	ErrCSRF = errors.New("the account server refused the form (CSRF check failed)")
+	// ErrUnexpectedPage: a page that is neither a login form, a TOTP form
+	// nor a redirect to the redirect URI.
+	ErrUnexpectedPage = errors.New("unexpected answer from the account server")
+	// ErrStateMismatch: the state returned to the redirect URI is not the
+	// one sent (RFC 6749 §10.12).
+	ErrStateMismatch = errors.New("state returned by the account server does not match")
+	// ErrTooManyRedirects: the server kept redirecting.
+	ErrTooManyRedirects = errors.New("too many redirects from the account server")
+	// ErrRefreshTokenExpired: the refresh token has expired (checked
+	// locally, without a request).
+	ErrRefreshTokenExpired = errors.New("refresh token expired")
+	// ErrNoRefreshToken: the set has no refresh token to refresh with.
+	ErrNoRefreshToken = errors.New("no refresh token")
+)
+
+// RetrieveError is an error answer of the token endpoint (RFC 6749 §5.2), or
+// an answer that could not be read as one. It never holds the raw body.
+type RetrieveError struct {
+	StatusCode  int    // HTTP status
+	ErrorCode   string // RFC 6749 error code, such as "invalid_grant"; empty if none
+	Description string // error_description, sanitized and shortened
+	RetryAfter  time.Duration
+	Reason      string // why the answer was not usable, when ErrorCode is empty
+}
+
+func (e *RetrieveError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "token endpoint answered %d", e.StatusCode)
+	if e.ErrorCode != "" {
+		b.WriteString(" ")
+		b.WriteString(e.ErrorCode)
+	}
+	if e.Description != "" {
+		b.WriteString(": ")
+		b.WriteString(e.Description)
+	}
+	if e.Reason != "" {
+		b.WriteString(" (")
+		b.WriteString(e.Reason)
+		b.WriteString(")")
+	}
+	return b.String()
+}
+
+// Is makes errors.Is(err, ErrInvalidGrant) and errors.Is(err, ErrServer)
+// work on a RetrieveError.
+func (e *RetrieveError) Is(target error) bool {
+	switch target {
+	case ErrInvalidGrant:
+		return e.ErrorCode == "invalid_grant"
+	case ErrServer:
+		return e.Temporary() || (e.ErrorCode == "" && e.StatusCode != 0)
+	}
+	return false
+}
+
+// Temporary reports whether the same request may succeed later: 5xx and 429.
+func (e *RetrieveError) Temporary() bool {
+	return e.StatusCode >= 500 || e.StatusCode == 429
+}
+
+// sanitize keeps printable ASCII of a server-provided text and shortens it,
+// so that a hostile server cannot inject terminal escapes or walls of text.
+func sanitize(s string, n int) string {
+	var b strings.Builder
+	for _, r := range s {
+		if b.Len() >= n {
+			b.WriteString("…")
+			break
+		}
+		if r >= 0x20 && r < 0x7f {
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+// netError wraps a transport error as ErrNetwork, keeping its cause but not
+// the URL (which may carry a state or a code).
+func netError(op string, u *url.URL, err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	var ne net.Error
+	if errors.Is(err, context.Canceled) || (errors.As(err, &ne) && ne.Timeout()) {
+		// context deadline or a transport timeout: keep it recognisable.
+		return fmt.Errorf("%s %s: %w", op, u.Host, err)
+	}
+	return fmt.Errorf("%w: %s %s: %w", ErrNetwork, op, u.Host, err)
+}

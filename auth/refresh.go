@@ -1,0 +1,39 @@
+package auth
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+)
+
+// Refresh exchanges the set's refresh token for a new token set (RFC 6749
+// §6) and returns it merged into set: a refresh or id token that the answer
+// lacks is kept. Refresh tokens rotate on every use, so the caller must save
+// the result before using it.
+//
+// An expired or missing refresh token fails here without a request
+// (ErrRefreshTokenExpired, ErrNoRefreshToken). The errors of the request are
+// ErrInvalidGrant, ErrServer (5xx, 429, an unusable answer), ErrNetwork,
+// context.DeadlineExceeded, or another *RetrieveError.
+func (c *Client) Refresh(ctx context.Context, set TokenSet) (TokenSet, error) {
+	if set.RefreshToken == "" {
+		return TokenSet{}, ErrNoRefreshToken
+	}
+	rc, err := ParseJWT(set.RefreshToken)
+	if err != nil {
+		return TokenSet{}, fmt.Errorf("refresh token: %w", err)
+	}
+	if !ValidFor(rc.Expiry.Time, c.now(), 0) {
+		return TokenSet{}, ErrRefreshTokenExpired
+	}
+	form := url.Values{
+		"grant_type":    {"refresh_token"},
+		"client_id":     {c.ClientID},
+		"refresh_token": {set.RefreshToken},
+	}
+	answer, err := c.postToken(ctx, form)
+	if err != nil {
+		return TokenSet{}, fmt.Errorf("refresh: %w", err)
+	}
+	return set.Merge(*answer), nil
+}

@@ -1,0 +1,191 @@
+package auth
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+// makeJWT builds an unsigned-looking JWT with the given claims JSON.
+func makeJWT(header, claims string) string {
+	enc := base64.RawURLEncoding.EncodeToString
+	return enc([]byte(header)) + "." + enc([]byte(claims)) + "." + enc([]byte("CANARY-signature-0123456789"))
+}
+
+const rs256 = `{"alg":"RS256","kid":"k1","typ":"JWT"}`
+
+func TestParseJWT(t *testing.T) {
+	tests := []struct {
+		name    string
+		token   string
+		sub     string
+		exp     time.Time
+		wantErr string
+	}{
+		{"string sub, int exp", makeJWT(rs256, `{"jti":"a1","sub":"1530681","exp":1795733862,"sid":"s","type":"access","connect_id":"42"}`), "1530681", time.Unix(1795733862, 0), ""},
+		{"number sub", makeJWT(rs256, `{"sub":1530681,"exp":1795733862}`), "1530681", time.Unix(1795733862, 0), ""},
+		{"float exp", makeJWT(rs256, `{"sub":"1","exp":1795733862.25}`), "1", time.Unix(1795733862, 250e6), ""},
+		{"exponent exp", makeJWT(rs256, `{"sub":"1","exp":1.7e9}`), "1", time.Unix(1700000000, 0), ""},
+		{"payload with - and _ (base64url, not std)", makeJWT(rs256, `{"sub":"1","exp":1795733862,"x":"??>>~~"}`), "1", time.Unix(1795733862, 0), ""},
+		{"no exp", makeJWT(rs256, `{"sub":"1"}`), "", time.Time{}, "no exp claim"},
+		{"exp string", makeJWT(rs256, `{"sub":"1","exp":"1795733862"}`), "", time.Time{}, "wrong type"},
+		{"exp negative", makeJWT(rs256, `{"sub":"1","exp":-5}`), "", time.Time{}, "wrong type"},
+		{"exp huge", makeJWT(rs256, `{"sub":"1","exp":1e300}`), "", time.Time{}, "wrong type"},
+		{"sub object", makeJWT(rs256, `{"sub":{},"exp":1}`), "", time.Time{}, "wrong type"},
+		{"two parts", "abc.def", "", time.Time{}, "2 dot-separated parts"},
+		{"empty", "", "", time.Time{}, "1 dot-separated parts"},
+		{"bad base64 claims", strings.Split(makeJWT(rs256, "{}"), ".")[0] + ".!!!.sig", "", time.Time{}, "claims is not base64url"},
+		{"std base64 padding", base64.StdEncoding.EncodeToString([]byte(rs256)) + ".e30=.c2ln", "", time.Time{}, "header is not base64url"},
+		{"claims not JSON", makeJWT(rs256, `not json`), "", time.Time{}, "claims is not a JSON object"},
+		{"claims array", makeJWT(rs256, `[1]`), "", time.Time{}, "claims is not a JSON object"},
+		{"no alg", makeJWT(`{"typ":"JWT"}`, `{"exp":1}`), "", time.Time{}, "header has no alg"},
+		{"unknown alg", makeJWT(`{"alg":"XX1"}`, `{"exp":1}`), "", time.Time{}, "unknown alg"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := ParseJWT(tt.token)
+			if tt.wantErr != "" {
+				if err == nil || !errors.Is(err, ErrMalformedJWT) || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want ErrMalformedJWT containing %q", err, tt.wantErr)
+				}
+				for _, part := range strings.Split(tt.token, ".") {
+					if len(part) > 3 && strings.Contains(err.Error(), part) {
+						t.Fatalf("error %q quotes a part of the token", err)
+					}
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("ParseJWT: %v", err)
+			}
+			if string(c.Subject) != tt.sub || !c.Expiry.Time.Equal(tt.exp) {
+				t.Fatalf("sub=%q exp=%v, want %q %v", c.Subject, c.Expiry.Time, tt.sub, tt.exp)
+			}
+		})
+	}
+}
+
+func TestExpiryUnixIsFloor(t *testing.T) {
+	c, err := ParseJWT(makeJWT(rs256, `{"exp":1795733862.999}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Expiry.Unix(); got != 1795733862 {
+		t.Fatalf("Unix() = %d, want the floor 1795733862", got)
+	}
+}
+
+func TestIdentityClaims(t *testing.T) {
+	c, err := ParseJWT(makeJWT(rs256, `{"jti":"j","sub":"7","exp":2,"aud":"client","iss":"https://account.prusa3d.com","user":{"id":7,"email":"a@b.c","first_name":"A","avatar":"x","custom_data":{"k":[1,2]}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.User == nil || c.User.Email != "a@b.c" || c.User.ID != "7" || len(c.Audience) != 1 || c.Audience[0] != "client" || c.Issuer != "https://account.prusa3d.com" {
+		t.Fatalf("claims = %+v", c)
+	}
+}
+
+func TestValidFor(t *testing.T) {
+	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	margin := 60 * time.Second
+	tests := []struct {
+		name string
+		exp  time.Time
+		want bool
+	}{
+		{"expires exactly at the margin", now.Add(margin), false},
+		{"1ns beyond the margin", now.Add(margin + time.Nanosecond), true},
+		{"1ns inside the margin", now.Add(margin - time.Nanosecond), false},
+		{"already expired", now.Add(-time.Second), false},
+		{"far future", now.Add(2 * time.Hour), true},
+	}
+	for _, tt := range tests {
+		if got := ValidFor(tt.exp, now, margin); got != tt.want {
+			t.Errorf("%s: ValidFor = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+	if !ValidFor(now.Add(time.Nanosecond), now, 0) || ValidFor(now, now, 0) {
+		t.Error("zero margin: valid until the instant of expiry, not at it")
+	}
+}
+
+func TestTokenSetRoundTrip(t *testing.T) {
+	access := makeJWT(rs256, `{"sub":"1530681","exp":1795733862,"sid":"s1"}`)
+	refresh := makeJWT(rs256, `{"sub":"1530681","exp":1798325862,"sid":"s1"}`)
+	in := `{"zeta": [1, 2], "access_token": "` + access + `", "expires_in": 7200, "token_type": "Bearer", "scope": "basic_info connect", "refresh_token": "` + refresh + `", "shared_session_key": "s1", "alpha": {"b": 1}}`
+	set, err := ParseTokenSet([]byte(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := json.Marshal(set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"access_token":"` + access + `","refresh_token":"` + refresh + `","expires_in":7200,"token_type":"Bearer","scope":"basic_info connect","shared_session_key":"s1","alpha":{"b":1},"zeta":[1,2]}`
+	if string(out) != want {
+		t.Fatalf("marshal:\n got %s\nwant %s", out, want)
+	}
+	again, err := ParseTokenSet(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out2, _ := json.Marshal(again)
+	if string(out2) != string(out) {
+		t.Fatalf("second round trip differs:\n%s\n%s", out, out2)
+	}
+}
+
+func TestTokenSetInvalid(t *testing.T) {
+	access := makeJWT(rs256, `{"sub":"1","exp":1795733862}`)
+	other := makeJWT(rs256, `{"sub":"2","exp":1795733862}`)
+	tests := []struct{ name, body, want string }{
+		{"null", `null`, "not a JSON object"},
+		{"array", `[]`, "not a JSON object"},
+		{"garbage", `{"access_token":`, "not a JSON object"},
+		{"empty", ``, "not a JSON object"},
+		{"no access token", `{"refresh_token":"` + access + `"}`, "no access_token"},
+		{"access not a string", `{"access_token":5}`, "access_token is not a string"},
+		{"expires_in a string", `{"access_token":"` + access + `","expires_in":"7200"}`, "expires_in is not a number"},
+		{"access malformed", `{"access_token":"abc"}`, "access_token: malformed JWT"},
+		{"refresh of another user", `{"access_token":"` + access + `","refresh_token":"` + other + `"}`, "another user"},
+		{"id malformed", `{"access_token":"` + access + `","id_token":"a.b.c"}`, "id_token: malformed JWT"},
+		{"invalid UTF-8", "{\"access_token\":\"\xff\"}", "UTF-8"},
+	}
+	for _, tt := range tests {
+		_, err := ParseTokenSet([]byte(tt.body))
+		if err == nil || !errors.Is(err, ErrInvalidTokenSet) || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: err = %v, want ErrInvalidTokenSet containing %q", tt.name, err, tt.want)
+		}
+		if err != nil && strings.Contains(err.Error(), access) {
+			t.Errorf("%s: error quotes the token", tt.name)
+		}
+	}
+}
+
+func TestMergeKeepsWhatTheAnswerLacks(t *testing.T) {
+	old := TokenSet{AccessToken: "a1", RefreshToken: "r1", IDToken: "i1", Scope: "s", Extra: map[string]json.RawMessage{"x": []byte("1")}}
+	got := old.Merge(TokenSet{AccessToken: "a2", ExpiresIn: "7200"})
+	if got.AccessToken != "a2" || got.RefreshToken != "r1" || got.IDToken != "i1" || got.ExpiresIn != "7200" || string(got.Extra["x"]) != "1" {
+		t.Fatalf("merge = %#v", got)
+	}
+	got = old.Merge(TokenSet{AccessToken: "a3", RefreshToken: "r3"})
+	if got.RefreshToken != "r3" || got.IDToken != "i1" {
+		t.Fatalf("merge with a new refresh token = %+v", got)
+	}
+}
+
+func TestTokenSetRedacts(t *testing.T) {
+	access := makeJWT(rs256, `{"sub":"1","exp":1795733862,"jti":"J1"}`)
+	set := TokenSet{AccessToken: access, RefreshToken: "garbage-CANARY"}
+	for _, s := range []string{set.String(), set.GoString()} {
+		if strings.Contains(s, "CANARY") || strings.Contains(s, strings.Split(access, ".")[1]) {
+			t.Fatalf("String leaks a secret: %s", s)
+		}
+		if !strings.Contains(s, "sub=1") || !strings.Contains(s, "jti=J1") {
+			t.Fatalf("String = %s, want the claims", s)
+		}
+	}
+}
