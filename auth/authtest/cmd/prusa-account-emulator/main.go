@@ -23,9 +23,9 @@ type users []authtest.User
 
 func (u *users) String() string { return fmt.Sprint(len(*u), " users") }
 
-// Set parses EMAIL:PASSWORD[:TOTPSECRET]. The password may contain colons
-// when a TOTP secret follows it; without a secret, everything after the
-// first colon is the password.
+// Set parses EMAIL:PASSWORD[:TOTPSECRET]. With two colons or more, what
+// follows the last one is the TOTP secret; a password may hold colons only
+// when a secret follows it.
 func (u *users) Set(v string) error {
 	email, rest, ok := strings.Cut(v, ":")
 	if !ok || email == "" || rest == "" {

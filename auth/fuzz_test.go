@@ -1,0 +1,80 @@
+package auth
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+func FuzzParseJWT(f *testing.F) {
+	f.Add(makeJWT(rs256, `{"jti":"a","sub":"1530681","exp":1795733862,"sid":"s","app":"connect","type":"access","connect_id":"1"}`))
+	f.Add(makeJWT(rs256, `{"sub":1530681,"exp":1795733862.5,"user":{"id":1,"email":"a@b.c"}}`))
+	f.Add(makeJWT(rs256, `{"exp":1e300}`))
+	f.Add(makeJWT(`{"alg":"none"}`, `{}`))
+	f.Add("a.b.c")
+	f.Add("..")
+	f.Add("")
+	f.Fuzz(func(t *testing.T, token string) {
+		c, err := ParseJWT(token)
+		if err != nil {
+			if c != nil {
+				t.Fatal("claims with an error")
+			}
+			if len(token) > 12 && strings.Contains(err.Error(), token) {
+				t.Fatal("error quotes the token")
+			}
+			return
+		}
+		if !c.Expiry.Set || c.Expiry.Time.Unix() < 0 {
+			t.Fatalf("accepted a token without a sane exp: %v", c.Expiry)
+		}
+		_ = Describe(token)
+	})
+}
+
+func FuzzTokenSet(f *testing.F) {
+	a := makeJWT(rs256, `{"sub":"1","exp":1795733862}`)
+	f.Add([]byte(`{"access_token":"` + a + `","refresh_token":"` + a + `","expires_in":7200,"x":[1,{"y":null}]}`))
+	f.Add([]byte(`{"access_token":"` + a + `","expires_in":7200.5,"token_type":"Bearer","scope":"basic_info"}`))
+	f.Add([]byte(`{"access_token":5}`))
+	f.Add([]byte(`null`))
+	f.Add([]byte("{\"access_token\":\"\xff\"}"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var s TokenSet
+		if err := json.Unmarshal(b, &s); err != nil {
+			return
+		}
+		out, err := json.Marshal(s)
+		if err != nil {
+			t.Fatalf("marshal of a parsed set: %v", err)
+		}
+		var again TokenSet
+		if err := json.Unmarshal(out, &again); err != nil {
+			t.Fatalf("re-parse of %s: %v", out, err)
+		}
+		out2, _ := json.Marshal(again)
+		if !bytes.Equal(out, out2) {
+			t.Fatalf("round trip not stable:\n%s\n%s", out, out2)
+		}
+		_ = s.Validate()
+	})
+}
+
+func FuzzParseForms(f *testing.F) {
+	f.Add(`<form id="recaptcha_form" method="post"><input type="hidden" name="csrfmiddlewaretoken" value="x"><input type="hidden" name="next" value="/o/authorize/?a=b&amp;c=d"><input type="email" name="email"><input type="password" name="password"></form>`)
+	f.Add(`<form method=post><input name=otp_token autocomplete=one-time-code><textarea name=t>hi</textarea><select name=s><option value=1><option value=2 selected></select></form>`)
+	f.Add(`<form><form><input name=a></form></form><input name=outside>`)
+	f.Add(`<div><div><div><form action="/x"><input type=checkbox name=c checked>`)
+	f.Fuzz(func(t *testing.T, page string) {
+		forms, err := ParseForms(strings.NewReader(page))
+		if err != nil && err != errTooManyFields {
+			t.Fatalf("ParseForms: %v", err)
+		}
+		for i := range forms {
+			_ = forms[i].Values()
+			_ = forms[i].HasPassword()
+			_ = forms[i].IsTOTP()
+		}
+	})
+}

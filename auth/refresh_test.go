@@ -1,0 +1,168 @@
+package auth_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/prusa-credential-helper/prusa-credential-helper/auth"
+	"github.com/prusa-credential-helper/prusa-credential-helper/auth/authtest"
+)
+
+func TestRefreshRotates(t *testing.T) {
+	srv := authtest.NewServer(authtest.Options{Users: users()})
+	defer srv.Close()
+	c := newClient(srv, nil)
+	old := srv.Mint(canaryEmail, -time.Minute)
+	got, err := c.Refresh(context.Background(), old)
+	if err != nil {
+		t.Fatalf("Refresh: %v", err)
+	}
+	if got.AccessToken == old.AccessToken || got.RefreshToken == old.RefreshToken {
+		t.Fatal("refresh did not rotate the tokens")
+	}
+	if !srv.ValidAccessToken(got.AccessToken) || !srv.ValidRefreshToken(got.RefreshToken) || srv.ValidRefreshToken(old.RefreshToken) {
+		t.Fatal("server state after rotation is wrong")
+	}
+	if got.SharedSessionKey != old.SharedSessionKey {
+		t.Fatal("the session changed on refresh")
+	}
+	// The spent refresh token is refused at once.
+	_, err = c.Refresh(context.Background(), old)
+	if !errors.Is(err, auth.ErrInvalidGrant) || errors.Is(err, auth.ErrServer) {
+		t.Fatalf("replay: err = %v, want ErrInvalidGrant only", err)
+	}
+	if n := srv.Count(authtest.KindTokenRefresh); n != 2 {
+		t.Fatalf("%d refresh requests, want 2", n)
+	}
+}
+
+func TestRefreshKeepsTokensTheAnswerLacks(t *testing.T) {
+	srv := authtest.NewServer(authtest.Options{Users: users(), NoRotation: true, OmitIDOnRefresh: true})
+	defer srv.Close()
+	old := srv.Mint(canaryEmail, -time.Minute)
+	got, err := newClient(srv, nil).Refresh(context.Background(), old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.AccessToken == old.AccessToken || got.RefreshToken != old.RefreshToken || got.IDToken != old.IDToken {
+		t.Fatal("merge lost the refresh or id token the answer lacked")
+	}
+}
+
+func TestRefreshWithoutRequest(t *testing.T) {
+	srv := authtest.NewServer(authtest.Options{Users: users(), RefreshTTL: time.Second})
+	defer srv.Close()
+	c := newClient(srv, nil)
+	set := srv.Mint(canaryEmail, 0)
+	c.Now = func() time.Time { return time.Now().Add(time.Hour) }
+	if _, err := c.Refresh(context.Background(), set); !errors.Is(err, auth.ErrRefreshTokenExpired) {
+		t.Fatalf("expired refresh token: %v", err)
+	}
+	set.RefreshToken = ""
+	if _, err := c.Refresh(context.Background(), set); !errors.Is(err, auth.ErrNoRefreshToken) {
+		t.Fatalf("no refresh token: %v", err)
+	}
+	if n := srv.Count(authtest.KindTokenRefresh); n != 0 {
+		t.Fatalf("%d requests, want none", n)
+	}
+}
+
+// TestRefreshFaults: each fault of the token endpoint gives its own error
+// class, retries only where the request may be repeated, and never puts a
+// token or the body in the error.
+func TestRefreshFaults(t *testing.T) {
+	retryAfter := func(v string) http.Header { return http.Header{"Retry-After": {v}} }
+	tests := []struct {
+		name     string
+		faults   []authtest.Fault
+		want     error // nil: success
+		notWant  error
+		requests int
+	}{
+		{"500 is not retried", []authtest.Fault{{Status: 500, Body: "CANARY-body"}}, auth.ErrServer, auth.ErrInvalidGrant, 1},
+		{"503 then success", []authtest.Fault{{Status: 503}}, nil, nil, 2},
+		{"502 twice", []authtest.Fault{{Status: 502}, {Status: 502}}, auth.ErrServer, nil, 2},
+		{"504 then success", []authtest.Fault{{Status: 504}}, nil, nil, 2},
+		{"429 with Retry-After 1", []authtest.Fault{{Status: 429, Header: retryAfter("1")}}, nil, nil, 2},
+		{"503 with Retry-After 60 is not waited for", []authtest.Fault{{Status: 503, Header: retryAfter("60")}}, auth.ErrServer, nil, 1},
+		{"reset before the answer, then success", []authtest.Fault{{Reset: true}}, nil, nil, 2},
+		{"reset twice", []authtest.Fault{{Reset: true}, {Reset: true}}, auth.ErrNetwork, nil, 2},
+		{"reset mid-answer is not retried", []authtest.Fault{{ResetMidBody: true, AfterProcessing: true}}, auth.ErrNetwork, nil, 1},
+		{"200 with HTML", []authtest.Fault{{Status: 200, Body: "<html>CANARY-body</html>"}}, auth.ErrServer, nil, 1},
+		{"200 with truncated JSON", []authtest.Fault{{Status: 200, Body: `{"access_token": "ey`}}, auth.ErrServer, nil, 1},
+		{"200 carrying error", []authtest.Fault{{Status: 200, Body: `{"error": "invalid_grant"}`}}, auth.ErrInvalidGrant, nil, 1},
+		{"200 with a malformed access token", []authtest.Fault{{Status: 200, Body: `{"access_token": "CANARY.x.y"}`}}, auth.ErrServer, nil, 1},
+		{"invalid_grant", []authtest.Fault{{Status: 400, Body: `{"error": "invalid_grant"}`}}, auth.ErrInvalidGrant, auth.ErrServer, 1},
+		{"invalid_client", []authtest.Fault{{Status: 401, Body: `{"error": "invalid_client"}`}}, nil, nil, 1},
+		{"400 with HTML", []authtest.Fault{{Status: 400, Body: "<h1>Bad Request</h1>"}}, auth.ErrServer, nil, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := authtest.NewServer(authtest.Options{Users: users()})
+			defer srv.Close()
+			log := &logSink{}
+			c := newClient(srv, log)
+			old := srv.Mint(canaryEmail, -time.Minute)
+			srv.FailToken(tt.faults...)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			got, err := c.Refresh(ctx, old)
+			if n := srv.Count(authtest.KindTokenRefresh); n != tt.requests {
+				t.Errorf("%d requests, want %d", n, tt.requests)
+			}
+			secrets := []string{old.AccessToken, old.RefreshToken, old.IDToken, got.AccessToken, got.RefreshToken, "CANARY"}
+			assertNoSecrets(t, "debug log", log.String(), secrets...)
+			if tt.want == nil && tt.name != "invalid_client" {
+				if err != nil {
+					t.Fatalf("err = %v, want success", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("err = nil")
+			}
+			assertNoSecrets(t, "error", err.Error(), secrets...)
+			if tt.name == "invalid_client" {
+				var re *auth.RetrieveError
+				if !errors.As(err, &re) || re.ErrorCode != "invalid_client" || re.StatusCode != 401 || errors.Is(err, auth.ErrServer) || errors.Is(err, auth.ErrInvalidGrant) {
+					t.Fatalf("err = %v, want a RetrieveError invalid_client", err)
+				}
+				return
+			}
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("err = %v, want %v", err, tt.want)
+			}
+			if tt.notWant != nil && errors.Is(err, tt.notWant) {
+				t.Fatalf("err = %v, is also %v", err, tt.notWant)
+			}
+		})
+	}
+}
+
+func TestRefreshTimeout(t *testing.T) {
+	srv := authtest.NewServer(authtest.Options{Users: users()})
+	defer srv.Close()
+	srv.FailToken(authtest.Fault{Hang: true})
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	_, err := newClient(srv, nil).Refresh(ctx, srv.Mint(canaryEmail, -time.Minute))
+	if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, auth.ErrNetwork) {
+		t.Fatalf("err = %v, want context.DeadlineExceeded", err)
+	}
+}
+
+func TestTokenEndpointRefusesGET(t *testing.T) {
+	srv := authtest.NewServer(authtest.Options{})
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/o/token/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 405 || resp.Header.Get("Allow") != "POST" {
+		t.Fatalf("GET /o/token/: %d Allow=%q", resp.StatusCode, resp.Header.Get("Allow"))
+	}
+}
