@@ -34,7 +34,9 @@ type LoginInput struct {
 	TOTP func(ctx context.Context, attempt int) (string, error)
 }
 
-func (in LoginInput) String() string   { return fmt.Sprintf("auth.LoginInput{Email: %q, Password: <redacted>}", in.Email) }
+func (in LoginInput) String() string {
+	return fmt.Sprintf("auth.LoginInput{Email: %q, Password: <redacted>}", in.Email)
+}
 func (in LoginInput) GoString() string { return in.String() }
 
 // Login logs in with an email, a password and, where the account asks for

@@ -254,7 +254,12 @@ func TestLoginTOTPStepReuse(t *testing.T) {
 	var mu sync.Mutex
 	now := time.Date(2026, 11, 26, 12, 0, 5, 0, time.UTC)
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	sleep := func(_ context.Context, d time.Duration) error { mu.Lock(); defer mu.Unlock(); now = now.Add(d); return nil }
+	sleep := func(_ context.Context, d time.Duration) error {
+		mu.Lock()
+		defer mu.Unlock()
+		now = now.Add(d)
+		return nil
+	}
 	srv := authtest.NewServer(authtest.Options{Users: users(), Now: clock})
 	defer srv.Close()
 	c := newClient(srv, nil)

@@ -31,16 +31,16 @@ const maxExp = 1e11
 // and identity tokens share jti, sub and exp; the others are set where the
 // token type carries them.
 type Claims struct {
-	ID        FlexString `json:"jti"`
-	Subject   FlexString `json:"sub"`
-	Expiry    Expiry     `json:"exp"`
-	SessionID string     `json:"sid"`
-	App       string     `json:"app"`
-	Type      string     `json:"type"`
-	ConnectID FlexString `json:"connect_id"`
+	ID        FlexString       `json:"jti"`
+	Subject   FlexString       `json:"sub"`
+	Expiry    Expiry           `json:"exp"`
+	SessionID string           `json:"sid"`
+	App       string           `json:"app"`
+	Type      string           `json:"type"`
+	ConnectID FlexString       `json:"connect_id"`
 	Audience  jwt.ClaimStrings `json:"-"`
-	Issuer    string `json:"iss"`
-	User      *User  `json:"user"`
+	Issuer    string           `json:"iss"`
+	User      *User            `json:"user"`
 }
 
 // User is the part of the identity token's "user" claim that the helper uses.

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Runs a command with a private D-Bus session bus and an unlocked
+# gnome-keyring (a real Secret Service), then tears both down.
+# Without gnome-keyring-daemon and dbus-daemon, it runs the command as it is
+# (the keyring tests then skip, except under CI=true where they fail).
+# Recipe and pitfalls: shared/KEYRING-HEADLESS.md.
+set -euo pipefail
+
+if ! command -v gnome-keyring-daemon >/dev/null || ! command -v dbus-daemon >/dev/null; then
+	echo "with-keyring: gnome-keyring-daemon or dbus-daemon missing; running without a Secret Service" >&2
+	exec "$@"
+fi
+
+home=$(mktemp -d)
+bus_pid=
+cleanup() {
+	[ -n "$bus_pid" ] && kill "$bus_pid" 2>/dev/null || true
+	pkill -u "$(id -u)" -f "gnome-keyring-daemon.*--control-directory=$home" 2>/dev/null || true
+	rm -rf "$home"
+}
+trap cleanup EXIT
+
+# A fresh HOME for the keyring, so no old login.keyring with another password
+# makes lookups prompt.
+bus=$(HOME=$home dbus-daemon --session --fork --print-address=1 --print-pid=1)
+bus_pid=$(sed -n 2p <<<"$bus")
+export DBUS_SESSION_BUS_ADDRESS=$(sed -n 1p <<<"$bus")
+mkdir -p "$home/.cache" "$home/keyring"
+eval "$(printf 'ci-keyring-password' | HOME=$home XDG_RUNTIME_DIR=$home gnome-keyring-daemon --unlock --components=secrets --control-directory="$home/keyring" 2>/dev/null)"
+export GNOME_KEYRING_CONTROL
+
+# --unlock returns before the daemon owns the bus name: wait for it, or a
+# client that calls too early starts a second, password-less daemon.
+for _ in $(seq 1 500); do
+	if dbus-send --session --print-reply --dest=org.freedesktop.DBus /org/freedesktop/DBus \
+		org.freedesktop.DBus.NameHasOwner string:org.freedesktop.secrets 2>/dev/null | grep -q 'boolean true'; then
+		break
+	fi
+	sleep 0.01
+done
+export PRUSA_TEST_SECRET_SERVICE=1
+"$@"
