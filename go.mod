@@ -6,3 +6,13 @@ require (
 	github.com/golang-jwt/jwt/v5 v5.3.1
 	golang.org/x/net v0.62.0
 )
+
+require (
+	github.com/adrg/xdg v0.5.3 // indirect
+	github.com/danieljoos/wincred v1.2.3 // indirect
+	github.com/godbus/dbus/v5 v5.2.2 // indirect
+	github.com/gofrs/flock v0.13.2 // indirect
+	github.com/zalando/go-keyring v0.2.8 // indirect
+	golang.org/x/sys v0.50.0 // indirect
+	golang.org/x/term v0.48.0 // indirect
+)

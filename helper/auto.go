@@ -1,0 +1,143 @@
+package helper
+
+import (
+	"context"
+	"errors"
+
+	"github.com/prusa-credential-helper/prusa-credential-helper/auth"
+)
+
+// AutoStore is the "auto" store: the keyring where one answers, else the
+// file. Keyring is nil where there is no session bus: it is then not even
+// tried.
+type AutoStore struct {
+	Keyring *KeyringStore
+	File    *FileStore
+	// Fallback, after a Set, holds why the set went to the file store
+	// instead of the keyring ("" when it did not).
+	Fallback string
+	// Where, after a Get or Set, names the store that answered.
+	Where string
+}
+
+// Name is "keyring" or "file": where the last Get found or Set put the set,
+// else where a Set would go first.
+func (a *AutoStore) Name() string {
+	if a.Where != "" {
+		return a.Where
+	}
+	if a.Keyring != nil {
+		return "keyring"
+	}
+	return "file"
+}
+
+// GetAccess reads the access token alone, from the keyring first, then the
+// file: the fast path.
+func (a *AutoStore) GetAccess(ctx context.Context, profile string) (string, error) {
+	if a.Keyring != nil {
+		tok, err := a.Keyring.GetAccess(ctx, profile)
+		if err == nil {
+			a.Where = "keyring"
+			return tok, nil
+		}
+		if !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrUnavailable) {
+			return "", err
+		}
+	}
+	set, err := a.File.Get(ctx, profile)
+	if err != nil {
+		return "", err
+	}
+	a.Where = "file"
+	return set.AccessToken, nil
+}
+
+// Get reads both stores and returns the set whose access token expires
+// last: a set saved to the file while the keyring did not answer beats an
+// older one left in the keyring.
+func (a *AutoStore) Get(ctx context.Context, profile string) (*auth.TokenSet, error) {
+	var fromKeyring *auth.TokenSet
+	if a.Keyring != nil {
+		set, err := a.Keyring.Get(ctx, profile)
+		switch {
+		case err == nil:
+			fromKeyring = set
+		case errors.Is(err, ErrNotFound), errors.Is(err, ErrUnavailable):
+		default:
+			return nil, err
+		}
+	}
+	fromFile, err := a.File.Get(ctx, profile)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		if fromKeyring == nil {
+			return nil, err
+		}
+		fromFile = nil
+	}
+	switch {
+	case fromKeyring == nil && fromFile == nil:
+		return nil, ErrNotFound
+	case fromFile == nil || (fromKeyring != nil && !expiresLater(fromFile, fromKeyring)):
+		a.Where = "keyring"
+		return fromKeyring, nil
+	default:
+		a.Where = "file"
+		return fromFile, nil
+	}
+}
+
+// expiresLater reports whether a's access token expires after b's.
+func expiresLater(a, b *auth.TokenSet) bool {
+	ca, err1 := auth.ParseJWT(a.AccessToken)
+	cb, err2 := auth.ParseJWT(b.AccessToken)
+	return err1 == nil && err2 == nil && ca.Expiry.Time.After(cb.Expiry.Time)
+}
+
+// Set saves to the keyring and removes any file copy; where the keyring
+// does not answer, it saves to the file and says why in Fallback.
+func (a *AutoStore) Set(ctx context.Context, profile string, set *auth.TokenSet) error {
+	a.Fallback = "no D-Bus session bus"
+	if a.Keyring != nil {
+		err := a.Keyring.Set(ctx, profile, set)
+		if err == nil {
+			a.Fallback, a.Where = "", "keyring"
+			if derr := a.File.Delete(ctx, profile); derr != nil && !errors.Is(derr, ErrNotFound) {
+				return derr
+			}
+			return nil
+		}
+		if !errors.Is(err, ErrUnavailable) {
+			return err
+		}
+		a.Fallback = err.Error()
+	}
+	if err := a.File.Set(ctx, profile, set); err != nil {
+		return err
+	}
+	a.Where = "file"
+	return nil
+}
+
+// Delete removes the profile from both stores.
+func (a *AutoStore) Delete(ctx context.Context, profile string) error {
+	found := false
+	if a.Keyring != nil {
+		err := a.Keyring.Delete(ctx, profile)
+		if err == nil {
+			found = true
+		} else if !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrUnavailable) {
+			return err
+		}
+	}
+	err := a.File.Delete(ctx, profile)
+	if err == nil {
+		found = true
+	} else if !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	if !found {
+		return ErrNotFound
+	}
+	return nil
+}

@@ -1,0 +1,50 @@
+package helper
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/prusa-credential-helper/prusa-credential-helper/auth"
+)
+
+// Environment variables that carry tokens, in the Python SDK's order.
+const (
+	EnvTokensJSON = "PRUSA_TOKENS_JSON" // a full token set
+	EnvToken      = "PRUSA_TOKEN"       // a bare access token; cannot be refreshed
+)
+
+// ErrInvalidEnv is returned (wrapped) for a token variable that is set but
+// does not hold what it should. It is never silently skipped.
+var ErrInvalidEnv = errors.New("invalid token in the environment")
+
+// EnvSource is a token set taken from the environment.
+type EnvSource struct {
+	Var    string // EnvTokensJSON or EnvToken
+	Set    *auth.TokenSet
+	Access *auth.Claims
+}
+
+// Bare reports whether the source is a bare access token (PRUSA_TOKEN).
+func (e *EnvSource) Bare() bool { return e.Var == EnvToken }
+
+// FromEnv reads PRUSA_TOKENS_JSON, else PRUSA_TOKEN. It returns nil when
+// neither is set (an empty value counts as unset).
+func FromEnv(getenv func(string) string) (*EnvSource, error) {
+	if v := getenv(EnvTokensJSON); v != "" {
+		set, err := auth.ParseTokenSet([]byte(v))
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s is not a valid token set: %s", ErrInvalidEnv, EnvTokensJSON, reason(err))
+		}
+		c, _ := auth.ParseJWT(set.AccessToken) // validated above
+		return &EnvSource{Var: EnvTokensJSON, Set: set, Access: c}, nil
+	}
+	if v := strings.TrimSpace(getenv(EnvToken)); v != "" {
+		c, err := auth.ParseJWT(v)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s is not a JWT: %s", ErrInvalidEnv, EnvToken, strings.TrimPrefix(err.Error(), auth.ErrMalformedJWT.Error()+": "))
+		}
+		return &EnvSource{Var: EnvToken, Set: &auth.TokenSet{AccessToken: v, TokenType: "Bearer"}, Access: c}, nil
+	}
+	return nil, nil
+}

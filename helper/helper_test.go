@@ -1,0 +1,620 @@
+package helper
+
+import (
+	"bytes"
+	"context"
+	"encoding/base32"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/zalando/go-keyring"
+
+	"github.com/prusa-credential-helper/prusa-credential-helper/auth"
+	"github.com/prusa-credential-helper/prusa-credential-helper/auth/authtest"
+)
+
+const (
+	email    = "canary@example.com"
+	password = "CANARY-pw-helper"
+)
+
+var totpSecret = base32.StdEncoding.EncodeToString([]byte("CANARY-helper-totp"))
+
+// fakeKeyring is an in-memory keyring that refuses items over a size limit
+// (Windows' 2,560 bytes) and counts calls.
+type fakeKeyring struct {
+	mu    sync.Mutex
+	items map[string]string
+	limit int
+	err   error         // returned by every call, if set
+	hang  chan struct{} // calls block on it, if set
+	gets  int
+}
+
+func newFakeKeyring() *fakeKeyring { return &fakeKeyring{items: map[string]string{}, limit: 2560} }
+
+func (k *fakeKeyring) wait() error {
+	if k.hang != nil {
+		<-k.hang
+	}
+	return k.err
+}
+
+func (k *fakeKeyring) Get(s, u string) (string, error) {
+	if err := k.wait(); err != nil {
+		return "", err
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.gets++
+	v, ok := k.items[s+"/"+u]
+	if !ok {
+		return "", keyring.ErrNotFound
+	}
+	return v, nil
+}
+
+func (k *fakeKeyring) Set(s, u, p string) error {
+	if err := k.wait(); err != nil {
+		return err
+	}
+	if len(p) > k.limit {
+		return keyring.ErrSetDataTooBig
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.items[s+"/"+u] = p
+	return nil
+}
+
+func (k *fakeKeyring) Delete(s, u string) error {
+	if err := k.wait(); err != nil {
+		return err
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if _, ok := k.items[s+"/"+u]; !ok {
+		return keyring.ErrNotFound
+	}
+	delete(k.items, s+"/"+u)
+	return nil
+}
+
+func (k *fakeKeyring) snapshot() map[string]string {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return maps.Clone(k.items)
+}
+
+type env struct {
+	t        *testing.T
+	srv      *authtest.Server
+	dir      string
+	h        *Helper
+	kr       *fakeKeyring
+	warnings *strings.Builder
+	vars     map[string]string
+}
+
+// newEnv builds a helper in mode against a fresh emulator and a temp dir.
+func newEnv(t *testing.T, mode string, opts authtest.Options) *env {
+	t.Helper()
+	opts.Users = append(opts.Users, authtest.User{Email: email, Password: password, TOTPSecret: totpSecret})
+	srv := authtest.NewServer(opts)
+	t.Cleanup(srv.Close)
+	dir := filepath.Join(t.TempDir(), "prusa-credential-helper")
+	e := &env{t: t, srv: srv, dir: dir, kr: newFakeKeyring(), warnings: &strings.Builder{}, vars: map[string]string{}}
+	ks := NewKeyringStore(dir)
+	ks.api = e.kr
+	e.h = &Helper{
+		Mode:    mode,
+		File:    &FileStore{Dir: dir, Warn: func(m string) { e.warnings.WriteString(m + "\n") }},
+		Keyring: ks,
+		Auth:    &auth.Client{HTTP: srv.Client(), AccountURL: srv.URL, ClientID: auth.DefaultClientID, RedirectURI: auth.DefaultRedirectURI, UserAgent: "test"},
+		Getenv:  func(k string) string { return e.vars[k] },
+	}
+	return e
+}
+
+func (e *env) mint(ttl time.Duration) *auth.TokenSet {
+	set := e.srv.Mint(email, ttl)
+	return &set
+}
+
+func (e *env) store(profile string, set *auth.TokenSet) {
+	e.t.Helper()
+	if _, err := e.h.StoreSet(context.Background(), profile, set); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func (e *env) get(profile string, minTTL time.Duration, force bool) (*Token, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return e.h.Get(ctx, profile, minTTL, force)
+}
+
+// state is everything stored: the file store directory and the keyring.
+func (e *env) state() string {
+	var b strings.Builder
+	entries, _ := os.ReadDir(e.dir)
+	for _, en := range entries {
+		data, _ := os.ReadFile(filepath.Join(e.dir, en.Name()))
+		fmt.Fprintf(&b, "%s %q\n", en.Name(), data)
+	}
+	snap := e.kr.snapshot()
+	for _, k := range sortedKeys(snap) {
+		fmt.Fprintf(&b, "keyring %s %q\n", k, snap[k])
+	}
+	return b.String()
+}
+
+func sortedKeys(m map[string]string) []string {
+	var ks []string
+	for k := range m {
+		ks = append(ks, k)
+	}
+	for i := range ks {
+		for j := i + 1; j < len(ks); j++ {
+			if ks[j] < ks[i] {
+				ks[i], ks[j] = ks[j], ks[i]
+			}
+		}
+	}
+	return ks
+}
+
+func assertNoSecret(t *testing.T, where, text string, sets ...*auth.TokenSet) {
+	t.Helper()
+	for _, s := range sets {
+		for _, tok := range []string{s.AccessToken, s.RefreshToken, s.IDToken} {
+			for _, part := range strings.Split(tok, ".") {
+				if len(part) >= 8 && strings.Contains(text, part) {
+					t.Errorf("%s leaks a token", where)
+				}
+			}
+		}
+	}
+	if strings.Contains(text, password) {
+		t.Errorf("%s leaks the password", where)
+	}
+}
+
+func TestGetFastPath(t *testing.T) {
+	for _, mode := range []string{ModeFile, ModeKeyring, ModeAuto} {
+		t.Run(mode, func(t *testing.T) {
+			e := newEnv(t, mode, authtest.Options{})
+			set := e.mint(0)
+			e.store("default", set)
+			// Hold the profile's lock: the fast path must not need it.
+			unlock, err := lockFile(context.Background(), e.h.File.LockFile("default"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer unlock()
+			e.kr.mu.Lock()
+			e.kr.gets = 0
+			e.kr.mu.Unlock()
+			tok, err := e.get("default", 0, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tok.AccessToken != set.AccessToken || tok.TokenType != "Bearer" {
+				t.Fatal("fast path returned another token")
+			}
+			if n := e.srv.Count(authtest.KindTokenRefresh); n != 0 {
+				t.Fatalf("%d requests on the fast path", n)
+			}
+			if mode != ModeFile && e.kr.gets != 1 {
+				t.Fatalf("%d keyring reads on the fast path, want 1 (the main item)", e.kr.gets)
+			}
+		})
+	}
+}
+
+func TestGetRefreshesOnceAndSaves(t *testing.T) {
+	for _, mode := range []string{ModeFile, ModeKeyring} {
+		t.Run(mode, func(t *testing.T) {
+			e := newEnv(t, mode, authtest.Options{OmitIDOnRefresh: true})
+			old := e.mint(30 * time.Second) // inside the 60 s margin
+			e.store("default", old)
+			tok, err := e.get("default", 0, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tok.AccessToken == old.AccessToken || !e.srv.ValidAccessToken(tok.AccessToken) {
+				t.Fatal("not refreshed")
+			}
+			stored, err := e.h.Store().Get(context.Background(), "default")
+			if err != nil || stored.AccessToken != tok.AccessToken || !e.srv.ValidRefreshToken(stored.RefreshToken) {
+				t.Fatalf("refreshed set not saved: %v", err)
+			}
+			if stored.IDToken != old.IDToken {
+				t.Fatal("the id token the refresh answer lacked was lost")
+			}
+			tok2, err := e.get("default", 0, false)
+			if err != nil || tok2.AccessToken != tok.AccessToken {
+				t.Fatalf("second get: %v", err)
+			}
+			if n := e.srv.Count(authtest.KindTokenRefresh); n != 1 {
+				t.Fatalf("%d refreshes, want 1", n)
+			}
+		})
+	}
+}
+
+func TestGetMinTTLAndForce(t *testing.T) {
+	e := newEnv(t, ModeFile, authtest.Options{})
+	set := e.mint(10 * time.Minute)
+	e.store("default", set)
+	if tok, _ := e.get("default", 5*time.Minute, false); tok.AccessToken != set.AccessToken {
+		t.Fatal("min_ttl 300 s refreshed a token valid for 600 s")
+	}
+	tok, err := e.get("default", 15*time.Minute, false)
+	if err != nil || tok.AccessToken == set.AccessToken {
+		t.Fatalf("min_ttl 900 s did not refresh a token valid for 600 s: %v", err)
+	}
+	// A refreshed token that still falls short of min_ttl is returned anyway.
+	tok2, err := e.get("default", 24*time.Hour, false)
+	if err != nil || tok2.AccessToken == tok.AccessToken {
+		t.Fatalf("min_ttl 1 day: %v", err)
+	}
+	tok3, err := e.get("default", 0, true)
+	if err != nil || tok3.AccessToken == tok2.AccessToken {
+		t.Fatalf("force_refresh did not refresh: %v", err)
+	}
+	if n := e.srv.Count(authtest.KindTokenRefresh); n != 3 {
+		t.Fatalf("%d refreshes, want 3", n)
+	}
+}
+
+// TestForceRefreshUsesAnotherProcessRefresh: a caller that got a 401 with
+// token A asks for force_refresh; another process refreshed to B between
+// its read and its lock: B is used, with no request.
+func TestForceRefreshUsesAnotherProcessRefresh(t *testing.T) {
+	e := newEnv(t, ModeFile, authtest.Options{})
+	a := e.mint(0)
+	e.store("default", a)
+	b, err := e.h.Auth.Refresh(context.Background(), *a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.store("default", &b)
+	e.srv.ResetCounts()
+	tok, err := e.h.refresh(context.Background(), "default", nil, a.AccessToken, MinMargin, true)
+	if err != nil || tok.AccessToken != b.AccessToken {
+		t.Fatalf("force after another refresh: %v", err)
+	}
+	if n := e.srv.Count(authtest.KindTokenRefresh); n != 0 {
+		t.Fatalf("%d refreshes, want 0", n)
+	}
+}
+
+// TestInvalidGrantRereadsStore: a process that does not take the lock (the
+// Python SDK) rotates the refresh token while our refresh is in flight; our
+// refresh is refused, and the re-read finds its token.
+func TestInvalidGrantRereadsStore(t *testing.T) {
+	e := newEnv(t, ModeFile, authtest.Options{})
+	old := e.mint(-time.Minute)
+	e.store("default", old)
+	other, err := e.h.Auth.Refresh(context.Background(), *old) // spends old
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.srv.FailToken(authtest.Fault{Delay: 300 * time.Millisecond, AfterProcessing: true, Status: 400, Body: `{"error": "invalid_grant"}`})
+	go func() {
+		time.Sleep(100 * time.Millisecond)
+		data, _ := json.Marshal(other)
+		os.WriteFile(e.h.File.File("default"), data, 0o600) // no lock, like the SDK
+	}()
+	tok, err := e.get("default", 0, false)
+	if err != nil {
+		t.Fatalf("get: %v", err)
+	}
+	if tok.AccessToken != other.AccessToken {
+		t.Fatal("did not use the token the other process saved")
+	}
+}
+
+func TestLoginRequired(t *testing.T) {
+	e := newEnv(t, ModeFile, authtest.Options{})
+	_, err := e.get("default", 0, false)
+	if !errors.Is(err, ErrLoginRequired) || err.Error() != `no stored credentials for profile "default"` {
+		t.Fatalf("nothing stored: %v", err)
+	}
+	set := e.mint(-time.Minute)
+	e.store("default", set)
+	e.srv.RevokeAll(email)
+	before := e.state()
+	_, err = e.get("default", 0, false)
+	if !errors.Is(err, ErrLoginRequired) || !errors.Is(err, auth.ErrInvalidGrant) {
+		t.Fatalf("revoked: %v", err)
+	}
+	if e.state() != before {
+		t.Fatal("a refused refresh changed the store")
+	}
+	if n := e.srv.Count(authtest.KindTokenRefresh); n != 1 {
+		t.Fatalf("%d refresh requests, want 1", n)
+	}
+	noRefresh := *set
+	noRefresh.RefreshToken = ""
+	e.store("p2", &noRefresh)
+	if _, err := e.get("p2", 0, false); !errors.Is(err, ErrLoginRequired) {
+		t.Fatalf("no refresh token: %v", err)
+	}
+}
+
+// TestFailedRefreshLeavesStoreUnchanged: whatever goes wrong, the store
+// keeps its bytes.
+func TestFailedRefreshLeavesStoreUnchanged(t *testing.T) {
+	faults := map[string][]authtest.Fault{
+		"503 twice":           {{Status: 503}, {Status: 503}},
+		"500":                 {{Status: 500}},
+		"reset twice":         {{Reset: true}, {Reset: true}},
+		"reset mid-answer":    {{ResetMidBody: true, AfterProcessing: true}},
+		"invalid_grant":       {{Status: 400, Body: `{"error": "invalid_grant"}`}},
+		"HTML 200":            {{Status: 200, Body: "<html></html>"}},
+		"hang past the limit": {{Hang: true}},
+	}
+	for name, f := range faults {
+		for _, mode := range []string{ModeFile, ModeKeyring} {
+			t.Run(name+"/"+mode, func(t *testing.T) {
+				e := newEnv(t, mode, authtest.Options{})
+				set := e.mint(-time.Minute)
+				e.store("default", set)
+				before := e.state()
+				e.srv.FailToken(f...)
+				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+				defer cancel()
+				_, err := e.h.Get(ctx, "default", 0, false)
+				if err == nil {
+					t.Fatal("no error")
+				}
+				if e.state() != before {
+					t.Fatal("the store changed")
+				}
+				assertNoSecret(t, "error", err.Error(), set)
+			})
+		}
+	}
+}
+
+func TestEnvTokensJSON(t *testing.T) {
+	e := newEnv(t, ModeFile, authtest.Options{})
+	seed := e.mint(-time.Minute)
+	data, _ := json.Marshal(seed)
+	e.vars[EnvTokensJSON] = string(data)
+	tok, err := e.get("default", 0, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, err := e.h.File.Get(context.Background(), "default")
+	if err != nil || stored.AccessToken != tok.AccessToken {
+		t.Fatalf("refreshed environment set not saved: %v", err)
+	}
+	// Later calls use the stored successor: no refresh, no replay of the
+	// spent refresh token in the environment.
+	for range 3 {
+		tok2, err := e.get("default", 0, false)
+		if err != nil || tok2.AccessToken != tok.AccessToken {
+			t.Fatalf("later get: %v", err)
+		}
+	}
+	if n := e.srv.Count(authtest.KindTokenRefresh); n != 1 {
+		t.Fatalf("%d refreshes, want 1", n)
+	}
+	// A valid environment set of another session wins over the stored one.
+	fresh := e.mint(0)
+	data, _ = json.Marshal(fresh)
+	e.vars[EnvTokensJSON] = string(data)
+	if tok3, _ := e.get("default", 0, false); tok3.AccessToken != fresh.AccessToken {
+		t.Fatal("a valid PRUSA_TOKENS_JSON of a new session was not used")
+	}
+}
+
+func TestEnvToken(t *testing.T) {
+	e := newEnv(t, ModeFile, authtest.Options{})
+	set := e.mint(90 * time.Second)
+	e.vars[EnvToken] = set.AccessToken
+	tok, err := e.get("default", time.Hour, false) // min_ttl does not apply: it cannot be refreshed
+	if err != nil || tok.AccessToken != set.AccessToken || tok.Store != EnvToken {
+		t.Fatalf("PRUSA_TOKEN: %v", err)
+	}
+	e.vars[EnvToken] = e.mint(-time.Second).AccessToken
+	if _, err := e.get("default", 0, false); !errors.Is(err, ErrLoginRequired) {
+		t.Fatalf("expired PRUSA_TOKEN: %v", err)
+	}
+	for k, v := range map[string]string{EnvToken: "not-a-jwt", EnvTokensJSON: `{"refresh_token": 1}`} {
+		e.vars = map[string]string{k: v}
+		_, err := e.get("default", 0, false)
+		if !errors.Is(err, ErrInvalidEnv) || !strings.Contains(err.Error(), k) {
+			t.Errorf("%s=%q: err = %v, want ErrInvalidEnv naming it", k, v, err)
+		}
+	}
+}
+
+func TestStoreValidates(t *testing.T) {
+	e := newEnv(t, ModeFile, authtest.Options{Users: []authtest.User{{ID: 99, Email: "other@example.com", Password: "x"}}})
+	good := e.mint(0)
+	e.store("default", good)
+	before := e.state()
+	other := e.srv.Mint("other@example.com", 0)
+	bad := []*auth.TokenSet{
+		{},
+		{AccessToken: "garbage"},
+		{AccessToken: good.AccessToken, RefreshToken: other.RefreshToken},
+		{AccessToken: good.AccessToken, IDToken: "a.b.c"},
+	}
+	for i, s := range bad {
+		if _, err := e.h.StoreSet(context.Background(), "default", s); !errors.Is(err, auth.ErrInvalidTokenSet) {
+			t.Errorf("bad set %d: err = %v", i, err)
+		}
+	}
+	if e.state() != before {
+		t.Fatal("a refused set changed the store")
+	}
+}
+
+func TestEraseEveryStore(t *testing.T) {
+	e := newEnv(t, ModeFile, authtest.Options{})
+	set := e.mint(0)
+	e.store("default", set)
+	if err := e.h.Keyring.Set(context.Background(), "default", set); err != nil {
+		t.Fatal(err)
+	}
+	erased, err := e.h.Erase(context.Background(), "default")
+	if err != nil || !erased {
+		t.Fatalf("erase: %v %v", erased, err)
+	}
+	if len(e.kr.snapshot()) != 0 {
+		t.Fatalf("keyring items left: %v", sortedKeys(e.kr.snapshot()))
+	}
+	if _, err := os.Stat(e.h.File.File("default")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatal("file left")
+	}
+	if _, err := os.Stat(e.h.File.LockFile("default")); err != nil {
+		t.Fatal("the lock file was deleted")
+	}
+	erased, err = e.h.Erase(context.Background(), "default")
+	if err != nil || erased {
+		t.Fatalf("second erase: %v %v", erased, err)
+	}
+}
+
+func TestList(t *testing.T) {
+	e := newEnv(t, ModeFile, authtest.Options{})
+	a := e.mint(0)
+	e.store("work", a)
+	b := e.mint(0)
+	if err := e.h.Keyring.Set(context.Background(), "home", b); err != nil {
+		t.Fatal(err)
+	}
+	noID := *b
+	noID.IDToken, noID.RefreshToken = "", ""
+	e.store("ci", &noID)
+	list, err := e.h.List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 3 || list[0].Profile != "ci" || list[1].Profile != "home" || list[1].Store != "keyring" || list[2].Profile != "work" || list[2].Store != "file" {
+		t.Fatalf("list = %+v", list)
+	}
+	if list[2].Email != email || list[2].UserID != "1530681" || list[2].AccessExpires.IsZero() || list[2].RefreshExpires.IsZero() {
+		t.Fatalf("entry = %+v", list[2])
+	}
+	if list[0].Email != "" || !list[0].RefreshExpires.IsZero() {
+		t.Fatalf("entry without id/refresh token = %+v", list[0])
+	}
+	idx, _ := os.ReadFile(filepath.Join(e.dir, ".keyring-profiles"))
+	assertNoSecret(t, "keyring index", string(idx), a, b)
+}
+
+func TestAutoFallsBackToFile(t *testing.T) {
+	e := newEnv(t, ModeAuto, authtest.Options{})
+	e.kr.err = errors.New(`Object does not exist at path "/org/freedesktop/secrets/collection/login"`)
+	set := e.mint(0)
+	where, err := e.h.StoreSet(context.Background(), "default", set)
+	if err != nil || where != "file" {
+		t.Fatalf("store: %q %v", where, err)
+	}
+	if fb := e.h.Store().(*AutoStore).Fallback; !strings.Contains(fb, "collection/login") {
+		t.Fatalf("fallback reason %q", fb)
+	}
+	tok, err := e.get("default", 0, false)
+	if err != nil || tok.AccessToken != set.AccessToken || tok.Store != "file" {
+		t.Fatalf("get: %+v %v", tok, err)
+	}
+	// The keyring comes back: a store goes there, and the file copy goes.
+	e.kr.err = nil
+	e.h.store = nil
+	where, err = e.h.StoreSet(context.Background(), "default", set)
+	if err != nil || where != "keyring" {
+		t.Fatalf("store: %q %v", where, err)
+	}
+	if _, err := os.Stat(e.h.File.File("default")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatal("stale file copy left behind")
+	}
+}
+
+func TestAutoNoSessionBus(t *testing.T) {
+	getenv := func(string) string { return "" }
+	if os.Getenv("XDG_RUNTIME_DIR") == "" && SessionBusAbsent(getenv) != true {
+		if _, err := os.Stat(fmt.Sprintf("/run/user/%d/bus", os.Getuid())); err != nil {
+			t.Fatal("no DBUS_SESSION_BUS_ADDRESS and no /run/user/UID/bus, but the bus is not seen as absent")
+		}
+	}
+	if SessionBusAbsent(func(string) string { return "unix:path=/x" }) {
+		t.Fatal("a set DBUS_SESSION_BUS_ADDRESS is seen as absent")
+	}
+	// With the keyring skipped, auto is the file store, and never hangs.
+	e := newEnv(t, ModeAuto, authtest.Options{})
+	e.kr.hang = make(chan struct{}) // a keyring call would block forever
+	defer close(e.kr.hang)
+	e.h.Keyring = nil
+	set := e.mint(0)
+	where, err := e.h.StoreSet(context.Background(), "default", set)
+	if err != nil || where != "file" {
+		t.Fatalf("store: %q %v", where, err)
+	}
+}
+
+// TestAutoWithGoKeyringMock uses go-keyring's own mock provider.
+func TestAutoWithGoKeyringMock(t *testing.T) {
+	keyring.MockInit()
+	e := newEnv(t, ModeAuto, authtest.Options{})
+	e.h.Keyring.api = goKeyring{}
+	set := e.mint(0)
+	if where, err := e.h.StoreSet(context.Background(), "default", set); err != nil || where != "keyring" {
+		t.Fatalf("store with a working keyring: %q %v", where, err)
+	}
+	if v, err := keyring.Get(KeyringService, "default"); err != nil || !strings.Contains(v, set.AccessToken) {
+		t.Fatalf("item not in the (mock) keyring: %v", err)
+	}
+	keyring.MockInitWithError(errors.New("dbus: connection refused"))
+	e.h.store = nil
+	if where, err := e.h.StoreSet(context.Background(), "default", set); err != nil || where != "file" {
+		t.Fatalf("store with a failing keyring: %q %v", where, err)
+	}
+	keyring.MockInit()
+}
+
+func TestKeyringTimeout(t *testing.T) {
+	e := newEnv(t, ModeKeyring, authtest.Options{})
+	e.kr.hang = make(chan struct{})
+	defer close(e.kr.hang)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	_, err := e.h.Get(ctx, "default", 0, false)
+	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "did not answer in time") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestCheckProfile(t *testing.T) {
+	for _, ok := range []string{"default", "a", "work.2", "CI_runner-1", strings.Repeat("x", 64)} {
+		if err := CheckProfile(ok); err != nil {
+			t.Errorf("%q: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"", ".hidden", "..", "../etc/passwd", "a/b", `a\b`, "a b", "ünï", strings.Repeat("x", 65), "a:b", "nul\x00"} {
+		if CheckProfile(bad) == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+func TestTokenSetRedactedInErrors(t *testing.T) {
+	var b bytes.Buffer
+	e := newEnv(t, ModeFile, authtest.Options{})
+	set := e.mint(0)
+	fmt.Fprintf(&b, "%v %+v %#v", set, *set, set)
+	assertNoSecret(t, "formatting", b.String(), set)
+}

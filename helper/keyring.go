@@ -1,0 +1,392 @@
+package helper
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gofrs/flock"
+	"github.com/zalando/go-keyring"
+
+	"github.com/prusa-credential-helper/prusa-credential-helper/auth"
+)
+
+// KeyringService is the service name of every keyring item of the helper.
+const KeyringService = "prusa-credential-helper"
+
+// MaxKeyringItem is the most bytes one keyring item holds, on every
+// platform: Windows refuses more than 2,560 and macOS' security tool about
+// 3,000 after base64, so 2,048 leaves room for both.
+const MaxKeyringItem = 2048
+
+// keyringCallTimeout bounds every keyring call: a locked or absent Secret
+// Service must not hang the helper.
+const keyringCallTimeout = 3 * time.Second
+
+// overflowKey marks a main item whose other fields live in part items.
+const overflowKey = "_overflow"
+
+// keyringAPI is the part of go-keyring the store uses; tests swap in fakes.
+type keyringAPI interface {
+	Get(service, user string) (string, error)
+	Set(service, user, secret string) error
+	Delete(service, user string) error
+}
+
+type goKeyring struct{}
+
+func (goKeyring) Get(s, u string) (string, error) { return keyring.Get(s, u) }
+func (goKeyring) Set(s, u, p string) error        { return keyring.Set(s, u, p) }
+func (goKeyring) Delete(s, u string) error        { return keyring.Delete(s, u) }
+
+// KeyringStore keeps token sets in the OS keyring (Secret Service, Keychain,
+// Credential Manager): service "prusa-credential-helper", user = profile.
+//
+// A token set with real Prusa tokens is larger than one item may be, so the
+// main item holds the access token and as many other fields as fit, and the
+// rest (the identity token first) goes to part items named
+// "<profile>:<gen>:<i>", where gen is a hash of their content. Parts are
+// written before the main item that points to them and old parts removed
+// after it, so a crash leaves either the old or the new set whole.
+type KeyringStore struct {
+	// IndexDir holds the index of profile names kept in the keyring (the
+	// keyring cannot list them), with no secrets.
+	IndexDir string
+	api      keyringAPI
+	limit    int
+}
+
+// NewKeyringStore returns a store on the OS keyring.
+func NewKeyringStore(indexDir string) *KeyringStore {
+	return &KeyringStore{IndexDir: indexDir, api: goKeyring{}, limit: MaxKeyringItem}
+}
+
+// Name is "keyring".
+func (s *KeyringStore) Name() string { return "keyring" }
+
+// call runs f with a timeout: the sooner of keyringCallTimeout and ctx's
+// deadline. A call that times out is left to finish in the background.
+func call[T any](ctx context.Context, f func() (T, error)) (T, error) {
+	ctx, cancel := context.WithTimeout(ctx, keyringCallTimeout)
+	defer cancel()
+	type result struct {
+		v   T
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		v, err := f()
+		ch <- result{v, err}
+	}()
+	select {
+	case r := <-ch:
+		if errors.Is(r.err, keyring.ErrNotFound) {
+			return r.v, ErrNotFound
+		}
+		if r.err != nil {
+			return r.v, fmt.Errorf("%w: %w: keyring: %s", ErrStorage, ErrUnavailable, oneLine(r.err.Error()))
+		}
+		return r.v, nil
+	case <-ctx.Done():
+		var zero T
+		return zero, fmt.Errorf("%w: %w: keyring did not answer in time (is it locked?)", ErrStorage, ErrUnavailable)
+	}
+}
+
+func oneLine(s string) string {
+	s = strings.ReplaceAll(s, "\n", " ")
+	if len(s) > 200 {
+		s = s[:200] + "…"
+	}
+	return s
+}
+
+func (s *KeyringStore) get(ctx context.Context, user string) (string, error) {
+	return call(ctx, func() (string, error) { return s.api.Get(KeyringService, user) })
+}
+
+func (s *KeyringStore) set(ctx context.Context, user, secret string) error {
+	if len(secret) > s.limit {
+		return fmt.Errorf("%w: keyring item of %d bytes", ErrStorage, len(secret)) // never: split keeps items small
+	}
+	_, err := call(ctx, func() (struct{}, error) { return struct{}{}, s.api.Set(KeyringService, user, secret) })
+	return err
+}
+
+func (s *KeyringStore) del(ctx context.Context, user string) error {
+	_, err := call(ctx, func() (struct{}, error) { return struct{}{}, s.api.Delete(KeyringService, user) })
+	return err
+}
+
+type overflow struct {
+	Gen string `json:"gen"`
+	N   int    `json:"n"`
+}
+
+func partName(profile, gen string, i int) string {
+	return profile + ":" + gen + ":" + strconv.Itoa(i)
+}
+
+// readMain reads and decodes the main item: its fields, and where its
+// overflow parts are.
+func (s *KeyringStore) readMain(ctx context.Context, profile string) (map[string]json.RawMessage, *overflow, error) {
+	v, err := s.get(ctx, profile)
+	if err != nil {
+		return nil, nil, err
+	}
+	var m map[string]json.RawMessage
+	if json.Unmarshal([]byte(v), &m) != nil || m == nil {
+		return nil, nil, fmt.Errorf("%w: keyring item %q is not a token set", ErrStorage, profile)
+	}
+	var ov *overflow
+	if raw, ok := m[overflowKey]; ok {
+		ov = new(overflow)
+		if json.Unmarshal(raw, ov) != nil || ov.N < 1 || ov.N > 64 || ov.Gen == "" {
+			return nil, nil, fmt.Errorf("%w: keyring item %q has a bad part index", ErrStorage, profile)
+		}
+		delete(m, overflowKey)
+	}
+	return m, ov, nil
+}
+
+// GetAccess returns the profile's access token from the main item alone,
+// without reading the parts: the fast path of Get.
+func (s *KeyringStore) GetAccess(ctx context.Context, profile string) (string, error) {
+	m, _, err := s.readMain(ctx, profile)
+	if err != nil {
+		return "", err
+	}
+	var access string
+	if raw, ok := m["access_token"]; ok && json.Unmarshal(raw, &access) == nil && access != "" {
+		return access, nil
+	}
+	set, err := s.Get(ctx, profile) // the access token itself was moved to a part
+	if err != nil {
+		return "", err
+	}
+	return set.AccessToken, nil
+}
+
+// Get reads the main item and its parts, and checks that the parts are the
+// ones it names.
+func (s *KeyringStore) Get(ctx context.Context, profile string) (*auth.TokenSet, error) {
+	m, ov, err := s.readMain(ctx, profile)
+	if err != nil {
+		return nil, err
+	}
+	if ov != nil {
+		var blob strings.Builder
+		for i := range ov.N {
+			part, err := s.get(ctx, partName(profile, ov.Gen, i))
+			if errors.Is(err, ErrNotFound) {
+				return nil, fmt.Errorf("%w: keyring part %d of profile %q is missing", ErrStorage, i, profile)
+			}
+			if err != nil {
+				return nil, err
+			}
+			blob.WriteString(part)
+		}
+		if genOf([]byte(blob.String())) != ov.Gen {
+			return nil, fmt.Errorf("%w: keyring parts of profile %q do not match their index", ErrStorage, profile)
+		}
+		var rest map[string]json.RawMessage
+		if json.Unmarshal([]byte(blob.String()), &rest) != nil {
+			return nil, fmt.Errorf("%w: keyring parts of profile %q are not JSON", ErrStorage, profile)
+		}
+		for k, v := range rest {
+			m[k] = v
+		}
+	}
+	full, _ := json.Marshal(m)
+	set, err := auth.ParseTokenSet(full)
+	if err != nil {
+		return nil, fmt.Errorf("%w: keyring item of profile %q: %s", ErrStorage, profile, reason(err))
+	}
+	return set, nil
+}
+
+func genOf(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:6])
+}
+
+// moveOrder is the order in which fields leave the main item when it is too
+// large: the identity token first, the access token last.
+func moveOrder(m map[string]json.RawMessage) []string {
+	order := []string{"id_token"}
+	var extra []string
+	for k := range m {
+		switch k {
+		case "id_token", "refresh_token", "scope", "shared_session_key", "token_type", "expires_in", "access_token":
+		default:
+			extra = append(extra, k)
+		}
+	}
+	slices.Sort(extra)
+	order = append(order, extra...)
+	return append(order, "refresh_token", "scope", "shared_session_key", "token_type", "expires_in", "access_token")
+}
+
+// split lays a token set out as a main item and part items, each at most
+// limit bytes.
+func split(set *auth.TokenSet, limit int) (main string, gen string, parts []string) {
+	full, _ := json.Marshal(set)
+	if len(full) <= limit {
+		return string(full), "", nil
+	}
+	var m map[string]json.RawMessage
+	json.Unmarshal(full, &m)
+	moved := map[string]json.RawMessage{}
+	// The reference the main item gains: its size with the widest N.
+	refLen := len(`,"`+overflowKey+`":{"gen":"`) + 12 + len(`","n":64}`)
+	for _, k := range moveOrder(m) {
+		v, ok := m[k]
+		if !ok {
+			continue
+		}
+		moved[k] = v
+		delete(m, k)
+		if b, _ := json.Marshal(m); len(b)+refLen <= limit {
+			break
+		}
+	}
+	blob, _ := json.Marshal(moved)
+	gen = genOf(blob)
+	for len(blob) > 0 {
+		n := min(limit, len(blob))
+		parts = append(parts, string(blob[:n]))
+		blob = blob[n:]
+	}
+	m[overflowKey], _ = json.Marshal(overflow{Gen: gen, N: len(parts)})
+	b, _ := json.Marshal(m)
+	return string(b), gen, parts
+}
+
+// Set writes the parts, then the main item, then removes the parts of the
+// set it replaced.
+func (s *KeyringStore) Set(ctx context.Context, profile string, set *auth.TokenSet) error {
+	_, old, err := s.readMain(ctx, profile) // a corrupt main item is overwritten
+	if errors.Is(err, ErrUnavailable) {
+		return err
+	}
+	main, gen, parts := split(set, s.limit)
+	for i, p := range parts {
+		if err := s.set(ctx, partName(profile, gen, i), p); err != nil {
+			return err
+		}
+	}
+	if err := s.set(ctx, profile, main); err != nil {
+		return err
+	}
+	if old != nil && old.Gen != gen {
+		for i := range old.N {
+			s.del(ctx, partName(profile, old.Gen, i))
+		}
+	}
+	if err := s.index(profile, true); err != nil {
+		return err
+	}
+	return nil
+}
+
+// Delete removes the main item and its parts.
+func (s *KeyringStore) Delete(ctx context.Context, profile string) error {
+	_, ov, err := s.readMain(ctx, profile) // a corrupt main item is deleted
+	if errors.Is(err, ErrNotFound) {
+		s.index(profile, false) // a stale index entry
+		return err
+	}
+	if errors.Is(err, ErrUnavailable) {
+		return err
+	}
+	if err := s.del(ctx, profile); err != nil {
+		return err
+	}
+	if ov != nil {
+		for i := range ov.N {
+			s.del(ctx, partName(profile, ov.Gen, i))
+		}
+	}
+	return s.index(profile, false)
+}
+
+// indexFile lists the profiles kept in the keyring, one name a line.
+func (s *KeyringStore) indexFile() string { return filepath.Join(s.IndexDir, ".keyring-profiles") }
+
+// Profiles lists the profiles the index says are in the keyring.
+func (s *KeyringStore) Profiles() ([]string, error) {
+	b, err := os.ReadFile(s.indexFile())
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrStorage, unwrapPath(err))
+	}
+	var out []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if CheckProfile(l) == nil {
+			out = append(out, l)
+		}
+	}
+	return out, nil
+}
+
+// index adds or removes a profile in the index, under the index's lock.
+func (s *KeyringStore) index(profile string, add bool) error {
+	if s.IndexDir == "" {
+		return nil
+	}
+	if err := os.MkdirAll(s.IndexDir, 0o700); err != nil {
+		return fmt.Errorf("%w: %w", ErrStorage, unwrapPath(err))
+	}
+	l := flock.New(s.indexFile()+".lock", flock.SetPermissions(0o600))
+	if err := l.Lock(); err != nil {
+		return fmt.Errorf("%w: lock keyring index: %w", ErrStorage, unwrapPath(err))
+	}
+	defer l.Unlock()
+	names, err := s.Profiles()
+	if err != nil {
+		return err
+	}
+	has := slices.Contains(names, profile)
+	if has == add {
+		return nil
+	}
+	if add {
+		names = append(names, profile)
+		slices.Sort(names)
+	} else {
+		names = slices.DeleteFunc(names, func(n string) bool { return n == profile })
+	}
+	var b bytes.Buffer
+	for _, n := range names {
+		b.WriteString(n + "\n")
+	}
+	return writeAtomic(s.indexFile(), b.Bytes())
+}
+
+// SessionBusAbsent reports whether, on Linux and the BSDs, there is no
+// D-Bus session bus to reach a Secret Service through: then the keyring is
+// not even tried (go-keyring would fail trying to autolaunch one).
+func SessionBusAbsent(getenv func(string) string) bool {
+	switch runtime.GOOS {
+	case "darwin", "windows", "ios", "android", "plan9", "js", "wasip1":
+		return false
+	}
+	if getenv("DBUS_SESSION_BUS_ADDRESS") != "" {
+		return false
+	}
+	_, err := os.Stat("/run/user/" + strconv.Itoa(os.Getuid()) + "/bus")
+	return err != nil
+}

@@ -1,0 +1,33 @@
+package helper
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/gofrs/flock"
+)
+
+// lockPoll is how often a process waiting for a profile's lock retries.
+const lockPoll = 5 * time.Millisecond
+
+// lockFile takes the exclusive lock on path (created 0600, never deleted),
+// waiting while ctx allows. A wait cut short by ctx's deadline wraps
+// context.DeadlineExceeded.
+func lockFile(ctx context.Context, path string) (unlock func(), err error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("%w: create %s: %w", ErrStorage, filepath.Dir(path), unwrapPath(err))
+	}
+	l := flock.New(path, flock.SetPermissions(0o600))
+	ok, err := l.TryLockContext(ctx, lockPoll)
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return nil, fmt.Errorf("waiting for another process that holds %s: %w", path, err)
+	}
+	if err != nil || !ok {
+		return nil, fmt.Errorf("%w: lock %s: %w", ErrStorage, path, unwrapPath(err))
+	}
+	return func() { l.Unlock() }, nil
+}

@@ -1,0 +1,59 @@
+package helper
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/prusa-credential-helper/prusa-credential-helper/auth"
+)
+
+// maxFileSize bounds what is read of a token file; a real set is about 5 KB.
+const maxFileSize = 1 << 20
+
+// ErrNotFound is returned by a Store that holds nothing for a profile.
+var ErrNotFound = errors.New("not found")
+
+// ErrUnavailable is returned (wrapped) by a store that cannot be reached at
+// all, such as a keyring with no Secret Service to answer.
+var ErrUnavailable = errors.New("store unavailable")
+
+// ErrStorage wraps every failure to read or write a store.
+var ErrStorage = errors.New("storage error")
+
+// Store keeps one token set per profile.
+type Store interface {
+	// Name is "keyring" or "file".
+	Name() string
+	// Get returns the profile's token set, or ErrNotFound.
+	Get(ctx context.Context, profile string) (*auth.TokenSet, error)
+	// Set saves the profile's token set, replacing any other.
+	Set(ctx context.Context, profile string, set *auth.TokenSet) error
+	// Delete removes the profile's token set, or returns ErrNotFound.
+	Delete(ctx context.Context, profile string) error
+}
+
+// MaxProfileLen is the longest profile name.
+const MaxProfileLen = 64
+
+// CheckProfile reports whether name is a valid profile name: 1 to 64 of
+// A-Z a-z 0-9 . _ -, not starting with a dot. Profile names become file
+// and keyring item names, so nothing else is allowed.
+func CheckProfile(name string) error {
+	if name == "" {
+		return errors.New("profile name is empty")
+	}
+	if len(name) > MaxProfileLen {
+		return fmt.Errorf("profile name is longer than %d characters", MaxProfileLen)
+	}
+	if name[0] == '.' {
+		return errors.New("profile name starts with a dot")
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return fmt.Errorf("profile name has a character other than A-Z a-z 0-9 . _ - at byte %d", i+1)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,229 @@
+package helper
+
+import (
+	"encoding/base64"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prusa-credential-helper/prusa-credential-helper/auth"
+	"github.com/prusa-credential-helper/prusa-credential-helper/auth/authtest"
+)
+
+func mode(t *testing.T, path string) os.FileMode {
+	t.Helper()
+	fi, err := os.Lstat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Mode().Perm()
+}
+
+func TestFileStoreModesAndLock(t *testing.T) {
+	e := newEnv(t, ModeFile, authtest.Options{})
+	set := e.mint(0)
+	e.store("default", set)
+	if m := mode(t, e.dir); m != 0o700 {
+		t.Errorf("dir mode %o", m)
+	}
+	if m := mode(t, e.h.File.File("default")); m != 0o600 {
+		t.Errorf("file mode %o", m)
+	}
+	lock := e.h.File.LockFile("default")
+	if lock == e.h.File.File("default") || filepath.Base(lock) != "default.lock" {
+		t.Errorf("lock file %s", lock)
+	}
+	if m := mode(t, lock); m != 0o600 {
+		t.Errorf("lock mode %o", m)
+	}
+	data, _ := os.ReadFile(lock)
+	if len(data) != 0 {
+		t.Error("the lock file holds data")
+	}
+	// The file is the SDK's shape: a JSON token set, fields in dump order.
+	raw, _ := os.ReadFile(e.h.File.File("default"))
+	if !strings.HasPrefix(string(raw), `{"access_token":"`) {
+		t.Errorf("file starts %.20q", raw)
+	}
+	var m map[string]any
+	if json.Unmarshal(raw, &m) != nil || m["refresh_token"] == nil || m["id_token"] == nil || m["shared_session_key"] == nil {
+		t.Error("file is not the SDK's token set")
+	}
+	entries, _ := os.ReadDir(e.dir)
+	for _, en := range entries {
+		if strings.Contains(en.Name(), ".tmp-") {
+			t.Errorf("temp file left: %s", en.Name())
+		}
+	}
+}
+
+func TestFileStoreTightensDir(t *testing.T) {
+	e := newEnv(t, ModeFile, authtest.Options{})
+	if err := os.MkdirAll(e.dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(e.dir, 0o755)
+	e.store("default", e.mint(0))
+	if m := mode(t, e.dir); m != 0o700 {
+		t.Fatalf("dir mode %o after a write", m)
+	}
+	if !strings.Contains(e.warnings.String(), "changed it to 0700") {
+		t.Fatalf("no warning: %q", e.warnings.String())
+	}
+}
+
+func TestFileStoreCorrupt(t *testing.T) {
+	valid := `{"access_token":"x"}`
+	for name, content := range map[string]string{
+		"garbage":          "{{{not json",
+		"empty":            "",
+		"json not a set":   `{"hello": "world"}`,
+		"array":            `[1,2]`,
+		"malformed access": valid,
+	} {
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t, ModeFile, authtest.Options{})
+			os.MkdirAll(e.dir, 0o700)
+			path := e.h.File.File("default")
+			os.WriteFile(path, []byte(content), 0o600)
+			_, err := e.get("default", 0, false)
+			if !errors.Is(err, ErrLoginRequired) {
+				t.Fatalf("err = %v", err)
+			}
+			matches, _ := filepath.Glob(path + ".corrupt-*")
+			if len(matches) != 1 {
+				t.Fatalf("moved aside: %v", matches)
+			}
+			if data, _ := os.ReadFile(matches[0]); string(data) != content {
+				t.Fatal("the corrupt file's content was not kept")
+			}
+			if !strings.Contains(e.warnings.String(), "moved it to default.json.corrupt-") {
+				t.Fatalf("warning %q", e.warnings.String())
+			}
+			// Twice corrupt: a second, unique name.
+			os.WriteFile(path, []byte(content), 0o600)
+			e.get("default", 0, false)
+			if matches, _ := filepath.Glob(path + ".corrupt-*"); len(matches) != 2 {
+				t.Fatalf("second corrupt file: %v", matches)
+			}
+		})
+	}
+}
+
+func TestFileStoreSymlinks(t *testing.T) {
+	e := newEnv(t, ModeFile, authtest.Options{})
+	os.MkdirAll(e.dir, 0o700)
+	victim := filepath.Join(t.TempDir(), "victim")
+	os.WriteFile(victim, []byte("precious"), 0o644)
+	path := e.h.File.File("default")
+	if err := os.Symlink(victim, path); err != nil {
+		t.Fatal(err)
+	}
+	// Reading does not follow it.
+	if _, err := e.get("default", 0, false); err == nil || !strings.Contains(err.Error(), "symbolic link") {
+		t.Fatalf("read through a symlink: %v", err)
+	}
+	// Writing replaces the link, never the file it points to.
+	e.store("default", e.mint(0))
+	if data, _ := os.ReadFile(victim); string(data) != "precious" {
+		t.Fatal("the symlink target was overwritten")
+	}
+	if fi, _ := os.Lstat(path); fi.Mode()&os.ModeSymlink != 0 || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("token path is %v", fi.Mode())
+	}
+	// A link planted at a temp name is not followed either: temp names are
+	// random and opened with O_EXCL, and stale ones are removed.
+	os.Symlink(victim, filepath.Join(e.dir, ".default.json.tmp-0000000000000000"))
+	e.store("default", e.mint(0))
+	if data, _ := os.ReadFile(victim); string(data) != "precious" {
+		t.Fatal("the symlink target was overwritten")
+	}
+}
+
+func TestTokenFile(t *testing.T) {
+	e := newEnv(t, ModeFile, authtest.Options{})
+	path := filepath.Join(t.TempDir(), "sdk", "prusa_tokens.json")
+	e.h.File = &FileStore{Path: path}
+	e.store("anything", e.mint(0))
+	if _, err := os.Stat(path); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path + ".lock"); err != nil {
+		t.Fatal("no lock beside the token file")
+	}
+	// The SDK writes with Python's json.dump: spaces after separators.
+	set := e.mint(0)
+	sdk := `{"access_token": "` + set.AccessToken + `", "refresh_token": "` + set.RefreshToken + `", "expires_in": 7200, "token_type": "Bearer"}`
+	os.WriteFile(path, []byte(sdk), 0o600)
+	tok, err := e.get("x", 0, false)
+	if err != nil || tok.AccessToken != set.AccessToken {
+		t.Fatalf("reading the SDK's file: %v", err)
+	}
+}
+
+func TestKeyringSplitsLargeSets(t *testing.T) {
+	e := newEnv(t, ModeKeyring, authtest.Options{})
+	set := e.mint(0)
+	full, _ := json.Marshal(set)
+	if len(full) <= 2560 {
+		t.Fatalf("the emulator's set is only %d bytes; the test needs a real-sized one", len(full))
+	}
+	e.store("default", set)
+	items := e.kr.snapshot()
+	if len(items) < 2 {
+		t.Fatalf("%d items for a %d-byte set", len(items), len(full))
+	}
+	for k, v := range items {
+		if len(v) > MaxKeyringItem {
+			t.Errorf("item %s has %d bytes", k, len(v))
+		}
+		if !strings.HasPrefix(k, KeyringService+"/default") {
+			t.Errorf("item name %q does not start with the profile", k)
+		}
+	}
+	got, err := e.h.Keyring.Get(context.Background(), "default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := json.Marshal(got)
+	if string(a) != string(full) {
+		t.Fatal("set changed on the way through the keyring")
+	}
+	// Replacing the set leaves no old parts behind.
+	e.store("default", e.mint(0))
+	if n := len(e.kr.snapshot()); n != len(items) {
+		t.Fatalf("%d items after a replace, want %d", n, len(items))
+	}
+	// Parts that do not match the main item are detected.
+	for k := range e.kr.snapshot() {
+		if strings.HasSuffix(k, ":0") {
+			e.kr.items[k] = `{"id_token":"x"}`
+		}
+	}
+	if _, err := e.h.Keyring.Get(context.Background(), "default"); !errors.Is(err, ErrStorage) {
+		t.Fatalf("torn parts: %v", err)
+	}
+}
+
+func TestKeyringHugeAccessToken(t *testing.T) {
+	e := newEnv(t, ModeKeyring, authtest.Options{})
+	big := makeToken(t, map[string]any{"sub": "1", "exp": time.Now().Add(time.Hour).Unix(), "pad": strings.Repeat("p", 5000)})
+	set := &auth.TokenSet{AccessToken: big}
+	e.store("default", set)
+	tok, err := e.get("default", 0, false)
+	if err != nil || tok.AccessToken != big {
+		t.Fatalf("get of a 7 KB access token: %v", err)
+	}
+}
+
+func makeToken(t *testing.T, claims map[string]any) string {
+	t.Helper()
+	b, _ := json.Marshal(claims)
+	enc := base64.RawURLEncoding.EncodeToString
+	return enc([]byte(`{"alg":"RS256","typ":"JWT"}`)) + "." + enc(b) + "." + enc([]byte("sig"))
+}
