@@ -1,8 +1,8 @@
 package helper
 
 import (
-	"encoding/base64"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"os"
