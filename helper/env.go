@@ -18,6 +18,12 @@ const (
 // does not hold what it should. It is never silently skipped.
 var ErrInvalidEnv = errors.New("invalid token in the environment")
 
+// envError is an ErrInvalidEnv with a message that names the variable.
+type envError struct{ msg string }
+
+func (e *envError) Error() string        { return e.msg }
+func (e *envError) Is(target error) bool { return target == ErrInvalidEnv }
+
 // EnvSource is a token set taken from the environment.
 type EnvSource struct {
 	Var    string // EnvTokensJSON or EnvToken
@@ -34,7 +40,7 @@ func FromEnv(getenv func(string) string) (*EnvSource, error) {
 	if v := getenv(EnvTokensJSON); v != "" {
 		set, err := auth.ParseTokenSet([]byte(v))
 		if err != nil {
-			return nil, fmt.Errorf("%w: %s is not a valid token set: %s", ErrInvalidEnv, EnvTokensJSON, reason(err))
+			return nil, &envError{fmt.Sprintf("%s is not a valid token set: %s", EnvTokensJSON, reason(err))}
 		}
 		c, _ := auth.ParseJWT(set.AccessToken) // validated above
 		return &EnvSource{Var: EnvTokensJSON, Set: set, Access: c}, nil
@@ -42,7 +48,7 @@ func FromEnv(getenv func(string) string) (*EnvSource, error) {
 	if v := strings.TrimSpace(getenv(EnvToken)); v != "" {
 		c, err := auth.ParseJWT(v)
 		if err != nil {
-			return nil, fmt.Errorf("%w: %s is not a JWT: %s", ErrInvalidEnv, EnvToken, strings.TrimPrefix(err.Error(), auth.ErrMalformedJWT.Error()+": "))
+			return nil, &envError{fmt.Sprintf("%s is not a JWT: %s", EnvToken, strings.TrimPrefix(err.Error(), auth.ErrMalformedJWT.Error()+": "))}
 		}
 		return &EnvSource{Var: EnvToken, Set: &auth.TokenSet{AccessToken: v, TokenType: "Bearer"}, Access: c}, nil
 	}

@@ -343,14 +343,24 @@ func Describe(profile, store string, set *auth.TokenSet) Entry {
 	return e
 }
 
-// Status describes the profile's stored set (through the mode's store), or
-// returns ErrNotFound.
+// Status describes the set Get would use for the profile — from the
+// environment or the store, in Get's order — or returns ErrNotFound.
 func (h *Helper) Status(ctx context.Context, profile string) (Entry, error) {
-	set, err := h.Store().Get(ctx, profile)
+	env, err := FromEnv(h.getenv)
 	if err != nil {
 		return Entry{}, err
 	}
-	return Describe(profile, h.Store().Name(), set), nil
+	if env != nil && env.Bare() {
+		return Describe(profile, EnvToken, env.Set), nil
+	}
+	set, where, err := h.load(ctx, profile, env)
+	if errors.Is(err, ErrLoginRequired) {
+		return Entry{}, ErrNotFound
+	}
+	if err != nil {
+		return Entry{}, err
+	}
+	return Describe(profile, where, set), nil
 }
 
 // List describes every stored profile: the files of the file store and the

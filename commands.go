@@ -1,0 +1,340 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/prusa-credential-helper/prusa-credential-helper/auth"
+	"github.com/prusa-credential-helper/prusa-credential-helper/helper"
+	"github.com/prusa-credential-helper/prusa-credential-helper/protocol"
+)
+
+// readRequest reads get's or erase's optional request. A terminal on stdin
+// is never read: get never reads the terminal.
+func (c *cli) readRequest() (protocol.Request, error) {
+	if c.stdinIsTerminal() {
+		return protocol.Request{}, nil
+	}
+	return protocol.ReadRequest(c.stdin)
+}
+
+func (c *cli) get(ctx context.Context) error {
+	req, err := c.readRequest()
+	if err != nil {
+		return err
+	}
+	profile, err := c.profileFor(req.Profile, req.HasProfile)
+	if err != nil {
+		return err
+	}
+	if err := c.checkKeyringReachable(); err != nil && c.getenv(helper.EnvToken) == "" && c.getenv(helper.EnvTokensJSON) == "" {
+		return err
+	}
+	tok, err := c.helper().Get(ctx, profile, req.MinTTL, req.ForceRefresh)
+	if err != nil {
+		return err
+	}
+	return protocol.WriteToken(c.stdout, c.s.format, protocol.Token{
+		Profile: profile, TokenType: tok.TokenType, AccessToken: tok.AccessToken, Expiry: tok.Expiry,
+	})
+}
+
+func (c *cli) storeCmd(ctx context.Context) error {
+	body, reqProfile, hasProfile, err := protocol.ReadTokenSetBody(c.stdin)
+	if err != nil {
+		return err
+	}
+	profile, err := c.profileFor(reqProfile, hasProfile)
+	if err != nil {
+		return err
+	}
+	set, err := auth.ParseTokenSet(body)
+	if err != nil {
+		return err
+	}
+	if err := c.checkKeyringReachable(); err != nil {
+		return err
+	}
+	where, err := c.helper().StoreSet(ctx, profile, set)
+	if err != nil {
+		return err
+	}
+	c.noteFallback(profile)
+	return protocol.WriteStored(c.stdout, profile, where)
+}
+
+// noteFallback says on stderr that auto put the set in the file store.
+func (c *cli) noteFallback(profile string) {
+	if a, ok := c.helper().Store().(*helper.AutoStore); ok && a.Where == "file" && a.Fallback != "" {
+		reason := a.Fallback
+		for _, p := range []string{helper.ErrStorage.Error() + ": ", helper.ErrUnavailable.Error() + ": "} {
+			reason = strings.TrimPrefix(reason, p)
+		}
+		fmt.Fprintf(c.stderr, "%s: note: no keyring available (%s); stored in the file store %s\n", prog, reason, c.h.File.File(profile))
+	}
+}
+
+func (c *cli) erase(ctx context.Context, human bool) error {
+	profile := ""
+	var err error
+	if human {
+		profile, err = c.profileFor("", false)
+	} else {
+		req, rerr := c.readRequest()
+		if rerr != nil {
+			return rerr
+		}
+		profile, err = c.profileFor(req.Profile, req.HasProfile)
+	}
+	if err != nil {
+		return err
+	}
+	if err := c.checkKeyringReachable(); err != nil {
+		return err
+	}
+	erased, err := c.helper().Erase(ctx, profile)
+	if err != nil {
+		return err
+	}
+	if human {
+		if erased {
+			fmt.Fprintf(c.stderr, "Logged out: removed the tokens of profile %q\n", profile)
+		} else {
+			fmt.Fprintf(c.stderr, "Nothing stored for profile %q\n", profile)
+		}
+		return nil
+	}
+	return protocol.WriteErased(c.stdout, profile, erased)
+}
+
+func (c *cli) list(ctx context.Context) error {
+	entries, err := c.helper().List(ctx)
+	if err != nil {
+		return err
+	}
+	out := make([]protocol.Profile, 0, len(entries))
+	for _, e := range entries {
+		out = append(out, protocol.Profile(e))
+	}
+	return protocol.WriteList(c.stdout, out)
+}
+
+// status shows who is logged in; exit 4 when only a login gives a token.
+func (c *cli) status(ctx context.Context) error {
+	profile, err := c.profileFor("", false)
+	if err != nil {
+		return err
+	}
+	h := c.helper()
+	entry, err := h.Status(ctx, profile)
+	found := err == nil
+	if errors.Is(err, helper.ErrNotFound) {
+		entry = helper.Entry{Profile: profile, Store: h.Store().Name()}
+	} else if err != nil {
+		return err
+	}
+	now := c.now()
+	accessOK := !entry.AccessExpires.IsZero() && now.Before(entry.AccessExpires)
+	refreshOK := !entry.RefreshExpires.IsZero() && now.Before(entry.RefreshExpires)
+	loginRequired := !accessOK && !refreshOK
+	if c.s.json {
+		if err := protocol.WriteStatus(c.stdout, protocol.Profile(entry), loginRequired); err != nil {
+			return err
+		}
+	} else {
+		var b strings.Builder
+		fmt.Fprintf(&b, "Profile:  %s\n", profile)
+		if !found {
+			fmt.Fprintf(&b, "Account:  not logged in\n")
+		} else {
+			who := entry.Email
+			if who == "" {
+				who = "unknown email"
+			}
+			fmt.Fprintf(&b, "Account:  %s (user %s)\n", who, entry.UserID)
+			fmt.Fprintf(&b, "Access:   %s\n", expiryLine(entry.AccessExpires, now))
+			fmt.Fprintf(&b, "Refresh:  %s\n", expiryLine(entry.RefreshExpires, now))
+		}
+		fmt.Fprintf(&b, "Store:    %s\n", entry.Store)
+		if loginRequired {
+			fmt.Fprintf(&b, "Login required: run %s login%s\n", prog, profileArg(profile))
+		}
+		io.WriteString(c.stdout, b.String())
+	}
+	if loginRequired {
+		return &silentExit{protocol.ExitLoginRequired}
+	}
+	return nil
+}
+
+func profileArg(profile string) string {
+	if profile == "default" {
+		return ""
+	}
+	return " --profile " + profile
+}
+
+// expiryLine tells when a token expires, relative to now.
+func expiryLine(t, now time.Time) string {
+	if t.IsZero() {
+		return "none"
+	}
+	if !now.Before(t) {
+		return fmt.Sprintf("expired at %s", protocol.FormatTime(t))
+	}
+	return fmt.Sprintf("valid until %s (%s left)", protocol.FormatTime(t), roughDuration(t.Sub(now)))
+}
+
+func roughDuration(d time.Duration) string {
+	switch {
+	case d >= 48*time.Hour:
+		return fmt.Sprintf("%d days", int(d/(24*time.Hour)))
+	case d >= time.Hour:
+		return fmt.Sprintf("%dh%02dm", int(d/time.Hour), int(d%time.Hour/time.Minute))
+	case d >= time.Minute:
+		return fmt.Sprintf("%dm%02ds", int(d/time.Minute), int(d%time.Minute/time.Second))
+	}
+	return fmt.Sprintf("%ds", int(d/time.Second))
+}
+
+// silentExit ends a command with an exit code and no message: it has
+// already said what it had to.
+type silentExit struct{ code int }
+
+func (e *silentExit) Error() string { return fmt.Sprintf("exit %d", e.code) }
+
+func (c *cli) login(ctx context.Context) error {
+	profile, err := c.profileFor("", false)
+	if err != nil {
+		return err
+	}
+	if err := c.checkKeyringReachable(); err != nil {
+		return err
+	}
+	var tty terminal
+	openTTY := func(what string) (terminal, error) {
+		if tty != nil {
+			return tty, nil
+		}
+		t, err := c.openTerminal()
+		if err != nil {
+			return nil, &protocol.Error{Code: protocol.InvalidRequest,
+				Message: "no " + what + " given and no terminal to ask on",
+				Hint:    loginInputHint(what)}
+		}
+		tty = t
+		return t, nil
+	}
+	defer func() {
+		if tty != nil {
+			tty.Close()
+		}
+	}()
+
+	email := c.s.email
+	if !c.s.set["email"] {
+		email = c.getenv("PRUSA_EMAIL")
+	}
+	var password string
+	switch {
+	case c.s.passwordStdin:
+		line, err := bufio.NewReader(io.LimitReader(c.stdin, 4096)).ReadString('\n')
+		if err != nil && err != io.EOF {
+			return protocol.Errorf(protocol.InvalidRequest, "cannot read the password from stdin")
+		}
+		password = strings.TrimRight(line, "\r\n")
+		if password == "" {
+			return protocol.Errorf(protocol.InvalidRequest, "--password-stdin: stdin holds no password")
+		}
+	default:
+		password = c.getenv("PRUSA_PASSWORD")
+	}
+	totp, err := c.totpSource(openTTY)
+	if err != nil {
+		return err
+	}
+	if email == "" {
+		t, err := openTTY("email")
+		if err != nil {
+			return err
+		}
+		if email, err = t.Prompt("Prusa Account email: "); err != nil || email == "" {
+			return protocol.Errorf(protocol.InvalidRequest, "no email given")
+		}
+	}
+	if password == "" {
+		t, err := openTTY("password")
+		if err != nil {
+			return err
+		}
+		if password, err = t.PromptSecret("Password for " + email + ": "); err != nil || password == "" {
+			return protocol.Errorf(protocol.InvalidRequest, "no password given")
+		}
+	}
+
+	set, err := c.authClient().Login(ctx, auth.LoginInput{Email: email, Password: password, TOTP: totp})
+	if err != nil {
+		return err
+	}
+	where, err := c.helper().StoreSet(ctx, profile, &set)
+	if err != nil {
+		return err
+	}
+	c.noteFallback(profile)
+	who := email
+	if id, err := auth.ParseJWT(set.IDToken); err == nil && id.User != nil && id.User.Email != "" {
+		who = id.User.Email
+	}
+	fmt.Fprintf(c.stderr, "Logged in as %s (profile %s, stored in %s)\n", who, profile, where)
+	return nil
+}
+
+func loginInputHint(what string) string {
+	switch what {
+	case "email":
+		return "pass --email or set PRUSA_EMAIL"
+	case "password":
+		return "pass --password-stdin or set PRUSA_PASSWORD"
+	}
+	return "set PRUSA_TOTP_CODE or PRUSA_TOTP_SECRET"
+}
+
+// totpSource picks where TOTP codes come from: PRUSA_TOTP_CODE (sent once),
+// PRUSA_TOTP_SECRET (computed; one retry with the next time step), else the
+// terminal (up to 3 tries), opened only if the account asks.
+func (c *cli) totpSource(openTTY func(string) (terminal, error)) (func(context.Context, int) (string, error), error) {
+	if code := c.getenv("PRUSA_TOTP_CODE"); code != "" {
+		return func(_ context.Context, attempt int) (string, error) {
+			if attempt > 1 {
+				return "", auth.ErrInvalidTOTP
+			}
+			return code, nil
+		}, nil
+	}
+	if secret := c.getenv("PRUSA_TOTP_SECRET"); secret != "" {
+		f, err := auth.TOTPFromSecret(secret, c.now, nil)
+		if err != nil {
+			return nil, protocol.Errorf(protocol.InvalidRequest, "PRUSA_TOTP_SECRET is not a base32 secret")
+		}
+		return f, nil
+	}
+	return func(ctx context.Context, attempt int) (string, error) {
+		t, err := openTTY("TOTP code")
+		if err != nil {
+			return "", err
+		}
+		if attempt > 1 {
+			t.Println("invalid TOTP code, try again")
+		}
+		code, err := t.Prompt("TOTP code: ")
+		if err != nil || strings.TrimSpace(code) == "" {
+			return "", auth.ErrInvalidTOTP
+		}
+		return code, nil
+	}, nil
+}

@@ -1,0 +1,123 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
+
+// binary is the helper built once for the tests that exec it.
+var binary string
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	dir, err := os.MkdirTemp("", "pch-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "prusa-credential-helper")
+	if runtime.GOOS == "windows" {
+		binary += ".exe"
+	}
+	out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "building the helper: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// result is what one run of the helper did.
+type result struct {
+	stdout, stderr string
+	exit           int
+}
+
+// execHelper runs the built binary with a clean environment: only PATH, a
+// temp HOME and XDG_CONFIG_HOME, no session bus (so auto means the file
+// store), plus vars. It runs in a new session, with no controlling
+// terminal, as CI does.
+func execHelper(t *testing.T, home string, vars map[string]string, stdin string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, args...)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "XDG_CONFIG_HOME=" + filepath.Join(home, ".config")}
+	for k, v := range vars {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	cmd.Stdin = strings.NewReader(stdin)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	err := cmd.Run()
+	exit := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		exit = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("running the helper: %v", err)
+	}
+	return result{stdout.String(), stderr.String(), exit}
+}
+
+// jwtFor builds a canary JWT: fixed claims, a recognisable signature.
+func jwtFor(claims map[string]any) string {
+	enc := base64.RawURLEncoding.EncodeToString
+	c, _ := json.Marshal(claims)
+	return enc([]byte(`{"alg":"RS256","kid":"`+fmt.Sprint(claims["jti"])+`","typ":"JWT"}`)) + "." + enc(c) + "." + enc([]byte("CANARY-SIGNATURE-"+fmt.Sprint(claims["jti"])))
+}
+
+// canarySet is a deterministic token set for golden tests.
+func canarySet(accessExp, refreshExp time.Time) map[string]any {
+	sid := "5e55b0a1-0000-4000-8000-000000000001"
+	return map[string]any{
+		"access_token":       jwtFor(map[string]any{"jti": "CANARY-access", "sub": "1530681", "exp": accessExp.Unix(), "sid": sid, "app": "connect", "type": "access", "connect_id": "42"}),
+		"refresh_token":      jwtFor(map[string]any{"jti": "CANARY-refresh", "sub": "1530681", "exp": refreshExp.Unix(), "sid": sid, "app": "connect", "type": "refresh"}),
+		"id_token":           jwtFor(map[string]any{"jti": "CANARY-id", "sub": "1530681", "exp": accessExp.Unix(), "aud": "client", "iss": "https://account.prusa3d.com", "user": map[string]any{"id": 1530681, "email": "canary@example.com"}}),
+		"expires_in":         7200,
+		"token_type":         "Bearer",
+		"scope":              "basic_info connect user_operations email_lists openid",
+		"shared_session_key": sid,
+	}
+}
+
+// assertNoTokens fails when text holds any JWT of set, or one of its parts.
+func assertNoTokens(t *testing.T, where, text string, tokens ...string) {
+	t.Helper()
+	for _, tok := range tokens {
+		if tok == "" {
+			continue
+		}
+		for _, part := range strings.Split(tok, ".") {
+			if len(part) >= 8 && strings.Contains(text, part) {
+				t.Errorf("%s holds (part of) a token", where)
+			}
+		}
+	}
+}
+
+func setTokens(set map[string]any) []string {
+	var out []string
+	for _, k := range []string{"access_token", "refresh_token", "id_token"} {
+		if v, ok := set[k].(string); ok {
+			out = append(out, v)
+		}
+	}
+	return out
+}

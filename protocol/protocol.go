@@ -1,0 +1,102 @@
+// Package protocol is the wire format of prusa-credential-helper: what a
+// program that execs it writes on its stdin and reads back.
+//
+// On stdout a protocol command (get, store, erase, list) writes exactly one
+// JSON document, on success or on error — or, for get with --format token,
+// header or env, one line on success and nothing on error. On stderr it
+// writes nothing on success (but for warnings a human must see), and on
+// error one line of message and at most one "hint:" line. The exit code is
+// 0 on success and otherwise the one of the error's Code (see ExitCode).
+//
+// The package does no I/O of its own beyond the readers and writers it is
+// given, and can be tested with byte slices alone.
+package protocol
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Version is the protocol version: the "version" of every request and
+// response.
+const Version = 1
+
+// Code is an error code of the protocol.
+type Code string
+
+// The error codes.
+const (
+	InvalidRequest Code = "invalid_request" // bad request, setting, token set or environment token
+	LoginRequired  Code = "login_required"  // nothing stored, or only a new login helps
+	NetworkError   Code = "network_error"   // no answer from the account server
+	Timeout        Code = "timeout"         // the --timeout budget ran out
+	ServerError    Code = "server_error"    // 5xx, 429 or an unusable answer
+	StorageError   Code = "storage_error"   // the store cannot be read or written
+	Internal       Code = "internal"        // anything else
+)
+
+// Exit codes.
+const (
+	ExitOK            = 0
+	ExitFailure       = 1  // storage_error, internal
+	ExitUsage         = 2  // invalid_request, and usage errors
+	ExitLoginRequired = 4  // login_required
+	ExitTempFail      = 75 // network_error, timeout, server_error (EX_TEMPFAIL: try again later)
+)
+
+// ExitCode is the process exit code of an error with this code.
+func (c Code) ExitCode() int {
+	switch c {
+	case InvalidRequest:
+		return ExitUsage
+	case LoginRequired:
+		return ExitLoginRequired
+	case NetworkError, Timeout, ServerError:
+		return ExitTempFail
+	default:
+		return ExitFailure
+	}
+}
+
+// Retryable reports whether the same call may succeed later unchanged.
+func (c Code) Retryable() bool { return c.ExitCode() == ExitTempFail }
+
+// Error is a protocol error: a code, a one-line message and an optional
+// hint of what the user can do. Messages are lower-case with no final
+// period and never hold a secret.
+type Error struct {
+	Code    Code
+	Message string
+	Hint    string // such as "run: prusa-credential-helper login"
+}
+
+func (e *Error) Error() string { return e.Message }
+
+// Errorf returns an *Error with a formatted message.
+func Errorf(code Code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// JSONMessage is the message of the JSON document: the message and the
+// hint, joined by "; ".
+func (e *Error) JSONMessage() string {
+	if e.Hint == "" {
+		return e.Message
+	}
+	return e.Message + "; " + e.Hint
+}
+
+// Stderr is what goes to stderr: the message line, prefixed with the
+// program's name, and the hint line if any.
+func (e *Error) Stderr(prog string) string {
+	var b strings.Builder
+	b.WriteString(prog + ": " + oneLine(e.Message) + "\n")
+	if e.Hint != "" {
+		b.WriteString("hint: " + oneLine(e.Hint) + "\n")
+	}
+	return b.String()
+}
+
+func oneLine(s string) string {
+	return strings.NewReplacer("\r\n", " ", "\n", " ", "\r", " ").Replace(s)
+}

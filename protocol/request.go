@@ -1,0 +1,181 @@
+package protocol
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"strconv"
+	"time"
+	"unicode/utf8"
+)
+
+// MaxRequest is the largest request body, in bytes.
+const MaxRequest = 64 << 10
+
+// MaxMinTTL is the largest min_ttl, in seconds (a day).
+const MaxMinTTL = 86400
+
+// Request is a request on a protocol command's stdin. Every field is
+// optional; an empty stdin is an empty request.
+type Request struct {
+	Version      int    // 0 when absent, else 1
+	Profile      string // "" when absent (an empty string given is an error)
+	HasProfile   bool
+	MinTTL       time.Duration
+	ForceRefresh bool
+}
+
+// ReadRequest reads a request of at most MaxRequest bytes: empty or
+// whitespace, or one JSON object. Unknown fields are ignored; anything
+// else — null, an array, two documents, trailing garbage, invalid UTF-8, a
+// field of the wrong type or range, a larger body — is an InvalidRequest
+// *Error that says which.
+func ReadRequest(r io.Reader) (Request, error) {
+	body, err := readBody(r)
+	if err != nil {
+		return Request{}, err
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return Request{}, nil
+	}
+	m, err := decodeObject(body, "request")
+	if err != nil {
+		return Request{}, err
+	}
+	return requestFrom(m)
+}
+
+// readBody reads stdin up to the size limit and checks its encoding.
+func readBody(r io.Reader) ([]byte, error) {
+	if r == nil {
+		return nil, nil
+	}
+	body, err := io.ReadAll(io.LimitReader(r, MaxRequest+1))
+	if err != nil {
+		return nil, Errorf(InvalidRequest, "cannot read the request: %v", err)
+	}
+	if len(body) > MaxRequest {
+		return nil, Errorf(InvalidRequest, "request is larger than %d KiB", MaxRequest>>10)
+	}
+	if !utf8.Valid(body) {
+		return nil, Errorf(InvalidRequest, "request is not valid UTF-8")
+	}
+	return body, nil
+}
+
+// decodeObject decodes exactly one JSON object, with numbers kept as text.
+func decodeObject(body []byte, what string) (map[string]json.RawMessage, error) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	var m map[string]json.RawMessage
+	if err := dec.Decode(&m); err != nil {
+		var syn *json.SyntaxError
+		var typ *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &typ):
+			return nil, Errorf(InvalidRequest, "%s is not a JSON object", what)
+		case errors.Is(err, io.ErrUnexpectedEOF):
+			return nil, Errorf(InvalidRequest, "%s is truncated JSON", what)
+		case errors.As(err, &syn):
+			return nil, Errorf(InvalidRequest, "%s is not valid JSON (at byte %d)", what, syn.Offset)
+		default:
+			return nil, Errorf(InvalidRequest, "%s is not valid JSON", what)
+		}
+	}
+	if m == nil {
+		return nil, Errorf(InvalidRequest, "%s is null, not a JSON object", what)
+	}
+	if rest := bytes.TrimSpace(body[dec.InputOffset():]); len(rest) > 0 {
+		return nil, Errorf(InvalidRequest, "%s has data after the JSON object", what)
+	}
+	return m, nil
+}
+
+func requestFrom(m map[string]json.RawMessage) (Request, error) {
+	var req Request
+	if raw, ok := m["version"]; ok {
+		n, ok := integral(raw)
+		if !ok || n != Version {
+			return Request{}, Errorf(InvalidRequest, "unsupported request version (this helper speaks version %d)", Version)
+		}
+		req.Version = Version
+	}
+	if raw, ok := m["profile"]; ok {
+		if err := json.Unmarshal(raw, &req.Profile); err != nil || raw[0] != '"' {
+			return Request{}, Errorf(InvalidRequest, "profile must be a string")
+		}
+		if req.Profile == "" {
+			return Request{}, Errorf(InvalidRequest, "profile must not be empty")
+		}
+		req.HasProfile = true
+	}
+	if raw, ok := m["min_ttl"]; ok {
+		n, ok := integral(raw)
+		if !ok {
+			return Request{}, Errorf(InvalidRequest, "min_ttl must be a whole number of seconds")
+		}
+		if n < 0 || n > MaxMinTTL {
+			return Request{}, Errorf(InvalidRequest, "min_ttl must be between 0 and %d seconds", MaxMinTTL)
+		}
+		req.MinTTL = time.Duration(n) * time.Second
+	}
+	if raw, ok := m["force_refresh"]; ok {
+		switch string(raw) {
+		case "true":
+			req.ForceRefresh = true
+		case "false":
+		default:
+			return Request{}, Errorf(InvalidRequest, "force_refresh must be true or false")
+		}
+	}
+	return req, nil
+}
+
+// integral reads a JSON number with an integral value (300, 300.0, 3e2).
+// Values beyond ±2^53 are refused, so the result is exact.
+func integral(raw json.RawMessage) (int64, bool) {
+	if len(raw) == 0 || !(raw[0] == '-' || raw[0] >= '0' && raw[0] <= '9') {
+		return 0, false
+	}
+	f, err := strconv.ParseFloat(string(raw), 64)
+	if err != nil || math.Trunc(f) != f || math.Abs(f) > 1<<53 {
+		return 0, false
+	}
+	return int64(f), true
+}
+
+// ReadTokenSetBody reads the body of store: at most MaxRequest bytes of
+// valid UTF-8 holding one JSON object. It returns the object's fields and
+// the profile it names, if any; the caller validates the token set.
+func ReadTokenSetBody(r io.Reader) (body []byte, profile string, hasProfile bool, err error) {
+	body, err = readBody(r)
+	if err != nil {
+		return nil, "", false, err
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil, "", false, Errorf(InvalidRequest, "no token set on stdin")
+	}
+	m, err := decodeObject(body, "token set")
+	if err != nil {
+		return nil, "", false, err
+	}
+	if raw, ok := m["profile"]; ok {
+		if json.Unmarshal(raw, &profile) != nil || raw[0] != '"' {
+			return nil, "", false, Errorf(InvalidRequest, "profile must be a string")
+		}
+		if profile == "" {
+			return nil, "", false, Errorf(InvalidRequest, "profile must not be empty")
+		}
+		delete(m, "profile")
+		hasProfile = true
+		body, _ = json.Marshal(m)
+	}
+	return body, profile, hasProfile, nil
+}
+
+// String describes the request, for diagnostics.
+func (r Request) String() string {
+	return fmt.Sprintf("request{version:%d profile:%q min_ttl:%s force_refresh:%v}", r.Version, r.Profile, r.MinTTL, r.ForceRefresh)
+}
