@@ -1,0 +1,162 @@
+package protocol
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestReadRequest(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    Request
+		wantErr string
+	}{
+		{in: "", want: Request{}},
+		{in: " \n\t ", want: Request{}},
+		{in: `{}`, want: Request{}},
+		{in: `{"version": 1, "profile": "work", "min_ttl": 300, "force_refresh": true, "extra": {"x": [1]}}`, want: Request{Version: 1, Profile: "work", HasProfile: true, MinTTL: 300 * time.Second, ForceRefresh: true}},
+		{in: `{"min_ttl": 300.0}`, want: Request{MinTTL: 300 * time.Second}},
+		{in: `{"min_ttl": 3e2}`, want: Request{MinTTL: 300 * time.Second}},
+		{in: `{"min_ttl": 0}`, want: Request{}},
+		{in: `{"min_ttl": 86400}`, want: Request{MinTTL: 86400 * time.Second}},
+		{in: `{"min_ttl": 86401}`, wantErr: "between 0 and 86400"},
+		{in: `{"min_ttl": -1}`, wantErr: "between 0 and 86400"},
+		{in: `{"min_ttl": 1.5}`, wantErr: "whole number"},
+		{in: `{"min_ttl": "300"}`, wantErr: "whole number"},
+		{in: `{"min_ttl": null}`, wantErr: "whole number"},
+		{in: `{"min_ttl": 1e400}`, wantErr: "whole number"},
+		{in: `{"version": 2}`, wantErr: "unsupported request version"},
+		{in: `{"version": "1"}`, wantErr: "unsupported request version"},
+		{in: `{"version": 1.0}`, want: Request{Version: 1}},
+		{in: `{"profile": ""}`, wantErr: "profile must not be empty"},
+		{in: `{"profile": 5}`, wantErr: "profile must be a string"},
+		{in: `{"force_refresh": "yes"}`, wantErr: "force_refresh must be true or false"},
+		{in: `{"force_refresh": 1}`, wantErr: "force_refresh must be true or false"},
+		{in: `null`, wantErr: "null"},
+		{in: `[]`, wantErr: "not a JSON object"},
+		{in: `"x"`, wantErr: "not a JSON object"},
+		{in: `{} {}`, wantErr: "data after the JSON object"},
+		{in: `{}x`, wantErr: "data after the JSON object"},
+		{in: `{"a":`, wantErr: "truncated"},
+		{in: `{'a':1}`, wantErr: "not valid JSON"},
+		{in: "{\"profile\": \"\xff\"}", wantErr: "UTF-8"},
+		{in: `{"profile": "` + strings.Repeat("a", MaxRequest) + `"}`, wantErr: "larger than 64 KiB"},
+	}
+	for _, tt := range tests {
+		got, err := ReadRequest(strings.NewReader(tt.in))
+		name := tt.in
+		if len(name) > 40 {
+			name = name[:40]
+		}
+		if tt.wantErr != "" {
+			var pe *Error
+			if !errors.As(err, &pe) || pe.Code != InvalidRequest || !strings.Contains(pe.Message, tt.wantErr) {
+				t.Errorf("%q: err = %v, want invalid_request %q", name, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil || got != tt.want {
+			t.Errorf("%q: got %+v, %v; want %+v", name, got, err, tt.want)
+		}
+	}
+	// Exactly 64 KiB is allowed.
+	body := `{"x":"` + strings.Repeat("a", MaxRequest-8) + `"}`
+	if _, err := ReadRequest(strings.NewReader(body)); err != nil || len(body) != MaxRequest {
+		t.Errorf("a %d-byte request: %v", len(body), err)
+	}
+}
+
+func TestExitCodes(t *testing.T) {
+	want := map[Code]struct {
+		exit      int
+		retryable bool
+	}{
+		InvalidRequest: {2, false}, LoginRequired: {4, false}, NetworkError: {75, true},
+		Timeout: {75, true}, ServerError: {75, true}, StorageError: {1, false}, Internal: {1, false},
+	}
+	for c, w := range want {
+		if c.ExitCode() != w.exit || c.Retryable() != w.retryable {
+			t.Errorf("%s: exit %d retryable %v, want %d %v", c, c.ExitCode(), c.Retryable(), w.exit, w.retryable)
+		}
+	}
+}
+
+func TestWriteToken(t *testing.T) {
+	tok := Token{Profile: "default", TokenType: "Bearer", AccessToken: "aaa.bbb-_.ccc", Expiry: time.Unix(1795733862, 900e6)}
+	want := map[Format]string{
+		FormatJSON:   `{"version":1,"success":true,"profile":"default","token_type":"Bearer","access_token":"aaa.bbb-_.ccc","expires_at":"2026-11-26T22:57:42Z","expiration_time":1795733862}` + "\n",
+		FormatToken:  "aaa.bbb-_.ccc\n",
+		FormatHeader: "Authorization: Bearer aaa.bbb-_.ccc\n",
+		FormatEnv:    "PRUSA_TOKEN=aaa.bbb-_.ccc\n",
+	}
+	for f, w := range want {
+		var b bytes.Buffer
+		if err := WriteToken(&b, f, tok); err != nil || b.String() != w {
+			t.Errorf("%s: %q, want %q", f, b.String(), w)
+		}
+	}
+	var b bytes.Buffer
+	tok.AccessToken = "a'b $(rm -rf ~)"
+	WriteToken(&b, FormatEnv, tok)
+	if b.String() != `PRUSA_TOKEN='a'\''b $(rm -rf ~)'`+"\n" {
+		t.Errorf("env format of a hostile token: %q", b.String())
+	}
+}
+
+func TestWriteError(t *testing.T) {
+	e := &Error{Code: LoginRequired, Message: `no stored credentials for profile "default"`, Hint: "run: prusa-credential-helper login"}
+	var b bytes.Buffer
+	WriteError(&b, FormatJSON, e)
+	want := `{"version":1,"success":false,"code":"login_required","message":"no stored credentials for profile \"default\"; run: prusa-credential-helper login","retryable":false}` + "\n"
+	if b.String() != want {
+		t.Errorf("got %s", b.String())
+	}
+	for _, f := range []Format{FormatToken, FormatHeader, FormatEnv} {
+		b.Reset()
+		WriteError(&b, f, e)
+		if b.Len() != 0 {
+			t.Errorf("%s: an error printed %q on stdout", f, b.String())
+		}
+	}
+	if got := e.Stderr("p"); got != "p: no stored credentials for profile \"default\"\nhint: run: prusa-credential-helper login\n" {
+		t.Errorf("stderr %q", got)
+	}
+	if got := (&Error{Message: "a\nb"}).Stderr("p"); strings.Count(got, "\n") != 1 {
+		t.Errorf("multi-line message: %q", got)
+	}
+}
+
+func TestWriteListAndStatus(t *testing.T) {
+	var b bytes.Buffer
+	WriteList(&b, nil)
+	if b.String() != `{"version":1,"success":true,"profiles":[]}`+"\n" {
+		t.Errorf("empty list: %s", b.String())
+	}
+	b.Reset()
+	WriteStatus(&b, Profile{Profile: "default", Store: "keyring"}, true)
+	if b.String() != `{"profile":"default","store":"keyring","login_required":true}`+"\n" {
+		t.Errorf("status: %s", b.String())
+	}
+}
+
+func FuzzReadRequest(f *testing.F) {
+	for _, s := range []string{"", "{}", `{"version":1,"profile":"a","min_ttl":300,"force_refresh":true}`, `null`, `[1]`, `{"min_ttl":1e9}`, "{\"a\":\"\xff\"}", `{} {}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		req, err := ReadRequest(bytes.NewReader(b))
+		if err != nil {
+			var pe *Error
+			if !errors.As(err, &pe) || pe.Code != InvalidRequest {
+				t.Fatalf("error %v is not an invalid_request", err)
+			}
+			return
+		}
+		if req.MinTTL < 0 || req.MinTTL > MaxMinTTL*time.Second || (req.Version != 0 && req.Version != 1) || (req.HasProfile && req.Profile == "") {
+			t.Fatalf("accepted an out-of-range request %+v", req)
+		}
+	})
+}
