@@ -74,7 +74,9 @@ func TestErrorTable(t *testing.T) {
 		{name: "login_required", code: "login_required", exit: 4, msg: "no stored credentials", args: []string{"get"},
 			setup: func(t *testing.T, srv *authtest.Server, home string, vars map[string]string) {}},
 		{name: "login_required after invalid_grant", code: "login_required", exit: 4, msg: "refused", args: []string{"get"},
-			setup: func(t *testing.T, srv *authtest.Server, home string, vars map[string]string) { srv.RevokeAll(userEmail) }},
+			setup: func(t *testing.T, srv *authtest.Server, home string, vars map[string]string) {
+				srv.RevokeAll(userEmail)
+			}},
 		{name: "network_error", code: "network_error", exit: 75, retryable: true, msg: "cannot reach the account server", args: []string{"get"},
 			setup: func(t *testing.T, srv *authtest.Server, home string, vars map[string]string) { srv.Close() }},
 		{name: "timeout (slow server)", code: "timeout", exit: 75, retryable: true, msg: "timed out after 500ms", args: []string{"get", "--timeout", "500ms"},
