@@ -1,0 +1,66 @@
+#!/usr/bin/env sh
+# Installs prusa-credential-helper from this checkout.
+#
+#   ./install.sh                  build and install to ${PREFIX:-$HOME/.local}/bin
+#   ./install.sh --prefix DIR     install to DIR/bin
+#   ./install.sh --uninstall      remove it again (with the same prefix)
+#
+# Needs Go (the version go.mod names, or newer). Tokens are not touched:
+# `prusa-credential-helper logout` removes those.
+set -eu
+
+cd "$(dirname "$0")"
+prefix=${PREFIX:-$HOME/.local}
+uninstall=0
+while [ $# -gt 0 ]; do
+	case $1 in
+	--prefix) [ $# -ge 2 ] || { echo "install.sh: --prefix needs a directory" >&2; exit 2; }; prefix=$2; shift 2 ;;
+	--prefix=*) prefix=${1#--prefix=}; shift ;;
+	--uninstall) uninstall=1; shift ;;
+	-h|--help) sed -n '2,9s/^# \{0,1\}//p' "$0"; exit 0 ;;
+	*) echo "install.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
+	esac
+done
+bin=$prefix/bin
+target=$bin/prusa-credential-helper
+
+if [ "$uninstall" = 1 ]; then
+	if [ -e "$target" ]; then
+		rm -f "$target"
+		echo "removed $target"
+	else
+		echo "nothing to remove at $target"
+	fi
+	exit 0
+fi
+
+need=$(sed -n 's/^go \([0-9][0-9.]*\).*/\1/p' go.mod)
+if ! command -v go >/dev/null 2>&1; then
+	echo "install.sh: Go is not installed (or not on PATH); install Go $need or newer from your package manager or https://go.dev/dl/, then run ./install.sh again" >&2
+	exit 1
+fi
+have=$(go env GOVERSION | sed 's/^go//; s/[^0-9.].*//')
+# version_ge A B: is A >= B, comparing dotted numbers field by field.
+version_ge() {
+	printf '%s\n%s\n' "$2" "$1" | sort -t. -k1,1n -k2,2n -k3,3n -C
+}
+if ! version_ge "$have" "$need"; then
+	echo "install.sh: Go $have is too old; this needs Go $need or newer (https://go.dev/dl/)" >&2
+	exit 1
+fi
+
+version=$(cat VERSION 2>/dev/null || echo dev)
+if commit=$(git rev-parse --short HEAD 2>/dev/null); then
+	version="$version+$commit"
+fi
+mkdir -p "$bin"
+tmp=$bin/.prusa-credential-helper.tmp.$$
+trap 'rm -f "$tmp"' EXIT
+CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=$version" -o "$tmp" .
+mv -f "$tmp" "$target"
+echo "installed $target ($version)"
+
+case ":$PATH:" in
+*":$bin:"*) ;;
+*) echo "note: $bin is not on your PATH; add it, e.g.: export PATH=\"$bin:\$PATH\"" >&2 ;;
+esac
