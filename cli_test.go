@@ -310,3 +310,45 @@ func TestAuthtestNotInBinary(t *testing.T) {
 		}
 	}
 }
+
+// TestKeyringThroughBinary stores, gets, lists and erases through the real
+// binary and a real Secret Service (scripts/with-keyring.sh starts one).
+func TestKeyringThroughBinary(t *testing.T) {
+	if os.Getenv("PRUSA_TEST_SECRET_SERVICE") != "1" || os.Getenv("DBUS_SESSION_BUS_ADDRESS") == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("CI must run the keyring tests against a real Secret Service (scripts/with-keyring.sh)")
+		}
+		t.Skip("no private Secret Service: run through scripts/with-keyring.sh")
+	}
+	srv := newServer(t, authtest.Options{})
+	home := t.TempDir()
+	vars := map[string]string{"PRUSA_ACCOUNT_URL": srv.URL, "DBUS_SESSION_BUS_ADDRESS": os.Getenv("DBUS_SESSION_BUS_ADDRESS"), "PRUSA_PROFILE": "cli-keyring"}
+	set := srv.Mint(userEmail, -time.Minute)
+	body, _ := json.Marshal(set)
+	r := execHelper(t, home, vars, string(body), "store")
+	if r.exit != 0 || r.stdout != `{"version":1,"success":true,"profile":"cli-keyring","store":"keyring"}`+"\n" || r.stderr != "" {
+		t.Fatalf("store under auto with a keyring: %d %q %q", r.exit, r.stdout, r.stderr)
+	}
+	t.Cleanup(func() { execHelper(t, home, vars, "", "erase") })
+	if out, err := exec.Command("secret-tool", "lookup", "service", "prusa-credential-helper", "username", "cli-keyring").Output(); err != nil || !strings.Contains(string(out), set.AccessToken) {
+		t.Fatalf("secret-tool does not find the item: %v", err)
+	}
+	if _, err := os.Stat(tokenFile(home, "cli-keyring")); err == nil {
+		t.Fatal("a token file was written although the keyring answered")
+	}
+	r = execHelper(t, home, vars, "", "token")
+	if r.exit != 0 || !srv.ValidAccessToken(strings.TrimSpace(r.stdout)) {
+		t.Fatalf("refreshing get: %d %q", r.exit, r.stderr)
+	}
+	r = execHelper(t, home, vars, "", "list")
+	if !strings.Contains(r.stdout, `{"profile":"cli-keyring","store":"keyring","user_id":"1530681","email":"canary@example.com"`) {
+		t.Fatalf("list: %s", r.stdout)
+	}
+	r = execHelper(t, home, vars, "", "erase")
+	if r.stdout != `{"version":1,"success":true,"profile":"cli-keyring","erased":true}`+"\n" {
+		t.Fatalf("erase: %s %s", r.stdout, r.stderr)
+	}
+	if _, err := exec.Command("secret-tool", "lookup", "service", "prusa-credential-helper", "username", "cli-keyring").Output(); err == nil {
+		t.Fatal("the item is still in the keyring after erase")
+	}
+}

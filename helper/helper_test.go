@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -566,8 +567,20 @@ func TestAutoNoSessionBus(t *testing.T) {
 	}
 }
 
-// TestAutoWithGoKeyringMock uses go-keyring's own mock provider.
+// TestAutoWithGoKeyringMock uses go-keyring's own mock provider. The mock
+// replaces the provider for the whole process, for good, so the test runs
+// in a child process of its own and the real-keyring tests keep the real
+// provider.
 func TestAutoWithGoKeyringMock(t *testing.T) {
+	if os.Getenv("HELPER_TEST_KEYRING_MOCK") != "1" {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestAutoWithGoKeyringMock$", "-test.v")
+		cmd.Env = append(os.Environ(), "HELPER_TEST_KEYRING_MOCK=1")
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "--- PASS: TestAutoWithGoKeyringMock") {
+			t.Fatalf("child: %v\n%s", err, out)
+		}
+		return
+	}
 	keyring.MockInit()
 	e := newEnv(t, ModeAuto, authtest.Options{})
 	e.h.Keyring.api = goKeyring{}
