@@ -57,6 +57,14 @@ type Token struct {
 	Store       string // where it came from: "keyring", "file" or an environment variable
 }
 
+// String describes the token without its value.
+func (t Token) String() string {
+	return fmt.Sprintf("helper.Token{profile: %s, %s, from %s}", t.Profile, auth.Describe(t.AccessToken), t.Store)
+}
+
+// GoString is String, so that %#v does not print the token either.
+func (t Token) GoString() string { return t.String() }
+
 func (h *Helper) now() time.Time {
 	if h.Now != nil {
 		return h.Now()

@@ -63,6 +63,14 @@ type Token struct {
 	Expiry      time.Time
 }
 
+// String describes the answer without the token itself.
+func (t Token) String() string {
+	return fmt.Sprintf("protocol.Token{profile: %s, expires: %s, token: <redacted>}", t.Profile, FormatTime(t.Expiry))
+}
+
+// GoString is String, so that %#v does not print the token either.
+func (t Token) GoString() string { return t.String() }
+
 type tokenJSON struct {
 	Version        int    `json:"version"`
 	Success        bool   `json:"success"`

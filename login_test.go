@@ -1,0 +1,102 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prusa-credential-helper/prusa-credential-helper/auth"
+	"github.com/prusa-credential-helper/prusa-credential-helper/auth/authtest"
+)
+
+// fakeTerminal answers prompts from a script and records what was shown.
+type fakeTerminal struct {
+	answers map[string][]string // prompt prefix → answers, in order
+	shown   strings.Builder
+	secret  []string // prompts asked without echo
+	closed  bool
+}
+
+func (f *fakeTerminal) answer(prompt string) (string, error) {
+	f.shown.WriteString(prompt)
+	for p, as := range f.answers {
+		if strings.HasPrefix(prompt, p) && len(as) > 0 {
+			f.answers[p] = as[1:]
+			return as[0], nil
+		}
+	}
+	return "", errors.New("no answer scripted")
+}
+
+func (f *fakeTerminal) Prompt(p string) (string, error) { return f.answer(p) }
+func (f *fakeTerminal) PromptSecret(p string) (string, error) {
+	f.secret = append(f.secret, p)
+	return f.answer(p)
+}
+func (f *fakeTerminal) Println(msg string) { f.shown.WriteString(msg + "\n") }
+func (f *fakeTerminal) Close() error       { f.closed = true; return nil }
+
+// TestInteractiveLogin answers the prompts on a (fake) terminal: the email,
+// the password without echo, and a TOTP code that is wrong twice, then
+// right.
+func TestInteractiveLogin(t *testing.T) {
+	srv := newServer(t, authtest.Options{})
+	key, _ := auth.DecodeTOTPSecret(userTOTPSecret)
+	good := auth.TOTP(key, auth.TOTPStep(time.Now()), 6)
+	tty := &fakeTerminal{answers: map[string][]string{
+		"Prusa Account email": {userEmail},
+		"Password for":        {userPassword},
+		"TOTP code":           {"000000", "111111", good},
+	}}
+	config := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	exit := runEnv(context.Background(), &env{
+		args: []string{"login", "--store", "file"}, stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr,
+		getenv:          func(k string) string { return map[string]string{"PRUSA_ACCOUNT_URL": srv.URL}[k] },
+		now:             time.Now,
+		configDir:       func() string { return config },
+		openTerminal:    func() (terminal, error) { return tty, nil },
+		stdinIsTerminal: func() bool { return false },
+	})
+	if exit != 0 || stdout.Len() != 0 || stderr.String() != "Logged in as canary@example.com (profile default, stored in file)\n" {
+		t.Fatalf("exit %d stdout %q stderr %q", exit, stdout.String(), stderr.String())
+	}
+	if len(tty.secret) != 1 || !strings.HasPrefix(tty.secret[0], "Password for canary@example.com") {
+		t.Fatalf("the password was not asked without echo: %q", tty.secret)
+	}
+	if got := strings.Count(tty.shown.String(), "invalid TOTP code, try again"); got != 2 {
+		t.Fatalf("%d retries announced, want 2", got)
+	}
+	if srv.Count(authtest.KindTOTPPost) != 3 || !tty.closed {
+		t.Fatalf("%d TOTP posts, terminal closed %v", srv.Count(authtest.KindTOTPPost), tty.closed)
+	}
+	if _, err := os.Stat(filepath.Join(config, prog, "default.json")); err != nil {
+		t.Fatal("nothing stored")
+	}
+	if strings.Contains(stderr.String()+stdout.String(), userPassword) || strings.Contains(stderr.String(), good) {
+		t.Fatal("a secret reached stdout or stderr")
+	}
+}
+
+// TestInteractiveLoginGivesUp: three wrong codes end the login with exit 4.
+func TestInteractiveLoginGivesUp(t *testing.T) {
+	srv := newServer(t, authtest.Options{})
+	tty := &fakeTerminal{answers: map[string][]string{"TOTP code": {"000000", "111111", "222222", "333333"}}}
+	var stdout, stderr bytes.Buffer
+	vars := map[string]string{"PRUSA_ACCOUNT_URL": srv.URL, "PRUSA_EMAIL": userEmail, "PRUSA_PASSWORD": userPassword}
+	exit := runEnv(context.Background(), &env{
+		args: []string{"login", "--store", "file"}, stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr,
+		getenv: func(k string) string { return vars[k] }, now: time.Now,
+		configDir:       func() string { return t.TempDir() },
+		openTerminal:    func() (terminal, error) { return tty, nil },
+		stdinIsTerminal: func() bool { return false },
+	})
+	if exit != 4 || stderr.String() != "prusa-credential-helper: invalid TOTP code\n" || srv.Count(authtest.KindTOTPPost) != 3 {
+		t.Fatalf("exit %d stderr %q posts %d", exit, stderr.String(), srv.Count(authtest.KindTOTPPost))
+	}
+}
