@@ -83,7 +83,16 @@ func (e *RetrieveError) Is(target error) bool {
 	case ErrInvalidGrant:
 		return e.ErrorCode == "invalid_grant"
 	case ErrServer:
-		return e.Temporary() || (e.ErrorCode == "" && e.StatusCode != 0)
+		switch {
+		case e.Temporary(), e.ErrorCode == "server_error", e.ErrorCode == "temporarily_unavailable":
+			return true
+		case e.ErrorCode == "":
+			return e.StatusCode != 0 // an answer that is not an OAuth error
+		default:
+			// An error code in a 200 is a broken server, except invalid_grant,
+			// which means what it says wherever it comes.
+			return e.StatusCode == 200 && e.ErrorCode != "invalid_grant"
+		}
 	}
 	return false
 }

@@ -221,6 +221,10 @@ func (s *Server) formData(w http.ResponseWriter, r *http.Request, next string) f
 // login is Django's LoginView with the account's email form.
 func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	next := nextOf(r)
+	if s.opts.RedirectLoop {
+		s.redirect(w, next)
+		return
+	}
 	switch r.Method {
 	case http.MethodGet:
 		d := s.formData(w, r, next)

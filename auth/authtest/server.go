@@ -57,6 +57,11 @@ type Options struct {
 	FloatExp       bool // exp claims as floats (1795733862.25) instead of integers
 	NumericSub     bool // sub claims as numbers instead of strings
 
+	// RedirectLoop: the login page redirects back to the authorize
+	// endpoint, which redirects to the login page (a server that loses its
+	// session): a client must give up.
+	RedirectLoop bool
+
 	Now  func() time.Time // default time.Now
 	Addr string           // loopback address to listen on; default 127.0.0.1:0
 	TLS  bool             // serve HTTPS with httptest's certificate (use Client)
