@@ -163,13 +163,12 @@ func (s *KeyringStore) readMain(ctx context.Context, profile string) (map[string
 // GetAccess returns the profile's access token from the main item alone,
 // without reading the parts: the fast path of Get.
 func (s *KeyringStore) GetAccess(ctx context.Context, profile string) (string, error) {
-	m, _, err := s.readMain(ctx, profile)
+	v, err := s.get(ctx, profile)
 	if err != nil {
 		return "", err
 	}
-	var access string
-	if raw, ok := m["access_token"]; ok && json.Unmarshal(raw, &access) == nil && access != "" {
-		return access, nil
+	if tok, ok := auth.TopLevelString([]byte(v), "access_token"); ok && tok != "" {
+		return tok, nil
 	}
 	set, err := s.Get(ctx, profile) // the access token itself was moved to a part
 	if err != nil {

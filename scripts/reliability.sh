@@ -18,7 +18,7 @@ RELIABILITY_KILLS=$kills go test -count=1 -v \
 
 echo "== fuzzing, $fuzztime per target"
 cache=$(go env GOCACHE)/fuzz/github.com/prusa-credential-helper/prusa-credential-helper
-for target in auth:FuzzParseJWT auth:FuzzTokenSet auth:FuzzParseForms protocol:FuzzReadRequest; do
+for target in auth:FuzzParseJWT auth:FuzzTokenSet auth:FuzzParseForms auth:FuzzLean protocol:FuzzReadRequest; do
 	pkg=${target%%:*} name=${target##*:}
 	out=$(go test "./$pkg" -run '^$' -fuzz "^$name\$" -fuzztime "$fuzztime" 2>&1) || { echo "$out" | tail -20; echo "  $name: FOUND A FAILURE (input saved in $pkg/testdata/fuzz/$name)"; exit 1; }
 	execs=$(echo "$out" | grep -oE 'execs: [0-9]+' | tail -1 | grep -oE '[0-9]+')

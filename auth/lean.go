@@ -1,0 +1,281 @@
+package auth
+
+import (
+	"bytes"
+	"encoding/base64"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// The lean decoders below serve get's fast path, which runs in a fresh
+// process each time: there, the first use of encoding/json's reflection
+// costs more than all the rest of the path. They accept a subset of what
+// ParseJWT and encoding/json accept, agree with them on it (FuzzLean checks
+// that), and answer ok=false for anything else, so the caller falls back to
+// the full decoders.
+
+// AccessExpiry returns the exp claim of a JWT, decoding nothing else: three
+// base64url parts, a header with a known alg, and claims whose exp is a
+// number. Claims that ParseJWT types strictly are checked too, so that a
+// token accepted here is accepted there.
+func AccessExpiry(token string) (exp time.Time, ok bool) {
+	h, rest, ok1 := strings.Cut(token, ".")
+	p, sig, ok2 := strings.Cut(rest, ".")
+	if !ok1 || !ok2 || strings.IndexByte(sig, '.') >= 0 {
+		return time.Time{}, false
+	}
+	header, err := base64.RawURLEncoding.DecodeString(h)
+	if err != nil {
+		return time.Time{}, false
+	}
+	alg, ok := TopLevelString(header, "alg")
+	if !ok || jwt.GetSigningMethod(alg) == nil {
+		return time.Time{}, false
+	}
+	claims, err := base64.RawURLEncoding.DecodeString(p)
+	if err != nil {
+		return time.Time{}, false
+	}
+	var rawExp []byte
+	ok = walkTop(claims, func(key, val []byte) bool {
+		name := strings.ToLower(string(key[1 : len(key)-1])) // encoding/json matches fields case-insensitively
+		switch name {
+		case "exp":
+			if !isNumber(val) {
+				return false
+			}
+			rawExp = val
+		case "jti", "sub", "connect_id":
+			return val[0] == '"' || isNumber(val) || string(val) == "null"
+		case "sid", "app", "type", "iss", "aud":
+			return val[0] == '"' || string(val) == "null"
+		case "user":
+			return string(val) == "null"
+		}
+		return true
+	})
+	if !ok || rawExp == nil {
+		return time.Time{}, false
+	}
+	f, err := strconv.ParseFloat(string(rawExp), 64)
+	if err != nil || f < 0 || f > maxExp {
+		return time.Time{}, false
+	}
+	sec, frac := math.Modf(f)
+	return time.Unix(int64(sec), int64(math.Round(frac*1e9))).UTC(), true
+}
+
+func isNumber(v []byte) bool { return v[0] == '-' || v[0] >= '0' && v[0] <= '9' }
+
+// TopLevelString returns the value of key (matched exactly, as a decode
+// into a map does) at the top level of a JSON object, when it is a string
+// without escapes (as every JWT is). The last of duplicate keys wins.
+func TopLevelString(doc []byte, key string) (string, bool) {
+	var found []byte
+	ok := walkTop(doc, func(k, v []byte) bool {
+		if string(k) == `"`+key+`"` {
+			found = v
+		}
+		return true
+	})
+	if !ok || found == nil || found[0] != '"' || bytes.IndexByte(found, '\\') >= 0 {
+		return "", false
+	}
+	return string(found[1 : len(found)-1]), true
+}
+
+// walkTop checks that doc is one well-formed JSON object of ASCII text and
+// calls f with each top-level key (with its quotes) and raw value, until f
+// returns false. Keys with escapes make it give up: it returns false.
+func walkTop(doc []byte, f func(key, val []byte) bool) bool {
+	s := scanner{b: doc}
+	s.space()
+	if !s.eat('{') {
+		return false
+	}
+	s.space()
+	if s.eat('}') {
+		return s.end()
+	}
+	for {
+		s.space()
+		k, ok := s.str()
+		if !ok || bytes.IndexByte(k, '\\') >= 0 {
+			return false
+		}
+		s.space()
+		if !s.eat(':') {
+			return false
+		}
+		s.space()
+		start := s.i
+		if !s.value(0) || !f(k, s.b[start:s.i]) {
+			return false
+		}
+		s.space()
+		if s.eat(',') {
+			continue
+		}
+		return s.eat('}') && s.end()
+	}
+}
+
+// scanner is a strict, minimal JSON syntax walker.
+type scanner struct {
+	b []byte
+	i int
+}
+
+const maxDepth = 64
+
+func (s *scanner) space() {
+	for s.i < len(s.b) && (s.b[s.i] == ' ' || s.b[s.i] == '\t' || s.b[s.i] == '\n' || s.b[s.i] == '\r') {
+		s.i++
+	}
+}
+
+func (s *scanner) eat(c byte) bool {
+	if s.i < len(s.b) && s.b[s.i] == c {
+		s.i++
+		return true
+	}
+	return false
+}
+
+func (s *scanner) end() bool {
+	s.space()
+	return s.i == len(s.b)
+}
+
+// str reads a string, returning it with its quotes. It refuses control
+// characters and non-ASCII bytes (the full decoder handles those).
+func (s *scanner) str() ([]byte, bool) {
+	start := s.i
+	if !s.eat('"') {
+		return nil, false
+	}
+	for s.i < len(s.b) {
+		c := s.b[s.i]
+		switch {
+		case c == '"':
+			s.i++
+			return s.b[start:s.i], true
+		case c == '\\':
+			if s.i+1 >= len(s.b) {
+				return nil, false
+			}
+			switch s.b[s.i+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				s.i += 2
+			case 'u':
+				if s.i+6 > len(s.b) {
+					return nil, false
+				}
+				for _, h := range s.b[s.i+2 : s.i+6] {
+					if !(h >= '0' && h <= '9' || h >= 'a' && h <= 'f' || h >= 'A' && h <= 'F') {
+						return nil, false
+					}
+				}
+				s.i += 6
+			default:
+				return nil, false
+			}
+		case c < 0x20 || c >= 0x80:
+			return nil, false
+		default:
+			s.i++
+		}
+	}
+	return nil, false
+}
+
+func (s *scanner) value(depth int) bool {
+	if s.i >= len(s.b) || depth > maxDepth {
+		return false
+	}
+	switch c := s.b[s.i]; {
+	case c == '"':
+		_, ok := s.str()
+		return ok
+	case c == '{' || c == '[':
+		closer := byte('}')
+		if c == '[' {
+			closer = ']'
+		}
+		s.i++
+		s.space()
+		if s.eat(closer) {
+			return true
+		}
+		for {
+			s.space()
+			if c == '{' {
+				if _, ok := s.str(); !ok {
+					return false
+				}
+				s.space()
+				if !s.eat(':') {
+					return false
+				}
+				s.space()
+			}
+			if !s.value(depth + 1) {
+				return false
+			}
+			s.space()
+			if s.eat(',') {
+				continue
+			}
+			return s.eat(closer)
+		}
+	case c == '-' || c >= '0' && c <= '9':
+		return s.number()
+	default:
+		for _, lit := range []string{"true", "false", "null"} {
+			if bytes.HasPrefix(s.b[s.i:], []byte(lit)) {
+				s.i += len(lit)
+				return true
+			}
+		}
+		return false
+	}
+}
+
+// number reads a JSON number (RFC 8259 §6).
+func (s *scanner) number() bool {
+	start := s.i
+	s.eat('-')
+	switch {
+	case s.eat('0'):
+	case s.i < len(s.b) && s.b[s.i] >= '1' && s.b[s.i] <= '9':
+		s.digits()
+	default:
+		return false
+	}
+	if s.eat('.') {
+		if !s.digits() {
+			return false
+		}
+	}
+	if s.eat('e') || s.eat('E') {
+		if !s.eat('+') {
+			s.eat('-')
+		}
+		if !s.digits() {
+			return false
+		}
+	}
+	return s.i > start
+}
+
+func (s *scanner) digits() bool {
+	start := s.i
+	for s.i < len(s.b) && s.b[s.i] >= '0' && s.b[s.i] <= '9' {
+		s.i++
+	}
+	return s.i > start
+}

@@ -1,0 +1,102 @@
+package auth
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+)
+
+func TestAccessExpiry(t *testing.T) {
+	tests := []struct {
+		claims string
+		want   time.Time
+		ok     bool
+	}{
+		{`{"jti":"a","sub":"1530681","exp":1795733862,"sid":"s","app":"connect","type":"access","connect_id":"7"}`, time.Unix(1795733862, 0), true},
+		{`{"sub":1530681,"exp":1795733862.25}`, time.Unix(1795733862, 250e6), true},
+		{` { "exp" : 5 , "x" : [ {"y": [1, "\"}"]} ] } `, time.Unix(5, 0), true},
+		{`{"exp":1,"exp":2}`, time.Unix(2, 0), true},
+		{`{"exp":1,"EXP":2}`, time.Unix(2, 0), true}, // encoding/json matches case-insensitively
+		{`{"sub":"1"}`, time.Time{}, false},
+		{`{"exp":"5"}`, time.Time{}, false},
+		{`{"exp":null}`, time.Time{}, false},
+		{`{"exp":-1}`, time.Time{}, false},
+		{`{"exp":1e300}`, time.Time{}, false},
+		{`{"exp":5,"sid":5}`, time.Time{}, false},
+		{`{"exp":5,"user":{"email":"a"}}`, time.Time{}, false}, // left to ParseJWT
+		{`{"exp":5}x`, time.Time{}, false},
+		{`{"exp":5,}`, time.Time{}, false},
+		{`{"exp":05}`, time.Time{}, false},
+		{`{"ex\u0070":5}`, time.Time{}, false},
+		{`[{"exp":5}]`, time.Time{}, false},
+	}
+	for _, tt := range tests {
+		tok := makeJWT(rs256, tt.claims)
+		got, ok := AccessExpiry(tok)
+		if ok != tt.ok || !got.Equal(tt.want) {
+			t.Errorf("%s: %v %v, want %v %v", tt.claims, got, ok, tt.want, tt.ok)
+		}
+		if ok {
+			c, err := ParseJWT(tok)
+			if err != nil || !c.Expiry.Time.Equal(got) {
+				t.Errorf("%s: ParseJWT disagrees: %v", tt.claims, err)
+			}
+		}
+	}
+	for _, tok := range []string{"", "a.b", "a.b.c.d", makeJWT(`{"alg":"none2"}`, `{"exp":5}`), makeJWT(`{"typ":"JWT"}`, `{"exp":5}`)} {
+		if _, ok := AccessExpiry(tok); ok {
+			t.Errorf("%q accepted", tok)
+		}
+	}
+}
+
+func TestTopLevelString(t *testing.T) {
+	tests := []struct {
+		doc, want string
+		ok        bool
+	}{
+		{`{"access_token":"abc","refresh_token":"def"}`, "abc", true},
+		{`{"old":{"access_token":"nested"},"access_token":"top"}`, "top", true},
+		{`{"old":{"access_token":"nested"}}`, "", false},
+		{`{"access_token":"a","access_token":"b"}`, "b", true},
+		{`{"Access_Token":"x"}`, "", false},
+		{`{"access_token":"a\"b"}`, "", false},
+		{`{"access_token":5}`, "", false},
+		{`{"access_token":"a"`, "", false},
+		{`{"access_token":"a"} {}`, "", false},
+		{"{\"access_token\":\"\xff\"}", "", false},
+	}
+	for _, tt := range tests {
+		got, ok := TopLevelString([]byte(tt.doc), "access_token")
+		if got != tt.want || ok != tt.ok {
+			t.Errorf("%s: %q %v, want %q %v", tt.doc, got, ok, tt.want, tt.ok)
+		}
+	}
+}
+
+// FuzzLean: where the lean decoders answer, the full ones agree.
+func FuzzLean(f *testing.F) {
+	f.Add(`{"alg":"RS256"}`, `{"exp":1795733862,"sub":"1","sid":"s"}`)
+	f.Add(`{"alg":"HS256","typ":"JWT"}`, `{"exp":1.5,"EXP":2,"aud":"x","user":null}`)
+	f.Add(`{"alg":"RS256"}`, `{"exp":5,"x":[{"y":"\u00e9"}],"jti":7}`)
+	f.Fuzz(func(t *testing.T, header, claims string) {
+		tok := makeJWT(header, claims)
+		if exp, ok := AccessExpiry(tok); ok {
+			c, err := ParseJWT(tok)
+			if err != nil {
+				t.Fatalf("lean accepted what ParseJWT refuses: %v", err)
+			}
+			if !c.Expiry.Time.Equal(exp) {
+				t.Fatalf("exp %v, ParseJWT %v", exp, c.Expiry.Time)
+			}
+		}
+		doc := []byte(claims)
+		if v, ok := TopLevelString(doc, "exp"); ok {
+			var m map[string]json.RawMessage
+			var s string
+			if json.Unmarshal(doc, &m) != nil || json.Unmarshal(m["exp"], &s) != nil || s != v {
+				t.Fatalf("TopLevelString %q disagrees with encoding/json", v)
+			}
+		}
+	})
+}
