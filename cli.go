@@ -9,12 +9,12 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"time"
-
-	"github.com/adrg/xdg"
 
 	"github.com/prusa-credential-helper/prusa-credential-helper/auth"
 	"github.com/prusa-credential-helper/prusa-credential-helper/helper"
@@ -41,6 +41,8 @@ type env struct {
 	// stdinIsTerminal reports whether stdin is a terminal (then get does
 	// not read it).
 	stdinIsTerminal func() bool
+	// watchSignals makes ctx end on an interrupt; nil leaves it as it is.
+	watchSignals func(ctx context.Context) (context.Context, context.CancelFunc)
 }
 
 // run is the program: it parses args, runs a command and turns its error
@@ -50,9 +52,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		args: args, stdin: stdin, stdout: stdout, stderr: stderr,
 		getenv:          os.Getenv,
 		now:             time.Now,
-		configDir:       func() string { return xdg.ConfigHome },
+		configDir:       func() string { return configDir(os.Getenv) },
 		openTerminal:    openTTY,
 		stdinIsTerminal: func() bool { return isTerminal(stdin) },
+		watchSignals: func(ctx context.Context) (context.Context, context.CancelFunc) {
+			return signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+		},
 	})
 }
 
@@ -255,9 +260,22 @@ func runEnv(ctx context.Context, e *env) int {
 	c := &cli{env: e, s: s}
 	err = c.resolve()
 	if err == nil {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, s.timeout)
-		defer cancel()
+		c.deadline = time.Now().Add(s.timeout)
+		switch s.command {
+		case "get", "version":
+			// get arms its budget and interrupt handling on its slow path
+			// only (helper.Helper.Slow): its fast path needs neither, and
+			// each costs every process start measurably (a timer starts the
+			// network poller; signal handling starts a thread).
+		case "list", "status":
+			var cancel context.CancelFunc // they only read: a budget, no signals
+			ctx, cancel = context.WithDeadline(ctx, c.deadline)
+			defer cancel()
+		default:
+			var cancel context.CancelFunc
+			ctx, cancel = c.budget(ctx)
+			defer cancel()
+		}
 		err = c.dispatch(ctx)
 	}
 	if err == nil {
@@ -278,8 +296,19 @@ func runEnv(ctx context.Context, e *env) int {
 // cli is one run of a command.
 type cli struct {
 	*env
-	s *settings
-	h *helper.Helper
+	s        *settings
+	h        *helper.Helper
+	deadline time.Time // the end of the --timeout budget
+}
+
+// budget bounds ctx by the command's deadline and ends it on an interrupt.
+func (c *cli) budget(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancelTimeout := context.WithDeadline(ctx, c.deadline)
+	if c.watchSignals == nil {
+		return ctx, cancelTimeout
+	}
+	ctx, cancelSignals := c.watchSignals(ctx)
+	return ctx, func() { cancelSignals(); cancelTimeout() }
 }
 
 func (c *cli) isProtocol() bool {
@@ -435,6 +464,7 @@ func (c *cli) helper() *helper.Helper {
 		Getenv:  c.getenv,
 		Now:     c.now,
 		Debugf:  c.debugf(),
+		Slow:    c.budget,
 	}
 	return c.h
 }

@@ -1,17 +1,16 @@
 // Command prusa-credential-helper gives any program a fresh Prusa Connect
-// access token: see README.md and ../shared/SPEC.md.
+// access token: see README.md and SPEC.md in the shared folder.
 package main
 
 import (
 	"context"
 	"os"
-	"os/signal"
-	"syscall"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
-	stop()
-	os.Exit(code)
+	// Interrupts are watched (signal.NotifyContext) only where there is
+	// something to clean up: run arms them before a refresh, a login or a
+	// write. get's fast path does neither, and an interrupt ends it like
+	// any small program — without paying for a signal thread on every call.
+	os.Exit(run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }

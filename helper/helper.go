@@ -44,6 +44,10 @@ type Helper struct {
 	Getenv  func(string) string
 	Now     func() time.Time
 	Debugf  func(format string, args ...any)
+	// Slow, if set, wraps the context of get's slow path (lock, refresh,
+	// save): the CLI arms its time budget and interrupt handling there, so
+	// that the fast path pays for neither.
+	Slow func(ctx context.Context) (context.Context, context.CancelFunc)
 
 	store Store
 }
@@ -222,6 +226,11 @@ func (h *Helper) load(ctx context.Context, profile string, env *EnvSource) (*aut
 // save → unlock. The new set is saved before its token is returned,
 // because the old refresh token is spent the moment the server answers.
 func (h *Helper) refresh(ctx context.Context, profile string, env *EnvSource, current string, margin time.Duration, force bool) (*Token, error) {
+	if h.Slow != nil {
+		var cancel context.CancelFunc
+		ctx, cancel = h.Slow(ctx)
+		defer cancel()
+	}
 	unlock, err := h.lock(ctx, profile)
 	if err != nil {
 		return nil, err

@@ -72,7 +72,6 @@ func (t Token) String() string {
 // GoString is String, so that %#v does not print the token either.
 func (t Token) GoString() string { return t.String() }
 
-
 // WriteToken writes get's answer in format f.
 func WriteToken(w io.Writer, f Format, t Token) error {
 	switch f {

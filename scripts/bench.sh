@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Measures get's fast path (and a refreshing get) against their floors:
+# builds the helper as install.sh does and the reference programs beside it
+# (scripts/bench/*), starts a private keyring and the emulator, runs
+# everything interleaved and prints medians, ratios and peak RSS.
+#
+#   scripts/bench.sh            # 60 runs of each command
+#   RUNS=200 scripts/bench.sh
+#
+# Needs: Go; for the keyring rows gnome-keyring, dbus, libsecret-tools
+# (apt-get install gnome-keyring dbus libsecret-tools).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+build() { CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$out/$1" "$2"; }
+build prusa-credential-helper .
+for ref in hello fileread keyringread post; do
+	build "$ref" "./scripts/bench/$ref"
+done
+go build -o "$out/run" ./scripts/bench/run
+scripts/with-keyring.sh "$out/run" -bin "$out" -n "${RUNS:-60}"
