@@ -94,13 +94,13 @@ func interleave(n int, cmds ...*command) {
 }
 
 type row struct {
-	what, ref      string
-	got, floor     sample
-	target         float64
-	rssTarget      int64 // KiB; 0: none
-	ratio          float64
-	note           string
-	batch          bool
+	what, ref  string
+	got, floor sample
+	target     float64
+	rssTarget  int64 // KiB; 0: none
+	ratio      float64
+	note       string
+	batch      bool
 }
 
 func main() {
