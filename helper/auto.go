@@ -45,12 +45,12 @@ func (a *AutoStore) GetAccess(ctx context.Context, profile string) (string, erro
 			return "", err
 		}
 	}
-	set, err := a.File.Get(ctx, profile)
+	tok, err := a.File.GetAccess(ctx, profile)
 	if err != nil {
 		return "", err
 	}
 	a.Where = "file"
-	return set.AccessToken, nil
+	return tok, nil
 }
 
 // Get reads both stores and returns the set whose access token expires

@@ -81,6 +81,27 @@ func (s *FileStore) Get(_ context.Context, profile string) (*auth.TokenSet, erro
 	return nil, ErrNotFound
 }
 
+// GetAccess returns the profile's access token, decoding nothing else
+// (with auth's lean decoder): the fast path of Get. A file it cannot read
+// that way goes through Get, which decodes it fully and moves it aside if
+// it is corrupt.
+func (s *FileStore) GetAccess(ctx context.Context, profile string) (string, error) {
+	b, err := readNoFollow(s.File(profile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", ErrNotFound
+	}
+	if err == nil {
+		if tok, ok := auth.TopLevelString(b, "access_token"); ok && tok != "" {
+			return tok, nil
+		}
+	}
+	set, err := s.Get(ctx, profile)
+	if err != nil {
+		return "", err
+	}
+	return set.AccessToken, nil
+}
+
 // reason gives a token-set error without its sentinel prefix.
 func reason(err error) string {
 	return strings.TrimPrefix(err.Error(), auth.ErrInvalidTokenSet.Error()+": ")

@@ -227,3 +227,24 @@ func makeToken(t *testing.T, claims map[string]any) string {
 	enc := base64.RawURLEncoding.EncodeToString
 	return enc([]byte(`{"alg":"RS256","typ":"JWT"}`)) + "." + enc(b) + "." + enc([]byte("sig"))
 }
+
+// TestFileFastPathReadsAccessOnly: get's fast path takes the access token
+// from the file without decoding the rest, and still moves a corrupt file
+// aside.
+func TestFileFastPathReadsAccessOnly(t *testing.T) {
+	e := newEnv(t, ModeFile, authtest.Options{})
+	set := e.mint(0)
+	set.IDToken = "" // a set with only an access token and a refresh token
+	e.store("default", set)
+	tok, err := e.h.File.GetAccess(context.Background(), "default")
+	if err != nil || tok != set.AccessToken {
+		t.Fatalf("GetAccess: %v", err)
+	}
+	os.WriteFile(e.h.File.File("default"), []byte(`{"access_token": 5}`), 0o600)
+	if _, err := e.h.File.GetAccess(context.Background(), "default"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("corrupt file: %v", err)
+	}
+	if m, _ := filepath.Glob(e.h.File.File("default") + ".corrupt-*"); len(m) != 1 {
+		t.Fatal("the corrupt file was not moved aside")
+	}
+}
