@@ -301,6 +301,14 @@ type cli struct {
 	deadline time.Time // the end of the --timeout budget
 }
 
+// deadlineOnly bounds ctx by the command's deadline: get's slow path. It
+// does not catch interrupts: an interrupted refresh leaves the store as a
+// killed one does (the old set or the new, whole; the lock goes with the
+// process), and catching them would cost every refresh a signal thread.
+func (c *cli) deadlineOnly(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithDeadline(ctx, c.deadline)
+}
+
 // budget bounds ctx by the command's deadline and ends it on an interrupt.
 func (c *cli) budget(ctx context.Context) (context.Context, context.CancelFunc) {
 	ctx, cancelTimeout := context.WithDeadline(ctx, c.deadline)
@@ -464,7 +472,7 @@ func (c *cli) helper() *helper.Helper {
 		Getenv:  c.getenv,
 		Now:     c.now,
 		Debugf:  c.debugf(),
-		Slow:    c.budget,
+		Slow:    c.deadlineOnly,
 	}
 	return c.h
 }

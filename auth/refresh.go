@@ -19,11 +19,15 @@ func (c *Client) Refresh(ctx context.Context, set TokenSet) (TokenSet, error) {
 	if set.RefreshToken == "" {
 		return TokenSet{}, ErrNoRefreshToken
 	}
-	rc, err := ParseJWT(set.RefreshToken)
-	if err != nil {
-		return TokenSet{}, fmt.Errorf("refresh token: %w", err)
+	exp, ok := AccessExpiry(set.RefreshToken) // the lean decoder serves any JWT
+	if !ok {
+		rc, err := ParseJWT(set.RefreshToken)
+		if err != nil {
+			return TokenSet{}, fmt.Errorf("refresh token: %w", err)
+		}
+		exp = rc.Expiry.Time
 	}
-	if !ValidFor(rc.Expiry.Time, c.now(), 0) {
+	if !ValidFor(exp, c.now(), 0) {
 		return TokenSet{}, ErrRefreshTokenExpired
 	}
 	form := url.Values{

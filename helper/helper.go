@@ -45,8 +45,8 @@ type Helper struct {
 	Now     func() time.Time
 	Debugf  func(format string, args ...any)
 	// Slow, if set, wraps the context of get's slow path (lock, refresh,
-	// save): the CLI arms its time budget and interrupt handling there, so
-	// that the fast path pays for neither.
+	// save): the CLI arms its time budget there, so that the fast path does
+	// not pay for it.
 	Slow func(ctx context.Context) (context.Context, context.CancelFunc)
 
 	store Store
@@ -127,11 +127,14 @@ func (h *Helper) lock(ctx context.Context, profile string) (func(), error) {
 }
 
 func (h *Helper) token(profile, where string, set *auth.TokenSet, c *auth.Claims) *Token {
-	typ := set.TokenType
-	if typ == "" {
-		typ = "Bearer"
+	return &Token{Profile: profile, AccessToken: set.AccessToken, TokenType: tokenType(set), Expiry: c.Expiry.Time, Store: where}
+}
+
+func tokenType(set *auth.TokenSet) string {
+	if set.TokenType == "" {
+		return "Bearer"
 	}
-	return &Token{Profile: profile, AccessToken: set.AccessToken, TokenType: typ, Expiry: c.Expiry.Time, Store: where}
+	return set.TokenType
 }
 
 func noCredentials(profile string) error {
@@ -252,7 +255,9 @@ func (h *Helper) refresh(ctx context.Context, profile string, env *EnvSource, cu
 			return h.token(profile, where, set, c), nil
 		}
 	}
-	h.debugf("refreshing %s with %s", auth.Describe(set.AccessToken), auth.Describe(set.RefreshToken))
+	if h.Debugf != nil {
+		h.debugf("refreshing %s with %s", auth.Describe(set.AccessToken), auth.Describe(set.RefreshToken))
+	}
 	fresh, err := h.Auth.Refresh(ctx, *set)
 	if errors.Is(err, auth.ErrInvalidGrant) {
 		// Another process (one that does not take our lock, or a store
@@ -281,12 +286,18 @@ func (h *Helper) refresh(ctx context.Context, profile string, env *EnvSource, cu
 	if err := h.Store().Set(ctx, profile, &fresh); err != nil {
 		return nil, fmt.Errorf("saving the refreshed tokens: %w", err)
 	}
-	fc, err := auth.ParseJWT(fresh.AccessToken)
-	if err != nil {
-		return nil, err // never: Refresh validates the answer
+	exp, ok := auth.AccessExpiry(fresh.AccessToken)
+	if !ok {
+		fc, err := auth.ParseJWT(fresh.AccessToken)
+		if err != nil {
+			return nil, err // never: Refresh validated the answer
+		}
+		exp = fc.Expiry.Time
 	}
-	h.debugf("refreshed: %s, saved to %s", auth.Describe(fresh.AccessToken), h.Store().Name())
-	return h.token(profile, h.Store().Name(), &fresh, fc), nil
+	if h.Debugf != nil {
+		h.debugf("refreshed: %s, saved to %s", auth.Describe(fresh.AccessToken), h.Store().Name())
+	}
+	return &Token{Profile: profile, AccessToken: fresh.AccessToken, TokenType: tokenType(&fresh), Expiry: exp, Store: h.Store().Name()}, nil
 }
 
 // StoreSet validates a token set and saves it under the profile's lock. A

@@ -7,15 +7,15 @@
 #   scripts/bench.sh            # 60 runs of each command
 #   RUNS=200 scripts/bench.sh
 #
-# Needs: Go; for the keyring rows gnome-keyring, dbus, libsecret-tools
-# (apt-get install gnome-keyring dbus libsecret-tools).
+# Needs: Go; for peak RSS /usr/bin/time; for the keyring rows a Secret
+# Service (apt-get install time gnome-keyring dbus libsecret-tools).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 build() { CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$out/$1" "$2"; }
 build prusa-credential-helper .
-for ref in hello fileread keyringread post; do
+for ref in hello fileread linked keyringread post; do
 	build "$ref" "./scripts/bench/$ref"
 done
 go build -o "$out/run" ./scripts/bench/run
