@@ -205,11 +205,10 @@ func (h *Helper) Get(ctx context.Context, profile string, minTTL time.Duration, 
 func (h *Helper) load(ctx context.Context, profile string, env *EnvSource) (*auth.TokenSet, string, error) {
 	stored, err := h.Store().Get(ctx, profile)
 	if err != nil && !errors.Is(err, ErrNotFound) {
-		if env == nil {
-			return nil, "", err
-		}
-		h.debugf("store: %v (using %s)", err, EnvTokensJSON)
-		stored = nil
+		// Even with a set from the environment: a refresh spends its
+		// refresh token, and a store that cannot be read will hardly take
+		// the new one. Better to stop before than to lose it after.
+		return nil, "", err
 	}
 	if env != nil {
 		if stored != nil {

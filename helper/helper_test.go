@@ -631,3 +631,27 @@ func TestTokenSetRedactedInErrors(t *testing.T) {
 	fmt.Fprintf(&b, "%v %+v %#v", set, *set, set)
 	assertNoSecret(t, "formatting", b.String(), set)
 }
+
+// TestEnvRefreshNeedsAStore: an expired PRUSA_TOKENS_JSON is not refreshed
+// when the store cannot be reached: the refresh would spend the refresh
+// token and the new one could not be saved.
+func TestEnvRefreshNeedsAStore(t *testing.T) {
+	e := newEnv(t, ModeKeyring, authtest.Options{})
+	e.kr.err = errors.New("dbus: no Secret Service")
+	seed := e.mint(-time.Minute)
+	data, _ := json.Marshal(seed)
+	e.vars[EnvTokensJSON] = string(data)
+	if _, err := e.get("default", 0, false); !errors.Is(err, ErrStorage) {
+		t.Fatalf("err = %v, want a storage error", err)
+	}
+	if n := e.srv.Count(authtest.KindTokenRefresh); n != 0 || !e.srv.ValidRefreshToken(seed.RefreshToken) {
+		t.Fatal("the refresh token was spent with nowhere to keep its successor")
+	}
+	// A valid environment set needs no store at all.
+	fresh := e.mint(0)
+	data, _ = json.Marshal(fresh)
+	e.vars[EnvTokensJSON] = string(data)
+	if tok, err := e.get("default", 0, false); err != nil || tok.AccessToken != fresh.AccessToken {
+		t.Fatalf("valid PRUSA_TOKENS_JSON with no store: %v", err)
+	}
+}
