@@ -289,6 +289,22 @@ func TestDebugRedacts(t *testing.T) {
 	}
 }
 
+// TestClosedStdin: a caller that starts get with stdin closed gets its
+// token, as with an empty request (the Go runtime opens /dev/null on a
+// closed fd 0; this keeps it so).
+func TestClosedStdin(t *testing.T) {
+	home := t.TempDir()
+	srv := newServer(t, authtest.Options{})
+	set := srv.Mint(userEmail, 0)
+	writeSet(t, home, "default", set)
+	cmd := exec.Command("sh", "-c", `exec "$0" token <&-`, binary)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "XDG_CONFIG_HOME=" + filepath.Join(home, ".config")}
+	out, err := cmd.Output()
+	if err != nil || strings.TrimSpace(string(out)) != set.AccessToken {
+		t.Fatalf("get with stdin closed: %v", err)
+	}
+}
+
 // TestAuthtestNotInBinary: the emulator is for tests only.
 func TestAuthtestNotInBinary(t *testing.T) {
 	out, err := exec.Command("go", "list", "-deps", ".").Output()

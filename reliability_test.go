@@ -295,7 +295,7 @@ func TestRaces(t *testing.T) {
 	}
 	srv := newServer(t, authtest.Options{AccessTTL: 90 * time.Second}) // inside the margin soon: many refreshes
 	home := t.TempDir()
-	vars := map[string]string{"PRUSA_ACCOUNT_URL": srv.URL, "PRUSA_TIMEOUT": "10s"}
+	vars := map[string]string{"PRUSA_ACCOUNT_URL": srv.URL, "PRUSA_HELPER_TIMEOUT": "10s"}
 	writeSet(t, home, "default", srv.Mint(userEmail, -time.Minute))
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
