@@ -23,51 +23,79 @@ import (
 // number. Claims that ParseJWT types strictly are checked too, so that a
 // token accepted here is accepted there.
 func AccessExpiry(token string) (exp time.Time, ok bool) {
+	exp, _, ok = leanClaims(token)
+	return exp, ok
+}
+
+// leanClaims is AccessExpiry that also gives the sub claim, as ParseJWT's
+// Claims.Subject would hold it.
+func leanClaims(token string) (exp time.Time, sub string, ok bool) {
 	h, rest, ok1 := strings.Cut(token, ".")
 	p, sig, ok2 := strings.Cut(rest, ".")
 	if !ok1 || !ok2 || strings.IndexByte(sig, '.') >= 0 {
-		return time.Time{}, false
+		return time.Time{}, "", false
 	}
 	header, err := base64.RawURLEncoding.DecodeString(h)
 	if err != nil {
-		return time.Time{}, false
+		return time.Time{}, "", false
 	}
 	alg, ok := TopLevelString(header, "alg")
 	if !ok || jwt.GetSigningMethod(alg) == nil {
-		return time.Time{}, false
+		return time.Time{}, "", false
 	}
 	claims, err := base64.RawURLEncoding.DecodeString(p)
 	if err != nil {
-		return time.Time{}, false
+		return time.Time{}, "", false
 	}
 	var rawExp []byte
 	ok = walkTop(claims, func(key, val []byte) bool {
-		name := strings.ToLower(string(key[1 : len(key)-1])) // encoding/json matches fields case-insensitively
-		switch name {
+		switch strings.ToLower(string(key[1 : len(key)-1])) { // encoding/json matches fields case-insensitively
 		case "exp":
 			if !isNumber(val) {
 				return false
 			}
 			rawExp = val
-		case "jti", "sub", "connect_id":
-			return val[0] == '"' || isNumber(val) || string(val) == "null"
+		case "sub":
+			switch {
+			case string(val) == "null":
+				sub = ""
+			case isNumber(val):
+				sub = string(val)
+			case val[0] == '"' && bytes.IndexByte(val, '\\') < 0:
+				sub = string(val[1 : len(val)-1])
+			default:
+				return false
+			}
+		case "jti", "connect_id":
+			return isFlexString(val)
 		case "sid", "app", "type", "iss", "aud":
 			return val[0] == '"' || string(val) == "null"
 		case "user":
-			return string(val) == "null"
+			return string(val) == "null" || val[0] == '{' && walkTop(val, func(k, v []byte) bool {
+				switch strings.ToLower(string(k[1 : len(k)-1])) {
+				case "id":
+					return isFlexString(v)
+				case "email", "first_name", "last_name", "public_username":
+					return v[0] == '"' || string(v) == "null"
+				}
+				return true
+			})
 		}
 		return true
 	})
 	if !ok || rawExp == nil {
-		return time.Time{}, false
+		return time.Time{}, "", false
 	}
 	f, err := strconv.ParseFloat(string(rawExp), 64)
 	if err != nil || f < 0 || f > maxExp {
-		return time.Time{}, false
+		return time.Time{}, "", false
 	}
 	sec, frac := math.Modf(f)
-	return time.Unix(int64(sec), int64(math.Round(frac*1e9))).UTC(), true
+	return time.Unix(int64(sec), int64(math.Round(frac*1e9))).UTC(), sub, true
 }
+
+// isFlexString: what a FlexString accepts.
+func isFlexString(v []byte) bool { return v[0] == '"' || isNumber(v) || string(v) == "null" }
 
 func isNumber(v []byte) bool { return v[0] == '-' || v[0] >= '0' && v[0] <= '9' }
 

@@ -23,7 +23,9 @@ func TestAccessExpiry(t *testing.T) {
 		{`{"exp":-1}`, time.Time{}, false},
 		{`{"exp":1e300}`, time.Time{}, false},
 		{`{"exp":5,"sid":5}`, time.Time{}, false},
-		{`{"exp":5,"user":{"email":"a"}}`, time.Time{}, false}, // left to ParseJWT
+		{`{"exp":5,"user":{"email":"a","id":7,"avatar":{"x":1}}}`, time.Unix(5, 0), true},
+		{`{"exp":5,"user":{"email":5}}`, time.Time{}, false},
+		{`{"exp":5,"user":[1]}`, time.Time{}, false},
 		{`{"exp":5}x`, time.Time{}, false},
 		{`{"exp":5,}`, time.Time{}, false},
 		{`{"exp":05}`, time.Time{}, false},
@@ -79,15 +81,17 @@ func FuzzLean(f *testing.F) {
 	f.Add(`{"alg":"RS256"}`, `{"exp":1795733862,"sub":"1","sid":"s"}`)
 	f.Add(`{"alg":"HS256","typ":"JWT"}`, `{"exp":1.5,"EXP":2,"aud":"x","user":null}`)
 	f.Add(`{"alg":"RS256"}`, `{"exp":5,"x":[{"y":"\u00e9"}],"jti":7}`)
+	f.Add(`{"alg":"RS256","kid":"k"}`, `{"exp":5,"sub":1530681,"aud":"c","user":{"id":7,"email":"a@b.c","custom_data":{"k":[1]}}}`)
+	f.Add(`{"alg":"RS256"}`, `{"exp":5,"SUB":"a","sub":"b","user":{"ID":"x","Email":null}}`)
 	f.Fuzz(func(t *testing.T, header, claims string) {
 		tok := makeJWT(header, claims)
-		if exp, ok := AccessExpiry(tok); ok {
+		if exp, sub, ok := leanClaims(tok); ok {
 			c, err := ParseJWT(tok)
 			if err != nil {
 				t.Fatalf("lean accepted what ParseJWT refuses: %v", err)
 			}
-			if !c.Expiry.Time.Equal(exp) {
-				t.Fatalf("exp %v, ParseJWT %v", exp, c.Expiry.Time)
+			if !c.Expiry.Time.Equal(exp) || string(c.Subject) != sub {
+				t.Fatalf("exp %v sub %q, ParseJWT %v %q", exp, sub, c.Expiry.Time, c.Subject)
 			}
 		}
 		doc := []byte(claims)
