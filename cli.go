@@ -296,9 +296,10 @@ func runEnv(ctx context.Context, e *env) int {
 // cli is one run of a command.
 type cli struct {
 	*env
-	s        *settings
-	h        *helper.Helper
-	deadline time.Time // the end of the --timeout budget
+	s         *settings
+	h         *helper.Helper
+	deadline  time.Time         // the end of the --timeout budget
+	envSource *helper.EnvSource // the environment's tokens, read once by resolve
 }
 
 // deadlineOnly bounds ctx by the command's deadline: get's slow path. It
@@ -421,9 +422,11 @@ func (c *cli) resolve() error {
 	if !s.set["debug"] {
 		s.debug = c.getenv("PRUSA_HELPER_DEBUG") == "1"
 	}
-	if _, err := helper.FromEnv(c.getenv); err != nil {
+	src, err := helper.FromEnv(c.getenv)
+	if err != nil {
 		return err
 	}
+	c.envSource = src
 	return nil
 }
 
@@ -470,6 +473,7 @@ func (c *cli) helper() *helper.Helper {
 		Keyring: ks,
 		Auth:    c.authClient(),
 		Getenv:  c.getenv,
+		Env:     c.envSource,
 		Now:     c.now,
 		Debugf:  c.debugf(),
 		Slow:    c.deadlineOnly,

@@ -39,8 +39,6 @@ type Client struct {
 	// Debugf, if set, receives redacted diagnostics: methods, paths and
 	// statuses, never a query, body, cookie or token.
 	Debugf func(format string, args ...any)
-	// sleep waits between retries; tests swap it.
-	sleep func(context.Context, time.Duration) error
 }
 
 func (c *Client) now() time.Time {
@@ -91,11 +89,7 @@ func (c *Client) postToken(ctx context.Context, form url.Values) (*TokenSet, err
 			return nil, err
 		}
 		c.debugf("token endpoint: retrying in %s after: %v", wait.Round(time.Millisecond), err)
-		sleep := c.sleep
-		if sleep == nil {
-			sleep = sleepContext
-		}
-		if serr := sleep(ctx, wait); serr != nil {
+		if serr := sleepContext(ctx, wait); serr != nil {
 			return nil, err
 		}
 	}

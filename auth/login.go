@@ -196,7 +196,6 @@ var errNoForm = errors.New("page has no login or TOTP form")
 // redirect URI that ends the dance.
 type page struct {
 	url      *url.URL
-	status   int
 	forms    []Form
 	callback *url.URL
 }
@@ -270,7 +269,7 @@ func (s *loginSession) do(ctx context.Context, method string, u *url.URL, form u
 				return nil, fmt.Errorf("%w: bad redirect", ErrUnexpectedPage)
 			}
 			if s.isCallback(next) {
-				return &page{url: u, status: resp.StatusCode, callback: next}, nil
+				return &page{url: u, callback: next}, nil
 			}
 			if next.Scheme+"://"+next.Host != s.origin {
 				return nil, fmt.Errorf("%w: redirected to another site (%s)", ErrUnexpectedPage, sanitize(next.Host, 64))
@@ -301,6 +300,6 @@ func (s *loginSession) do(ctx context.Context, method string, u *url.URL, form u
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrUnexpectedPage, err)
 		}
-		return &page{url: u, status: resp.StatusCode, forms: forms}, nil
+		return &page{url: u, forms: forms}, nil
 	}
 }

@@ -42,8 +42,11 @@ type Helper struct {
 	Keyring *KeyringStore // nil where the keyring is not to be tried
 	Auth    *auth.Client  // for refreshes
 	Getenv  func(string) string
-	Now     func() time.Time
-	Debugf  func(format string, args ...any)
+	// Env, if set, is the environment's token source as the caller already
+	// read it with FromEnv (so it is parsed once); nil reads it from Getenv.
+	Env    *EnvSource
+	Now    func() time.Time
+	Debugf func(format string, args ...any)
 	// Slow, if set, wraps the context of get's slow path (lock, refresh,
 	// save): the CLI arms its time budget there, so that the fast path does
 	// not pay for it.
@@ -80,6 +83,14 @@ func (h *Helper) debugf(format string, args ...any) {
 	if h.Debugf != nil {
 		h.Debugf(format, args...)
 	}
+}
+
+// fromEnv is the environment's token source: h.Env, else read now.
+func (h *Helper) fromEnv() (*EnvSource, error) {
+	if h.Env != nil {
+		return h.Env, nil
+	}
+	return FromEnv(h.getenv)
 }
 
 func (h *Helper) getenv(k string) string {
@@ -155,7 +166,7 @@ func prefer(env *EnvSource, stored *auth.Claims) bool {
 // makes no request.
 func (h *Helper) Get(ctx context.Context, profile string, minTTL time.Duration, force bool) (*Token, error) {
 	margin := max(MinMargin, minTTL)
-	env, err := FromEnv(h.getenv)
+	env, err := h.fromEnv()
 	if err != nil {
 		return nil, err
 	}
@@ -376,7 +387,7 @@ func Describe(profile, store string, set *auth.TokenSet) Entry {
 // Status describes the set Get would use for the profile — from the
 // environment or the store, in Get's order — or returns ErrNotFound.
 func (h *Helper) Status(ctx context.Context, profile string) (Entry, error) {
-	env, err := FromEnv(h.getenv)
+	env, err := h.fromEnv()
 	if err != nil {
 		return Entry{}, err
 	}
