@@ -501,7 +501,8 @@ func (c *cli) debugf() func(string, ...any) {
 	}
 }
 
-// keyringMissing is the error of --store keyring with no session bus.
+// checkKeyringReachable refuses --store keyring where there is no session
+// bus to reach a keyring through.
 func (c *cli) checkKeyringReachable() error {
 	if c.s.store == helper.ModeKeyring && helper.SessionBusAbsent(c.getenv) {
 		return &protocol.Error{Code: protocol.StorageError,

@@ -71,11 +71,7 @@ func (c *cli) storeCmd(ctx context.Context) error {
 // noteFallback says on stderr that auto put the set in the file store.
 func (c *cli) noteFallback(profile string) {
 	if a, ok := c.helper().Store().(*helper.AutoStore); ok && a.Where == "file" && a.Fallback != "" {
-		reason := a.Fallback
-		for _, p := range []string{helper.ErrStorage.Error() + ": ", helper.ErrUnavailable.Error() + ": "} {
-			reason = strings.TrimPrefix(reason, p)
-		}
-		fmt.Fprintf(c.stderr, "%s: note: no keyring available (%s); stored in the file store %s\n", prog, reason, c.h.File.File(profile))
+		fmt.Fprintf(c.stderr, "%s: note: no keyring available (%s); stored in the file store %s\n", prog, a.Fallback, c.h.File.File(profile))
 	}
 }
 

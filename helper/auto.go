@@ -107,10 +107,11 @@ func (a *AutoStore) Set(ctx context.Context, profile string, set *auth.TokenSet)
 			}
 			return nil
 		}
-		if !errors.Is(err, ErrUnavailable) {
+		var ue *UnavailableError
+		if !errors.As(err, &ue) {
 			return err
 		}
-		a.Fallback = err.Error()
+		a.Fallback = ue.Reason
 	}
 	if err := a.File.Set(ctx, profile, set); err != nil {
 		return err

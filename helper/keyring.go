@@ -95,13 +95,25 @@ func call[T any](ctx context.Context, f func() (T, error)) (T, error) {
 			return r.v, ErrNotFound
 		}
 		if r.err != nil {
-			return r.v, fmt.Errorf("%w: %w: keyring: %s", ErrStorage, ErrUnavailable, oneLine(r.err.Error()))
+			return r.v, &UnavailableError{Reason: "keyring: " + oneLine(r.err.Error())}
 		}
 		return r.v, nil
 	case <-ctx.Done():
 		var zero T
-		return zero, fmt.Errorf("%w: %w: keyring did not answer in time (is it locked?)", ErrStorage, ErrUnavailable)
+		return zero, &UnavailableError{Reason: "keyring did not answer in time (is it locked?)"}
 	}
+}
+
+// UnavailableError is a keyring that cannot be reached: it matches both
+// ErrStorage and ErrUnavailable, and Reason says why for a human.
+type UnavailableError struct{ Reason string }
+
+func (e *UnavailableError) Error() string {
+	return ErrStorage.Error() + ": " + ErrUnavailable.Error() + ": " + e.Reason
+}
+
+func (e *UnavailableError) Is(target error) bool {
+	return target == ErrStorage || target == ErrUnavailable
 }
 
 func oneLine(s string) string {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"math"
 	"strconv"
@@ -173,9 +172,4 @@ func ReadTokenSetBody(r io.Reader) (body []byte, profile string, hasProfile bool
 		body, _ = json.Marshal(m)
 	}
 	return body, profile, hasProfile, nil
-}
-
-// String describes the request, for diagnostics.
-func (r Request) String() string {
-	return fmt.Sprintf("request{version:%d profile:%q min_ttl:%s force_refresh:%v}", r.Version, r.Profile, r.MinTTL, r.ForceRefresh)
 }

@@ -13,7 +13,6 @@
 package authtest
 
 import (
-	"crypto/tls"
 	"fmt"
 	"net"
 	"net/http"
@@ -235,9 +234,6 @@ func (s *Server) Close() {
 // Client returns an HTTP client that trusts the server's certificate (with
 // TLS) and has no cookie jar.
 func (s *Server) Client() *http.Client { return s.ts.Client() }
-
-// Certificate returns the server's TLS certificate pool entry, or nil.
-func (s *Server) TLSConfig() *tls.Config { return s.ts.TLS }
 
 // Count returns how many requests of kind the server received.
 func (s *Server) Count(k Kind) int {
