@@ -2,9 +2,7 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -135,9 +133,7 @@ func TestBadInputCatalogue(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			config := t.TempDir()
 			dir := filepath.Join(config, prog)
-			os.MkdirAll(dir, 0o700)
-			stored := []byte(js(validSet))
-			os.WriteFile(filepath.Join(dir, "default.json"), stored, 0o600)
+			stored := storeIn(t, config, "default", validSet)
 			vars := map[string]string{"PRUSA_ACCOUNT_URL": "http://127.0.0.1:1", "PRUSA_CREDENTIAL_STORE": "file"}
 			if c.page != "" {
 				hs := httptest.NewServer(hostile[c.page])
@@ -147,13 +143,9 @@ func TestBadInputCatalogue(t *testing.T) {
 			for k, v := range c.env {
 				vars[k] = v
 			}
-			var stdout, stderr bytes.Buffer
-			exit := runEnv(context.Background(), &env{
-				args: c.args, stdin: strings.NewReader(c.stdin), stdout: &stdout, stderr: &stderr,
-				getenv: func(k string) string { return vars[k] }, now: func() time.Time { return goldenNow },
-				configDir: func() string { return config }, stdinIsTerminal: func() bool { return false },
-				openTerminal: func() (terminal, error) { return nil, errors.New("no terminal") },
-			})
+			p := newInProcess(config, vars, func() time.Time { return goldenNow }, nil)
+			exit := p.run(c.stdin, c.args...)
+			stdout, stderr := &p.stdout, &p.stderr
 			if c.page != "" {
 				// A hostile page: a specific login error, never success.
 				t.Logf("exit %d: %s", exit, strings.TrimSpace(stderr.String()))

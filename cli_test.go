@@ -41,12 +41,7 @@ func tokenFile(home, profile string) string {
 
 func writeSet(t *testing.T, home, profile string, set auth.TokenSet) []byte {
 	t.Helper()
-	b, _ := json.Marshal(set)
-	os.MkdirAll(filepath.Dir(tokenFile(home, profile)), 0o700)
-	if err := os.WriteFile(tokenFile(home, profile), b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return storeIn(t, filepath.Join(home, ".config"), profile, set)
 }
 
 type errorDoc struct {

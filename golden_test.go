@@ -2,9 +2,7 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -102,26 +100,15 @@ func TestGolden(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			config := t.TempDir()
 			if tc.stored != nil {
-				dir := filepath.Join(config, prog)
-				os.MkdirAll(dir, 0o700)
-				b, _ := json.Marshal(tc.stored)
-				if err := os.WriteFile(filepath.Join(dir, "default.json"), b, 0o600); err != nil {
-					t.Fatal(err)
-				}
+				storeIn(t, config, "default", tc.stored)
 			}
-			var stdout, stderr bytes.Buffer
 			vars := map[string]string{"PRUSA_ACCOUNT_URL": "http://127.0.0.1:1"} // nothing listens: no test reaches a network
 			for k, v := range tc.env {
 				vars[k] = v
 			}
-			exit := runEnv(context.Background(), &env{
-				args: tc.args, stdin: strings.NewReader(tc.stdin), stdout: &stdout, stderr: &stderr,
-				getenv:          func(k string) string { return vars[k] },
-				now:             func() time.Time { return goldenNow },
-				configDir:       func() string { return config },
-				openTerminal:    func() (terminal, error) { return nil, errors.New("no terminal") },
-				stdinIsTerminal: func() bool { return false },
-			})
+			p := newInProcess(config, vars, func() time.Time { return goldenNow }, nil)
+			exit := p.run(tc.stdin, tc.args...)
+			stdout, stderr := &p.stdout, &p.stderr
 			got := &txtar.Archive{Files: []txtar.File{
 				{Name: "args", Data: []byte(strings.Join(tc.args, " ") + "\n")},
 				{Name: "exit", Data: []byte(strconv.Itoa(exit) + "\n")},

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -54,15 +52,9 @@ func TestInteractiveLogin(t *testing.T) {
 		"TOTP code":           {"000000", "111111", good},
 	}}
 	config := t.TempDir()
-	var stdout, stderr bytes.Buffer
-	exit := runEnv(context.Background(), &env{
-		args: []string{"login", "--store", "file"}, stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr,
-		getenv:          func(k string) string { return map[string]string{"PRUSA_ACCOUNT_URL": srv.URL}[k] },
-		now:             time.Now,
-		configDir:       func() string { return config },
-		openTerminal:    func() (terminal, error) { return tty, nil },
-		stdinIsTerminal: func() bool { return false },
-	})
+	p := newInProcess(config, map[string]string{"PRUSA_ACCOUNT_URL": srv.URL}, time.Now, tty)
+	exit := p.run("", "login", "--store", "file")
+	stdout, stderr := &p.stdout, &p.stderr
 	if exit != 0 || stdout.Len() != 0 || stderr.String() != "Logged in as canary@example.com (profile default, stored in file)\n" {
 		t.Fatalf("exit %d stdout %q stderr %q", exit, stdout.String(), stderr.String())
 	}
@@ -87,15 +79,10 @@ func TestInteractiveLogin(t *testing.T) {
 func TestInteractiveLoginGivesUp(t *testing.T) {
 	srv := newServer(t, authtest.Options{})
 	tty := &fakeTerminal{answers: map[string][]string{"TOTP code": {"000000", "111111", "222222", "333333"}}}
-	var stdout, stderr bytes.Buffer
 	vars := map[string]string{"PRUSA_ACCOUNT_URL": srv.URL, "PRUSA_EMAIL": userEmail, "PRUSA_PASSWORD": userPassword}
-	exit := runEnv(context.Background(), &env{
-		args: []string{"login", "--store", "file"}, stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr,
-		getenv: func(k string) string { return vars[k] }, now: time.Now,
-		configDir:       func() string { return t.TempDir() },
-		openTerminal:    func() (terminal, error) { return tty, nil },
-		stdinIsTerminal: func() bool { return false },
-	})
+	p := newInProcess(t.TempDir(), vars, time.Now, tty)
+	exit := p.run("", "login", "--store", "file")
+	stderr := &p.stderr
 	if exit != 4 || stderr.String() != "prusa-credential-helper: invalid TOTP code\n" || srv.Count(authtest.KindTOTPPost) != 3 {
 		t.Fatalf("exit %d stderr %q posts %d", exit, stderr.String(), srv.Count(authtest.KindTOTPPost))
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -74,6 +75,55 @@ func execHelper(t *testing.T, home string, vars map[string]string, stdin string,
 		t.Fatalf("running the helper: %v", err)
 	}
 	return result{stdout.String(), stderr.String(), exit}
+}
+
+// storeIn writes v, as JSON, as the profile's file of the file store under
+// config (the folder that holds prusa-credential-helper/), and returns the
+// bytes written.
+func storeIn(tb testing.TB, config, profile string, v any) []byte {
+	tb.Helper()
+	b, _ := json.Marshal(v)
+	dir := filepath.Join(config, prog)
+	os.MkdirAll(dir, 0o700)
+	if err := os.WriteFile(filepath.Join(dir, profile+".json"), b, 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	return b
+}
+
+// inProcess runs the helper inside the test process: its environment
+// variables, config folder, clock and terminal are the test's.
+type inProcess struct {
+	env            *env
+	stdout, stderr bytes.Buffer
+}
+
+// newInProcess builds one; tty nil means there is no terminal.
+func newInProcess(config string, vars map[string]string, now func() time.Time, tty terminal) *inProcess {
+	p := &inProcess{}
+	p.env = &env{
+		stdout: &p.stdout, stderr: &p.stderr,
+		getenv:          func(k string) string { return vars[k] },
+		now:             now,
+		configDir:       func() string { return config },
+		stdinIsTerminal: func() bool { return false },
+		openTerminal: func() (terminal, error) {
+			if tty == nil {
+				return nil, errors.New("no terminal")
+			}
+			return tty, nil
+		},
+	}
+	return p
+}
+
+// run runs one command line with stdin and returns its exit code; stdout
+// and stderr hold what it printed.
+func (p *inProcess) run(stdin string, args ...string) int {
+	p.stdout.Reset()
+	p.stderr.Reset()
+	p.env.args, p.env.stdin = args, strings.NewReader(stdin)
+	return runEnv(context.Background(), p.env)
 }
 
 // jwtFor builds a canary JWT: fixed claims, a recognisable signature.
