@@ -32,7 +32,7 @@ func (c *cli) get(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := c.checkKeyringReachable(); err != nil && c.getenv(helper.EnvToken) == "" && c.getenv(helper.EnvTokensJSON) == "" {
+	if err := c.checkKeyringReachable(); err != nil && c.envSource == nil {
 		return err
 	}
 	tok, err := c.helper().Get(ctx, profile, req.MinTTL, req.ForceRefresh)
