@@ -263,10 +263,11 @@ func runEnv(ctx context.Context, e *env) int {
 		c.deadline = time.Now().Add(s.timeout)
 		switch s.command {
 		case "get", "version":
-			// get arms its budget and interrupt handling on its slow path
-			// only (helper.Helper.Slow): its fast path needs neither, and
-			// each costs every process start measurably (a timer starts the
-			// network poller; signal handling starts a thread).
+			// version needs nothing; get arms its budget on its slow path
+			// only (helper.Helper.Slow), and catches no interrupt at all:
+			// a timer starts the network poller and signal handling starts
+			// a thread, each costing every call measurably, and a killed
+			// get leaves the store whole (see cli.deadlineOnly).
 		case "list", "status":
 			var cancel context.CancelFunc // they only read: a budget, no signals
 			ctx, cancel = context.WithDeadline(ctx, c.deadline)

@@ -8,9 +8,9 @@ import (
 )
 
 func main() {
-	// Interrupts are watched (signal.NotifyContext) only where there is
-	// something to clean up: run arms them before a refresh, a login or a
-	// write. get's fast path does neither, and an interrupt ends it like
-	// any small program — without paying for a signal thread on every call.
+	// Interrupts are watched (signal.NotifyContext) only by the commands
+	// that ask for input or write: login, logout, store, erase. get does
+	// not pay for a signal thread on every call; an interrupt ends it like
+	// a kill, which leaves the store whole.
 	os.Exit(run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
