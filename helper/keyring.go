@@ -69,7 +69,7 @@ type KeyringStore struct {
 
 // NewKeyringStore returns a store on the OS keyring.
 func NewKeyringStore(indexDir string) *KeyringStore {
-	return &KeyringStore{IndexDir: indexDir, api: goKeyring{}, limit: MaxKeyringItem}
+	return &KeyringStore{IndexDir: indexDir, api: defaultKeyringAPI(), limit: MaxKeyringItem}
 }
 
 // Name is "keyring".
