@@ -158,6 +158,13 @@ func (c *Client) postTokenOnce(ctx context.Context, form url.Values) (*TokenSet,
 
 // parseTokenAnswer reads a token endpoint answer (RFC 6749 §5.1, §5.2).
 func parseTokenAnswer(resp *http.Response, body []byte) (*TokenSet, error) {
+	if resp.StatusCode == http.StatusOK {
+		// The everyday answer: a body the lean decoder takes holds token
+		// set fields only, so no "error" member to look for.
+		if s := new(TokenSet); s.unmarshalLean(body) {
+			return usableAnswer(resp, s)
+		}
+	}
 	var oerr struct {
 		Error       any    `json:"error"`
 		Description string `json:"error_description"`
@@ -187,9 +194,21 @@ func parseTokenAnswer(resp *http.Response, body []byte) (*TokenSet, error) {
 	}
 	set, err := ParseTokenSet(body)
 	if err != nil {
-		return nil, &RetrieveError{StatusCode: resp.StatusCode, Reason: "answer is not a usable token set: " + strings.TrimPrefix(err.Error(), ErrInvalidTokenSet.Error()+": ")}
+		return nil, unusable(resp, err)
 	}
 	return set, nil
+}
+
+// usableAnswer is set when it validates.
+func usableAnswer(resp *http.Response, set *TokenSet) (*TokenSet, error) {
+	if err := set.Validate(); err != nil {
+		return nil, unusable(resp, err)
+	}
+	return set, nil
+}
+
+func unusable(resp *http.Response, err error) error {
+	return &RetrieveError{StatusCode: resp.StatusCode, Reason: "answer is not a usable token set: " + strings.TrimPrefix(err.Error(), ErrInvalidTokenSet.Error()+": ")}
 }
 
 // parseRetryAfter reads a Retry-After header in seconds or as an HTTP date.

@@ -3,6 +3,7 @@ package auth
 import (
 	"bytes"
 	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -40,10 +41,27 @@ func FuzzTokenSet(f *testing.F) {
 	f.Add([]byte(`{"access_token":5}`))
 	f.Add([]byte(`null`))
 	f.Add([]byte("{\"access_token\":\"\xff\"}"))
+	f.Add([]byte(`{"access_token":"a","access_token":null,"expires_in":1,"expires_in":null, "token_type" : "Bearer" }`))
+	f.Add([]byte(`{"id_token":"x<y","scope":"a&b","refresh_token":"\u00e9"}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
+		// The lean decoder agrees with the full one wherever it answers.
+		var lean, full TokenSet
+		leanOK := lean.unmarshalLean(b)
+		fullErr := full.unmarshalFull(b)
+		if leanOK && (fullErr != nil || !reflect.DeepEqual(lean, full)) {
+			t.Fatalf("lean and full decoders disagree on %q (full: %v)", b, fullErr)
+		}
 		var s TokenSet
 		if err := json.Unmarshal(b, &s); err != nil {
 			return
+		}
+		// appendString writes what json.Marshal writes.
+		for _, v := range []string{s.AccessToken, s.RefreshToken, s.IDToken, s.TokenType, s.Scope, s.SharedSessionKey} {
+			var got bytes.Buffer
+			appendString(&got, v)
+			if want, _ := json.Marshal(v); !bytes.Equal(got.Bytes(), want) {
+				t.Fatalf("appendString %q, json.Marshal %q", got.Bytes(), want)
+			}
 		}
 		out, err := json.Marshal(s)
 		if err != nil {

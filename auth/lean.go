@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/golang-jwt/jwt/v5"
 )
@@ -61,7 +62,7 @@ func leanClaims(token string) (exp time.Time, sub string, ok bool) {
 				sub = ""
 			case isNumber(val):
 				sub = string(val)
-			case val[0] == '"' && bytes.IndexByte(val, '\\') < 0:
+			case plainString(val):
 				sub = string(val[1 : len(val)-1])
 			default:
 				return false
@@ -94,6 +95,12 @@ func leanClaims(token string) (exp time.Time, sub string, ok bool) {
 	return time.Unix(int64(sec), int64(math.Round(frac*1e9))).UTC(), sub, true
 }
 
+// plainString: a JSON string (with its quotes) that decodes to its bytes as
+// they are: no escapes, valid UTF-8.
+func plainString(v []byte) bool {
+	return v[0] == '"' && bytes.IndexByte(v, '\\') < 0 && utf8.Valid(v)
+}
+
 // isFlexString: what a FlexString accepts.
 func isFlexString(v []byte) bool { return v[0] == '"' || isNumber(v) || string(v) == "null" }
 
@@ -101,7 +108,8 @@ func isNumber(v []byte) bool { return v[0] == '-' || v[0] >= '0' && v[0] <= '9' 
 
 // TopLevelString returns the value of key (matched exactly, as a decode
 // into a map does) at the top level of a JSON object, when it is a string
-// without escapes (as every JWT is). The last of duplicate keys wins.
+// without escapes in valid UTF-8 (as every JWT is). The last of duplicate
+// keys wins.
 func TopLevelString(doc []byte, key string) (string, bool) {
 	var found []byte
 	ok := walkTop(doc, func(k, v []byte) bool {
@@ -110,15 +118,15 @@ func TopLevelString(doc []byte, key string) (string, bool) {
 		}
 		return true
 	})
-	if !ok || found == nil || found[0] != '"' || bytes.IndexByte(found, '\\') >= 0 {
+	if !ok || found == nil || !plainString(found) {
 		return "", false
 	}
 	return string(found[1 : len(found)-1]), true
 }
 
-// walkTop checks that doc is one well-formed JSON object of ASCII text and
-// calls f with each top-level key (with its quotes) and raw value, until f
-// returns false. Keys with escapes make it give up: it returns false.
+// walkTop checks that doc is one well-formed JSON object and calls f with
+// each top-level key (with its quotes) and raw value, until f returns false.
+// Keys with escapes or non-ASCII bytes make it give up: it returns false.
 func walkTop(doc []byte, f func(key, val []byte) bool) bool {
 	s := scanner{b: doc}
 	s.space()
@@ -131,7 +139,7 @@ func walkTop(doc []byte, f func(key, val []byte) bool) bool {
 	}
 	for {
 		s.space()
-		k, ok := s.str()
+		k, ok := s.str(true)
 		if !ok || bytes.IndexByte(k, '\\') >= 0 {
 			return false
 		}
@@ -180,8 +188,12 @@ func (s *scanner) end() bool {
 }
 
 // str reads a string, returning it with its quotes. It refuses control
-// characters and non-ASCII bytes (the full decoder handles those).
-func (s *scanner) str() ([]byte, bool) {
+// characters, and with ascii also any byte over 0x7f: keys the decoders
+// match must be ASCII, since encoding/json folds case with Unicode rules
+// ("ſub" matches "sub"). Other bytes over 0x7f are kept as they are; a
+// caller that extracts a value checks it is valid UTF-8 (encoding/json
+// would replace invalid bytes).
+func (s *scanner) str(ascii bool) ([]byte, bool) {
 	start := s.i
 	if !s.eat('"') {
 		return nil, false
@@ -212,7 +224,7 @@ func (s *scanner) str() ([]byte, bool) {
 			default:
 				return nil, false
 			}
-		case c < 0x20 || c >= 0x80:
+		case c < 0x20 || c >= 0x80 && ascii:
 			return nil, false
 		default:
 			s.i++
@@ -227,7 +239,7 @@ func (s *scanner) value(depth int) bool {
 	}
 	switch c := s.b[s.i]; {
 	case c == '"':
-		_, ok := s.str()
+		_, ok := s.str(false)
 		return ok
 	case c == '{' || c == '[':
 		closer := byte('}')
@@ -242,7 +254,7 @@ func (s *scanner) value(depth int) bool {
 		for {
 			s.space()
 			if c == '{' {
-				if _, ok := s.str(); !ok {
+				if _, ok := s.str(false); !ok {
 					return false
 				}
 				s.space()

@@ -2,6 +2,7 @@ package auth
 
 import (
 	"encoding/json"
+	"reflect"
 	"testing"
 	"time"
 )
@@ -31,6 +32,10 @@ func TestAccessExpiry(t *testing.T) {
 		{`{"exp":05}`, time.Time{}, false},
 		{`{"ex\u0070":5}`, time.Time{}, false},
 		{`[{"exp":5}]`, time.Time{}, false},
+		// Names with diacritics, as Czech users have: taken as they are.
+		{`{"exp":5,"sub":"1","user":{"first_name":"Josef","last_name":"Průša","custom_data":{"note":"žluťoučký"}}}`, time.Unix(5, 0), true},
+		{"{\"exp\":5,\"user\":{\"x\":\"\xff\"}}", time.Unix(5, 0), true}, // encoding/json takes invalid UTF-8 too
+		{`{"exp":5,"ſub":"1"}`, time.Time{}, false},                      // folds to "sub" in encoding/json
 	}
 	for _, tt := range tests {
 		tok := makeJWT(rs256, tt.claims)
@@ -83,6 +88,9 @@ func FuzzLean(f *testing.F) {
 	f.Add(`{"alg":"RS256"}`, `{"exp":5,"x":[{"y":"\u00e9"}],"jti":7}`)
 	f.Add(`{"alg":"RS256","kid":"k"}`, `{"exp":5,"sub":1530681,"aud":"c","user":{"id":7,"email":"a@b.c","custom_data":{"k":[1]}}}`)
 	f.Add(`{"alg":"RS256"}`, `{"exp":5,"SUB":"a","sub":"b","user":{"ID":"x","Email":null}}`)
+	f.Add(`{"alg":"RS256"}`, `{"exp":5,"sub":"Průša","user":{"first_name":"Josef","last_name":"Průša","email":"\u017e@b.c"}}`)
+	f.Add(`{"alg":"RS256"}`, "{\"exp\":5,\"sub\":\"a\xffb\",\"x\":\"\xc3\"}")
+	f.Add(`{"alg":"RS256"}`, `{"exp":5,"sub":"a","ſub":"b","Sub":"c"}`)
 	f.Fuzz(func(t *testing.T, header, claims string) {
 		tok := makeJWT(header, claims)
 		if exp, sub, ok := leanClaims(tok); ok {
@@ -103,4 +111,37 @@ func FuzzLean(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestTokenSetLean: which token sets the lean decoder takes, and that it
+// then reads them as the full decoder does.
+func TestTokenSetLean(t *testing.T) {
+	a := makeJWT(rs256, `{"sub":"1","exp":5,"user":{"last_name":"Průša"}}`)
+	tests := []struct {
+		doc  string
+		lean bool
+	}{
+		{`{"access_token":"` + a + `","expires_in":7200,"token_type":"Bearer","scope":"basic_info connect","refresh_token":"` + a + `","shared_session_key":"k","id_token":"` + a + `"}`, true},
+		{`{"access_token":"a","expires_in":7200.5}`, true},
+		{` {"access_token" : "a" , "scope":"Průša"} `, true},
+		{`{"access_token":"a","access_token":null}`, true}, // the last of duplicates wins, as in a map
+		{`{"access_token":"a","expires_in":null}`, true},
+		{`{"access_token":"a","x":1}`, false},    // unknown fields: kept, compacted, by the full decoder
+		{`{"access_token":"a\/b"}`, false},       // escapes
+		{"{\"access_token\":\"a\xffb\"}", false}, // invalid UTF-8 (the full decoder replaces it)
+		{`{"access_token":5}`, false},
+		{`{"expires_in":"5"}`, false},
+		{`{"access_token":"a"}{}`, false},
+		{`null`, false},
+	}
+	for _, tt := range tests {
+		var lean, full TokenSet
+		ok := lean.unmarshalLean([]byte(tt.doc))
+		if ok != tt.lean {
+			t.Errorf("%s: lean %v, want %v", tt.doc, ok, tt.lean)
+		}
+		if ok && (full.unmarshalFull([]byte(tt.doc)) != nil || !reflect.DeepEqual(lean, full)) {
+			t.Errorf("%s: the full decoder reads it otherwise", tt.doc)
+		}
+	}
 }

@@ -53,6 +53,48 @@ func (s *TokenSet) stringField(name string) *string {
 // UnmarshalJSON reads a token set. It checks the JSON shape only (a JSON
 // object whose known fields have the right types); Validate checks the JWTs.
 func (s *TokenSet) UnmarshalJSON(b []byte) error {
+	if s.unmarshalLean(b) {
+		return nil
+	}
+	return s.unmarshalFull(b)
+}
+
+// unmarshalLean reads the everyday token set — what the token endpoint
+// answers and what the helper writes: known fields only, strings without
+// escapes, expires_in a number — without encoding/json, whose first use
+// costs a fresh process more than the rest of a refresh's decoding. It
+// agrees with unmarshalFull wherever it answers (FuzzTokenSet checks that);
+// ok=false leaves s as it was, for unmarshalFull.
+func (s *TokenSet) unmarshalLean(b []byte) (ok bool) {
+	var t TokenSet
+	if !walkTop(b, func(key, val []byte) bool {
+		k := string(key[1 : len(key)-1])
+		p := t.stringField(k)
+		switch {
+		case p == nil && k != "expires_in":
+			return false // unknown fields are kept as compacted JSON: the full decoder
+		case string(val) == "null": // as a decode into a map: the last of duplicates wins
+			if p != nil {
+				*p = ""
+			} else {
+				t.ExpiresIn = ""
+			}
+		case p != nil && plainString(val):
+			*p = string(val[1 : len(val)-1])
+		case p == nil && isNumber(val):
+			t.ExpiresIn = json.Number(val)
+		default:
+			return false
+		}
+		return true
+	}) {
+		return false
+	}
+	*s = t
+	return true
+}
+
+func (s *TokenSet) unmarshalFull(b []byte) error {
 	if !utf8.Valid(b) {
 		return fmt.Errorf("%w: not valid UTF-8", ErrInvalidTokenSet)
 	}
@@ -99,8 +141,7 @@ func (s TokenSet) MarshalJSON() ([]byte, error) {
 		if b.Len() > 1 {
 			b.WriteByte(',')
 		}
-		kb, _ := json.Marshal(k)
-		b.Write(kb)
+		appendString(&b, k)
 		b.WriteByte(':')
 		b.Write(v)
 	}
@@ -112,11 +153,9 @@ func (s TokenSet) MarshalJSON() ([]byte, error) {
 			continue
 		}
 		if v := *s.stringField(k); v != "" {
-			vb, err := json.Marshal(v)
-			if err != nil {
-				return nil, err
-			}
-			field(k, vb)
+			var vb bytes.Buffer
+			appendString(&vb, v)
+			field(k, vb.Bytes())
 		}
 	}
 	keys := make([]string, 0, len(s.Extra))
@@ -133,15 +172,32 @@ func (s TokenSet) MarshalJSON() ([]byte, error) {
 	return b.Bytes(), nil
 }
 
+// appendString writes v as encoding/json does: as it is, quoted, when no
+// byte of it needs escaping (every JWT), else through json.Marshal.
+func appendString(b *bytes.Buffer, v string) {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(v) // a string always marshals
+			b.Write(q)
+			return
+		}
+	}
+	b.WriteByte('"')
+	b.WriteString(v)
+	b.WriteByte('"')
+}
+
 // ParseTokenSet reads a token set from JSON and validates it.
 func ParseTokenSet(b []byte) (*TokenSet, error) {
 	s := new(TokenSet)
-	if err := json.Unmarshal(b, s); err != nil {
-		var syn *json.SyntaxError
-		if errors.As(err, &syn) || !errors.Is(err, ErrInvalidTokenSet) {
-			return nil, fmt.Errorf("%w: not a JSON object", ErrInvalidTokenSet)
+	if !s.unmarshalLean(b) {
+		if err := json.Unmarshal(b, s); err != nil {
+			var syn *json.SyntaxError
+			if errors.As(err, &syn) || !errors.Is(err, ErrInvalidTokenSet) {
+				return nil, fmt.Errorf("%w: not a JSON object", ErrInvalidTokenSet)
+			}
+			return nil, err
 		}
-		return nil, err
 	}
 	if err := s.Validate(); err != nil {
 		return nil, err
