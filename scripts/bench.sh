@@ -15,7 +15,7 @@ out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 build() { CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$out/$1" "$2"; }
 build prusa-credential-helper .
-for ref in hello fileread linked keyringread post; do
+for ref in hello fileread tlsonly linked keyringread post; do
 	build "$ref" "./scripts/bench/$ref"
 done
 go build -o "$out/run" ./scripts/bench/run

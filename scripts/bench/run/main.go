@@ -168,11 +168,13 @@ func main() {
 	hello := &command{name: "hello", args: []string{exe("hello")}, env: base}
 	fileread := &command{name: "fileread", args: []string{exe("fileread"), tokenFile}, env: base}
 	linked := &command{name: "linked", args: []string{exe("linked")}, env: base}
+	tlsOnly := &command{name: "tlsonly", args: []string{exe("tlsonly")}, env: base}
 	getFile := &command{name: "get (file)", args: []string{helper, "get", "--store", "file", "--profile", "fast"}, env: base}
-	interleave(*runs, hello, fileread, linked, getFile)
+	interleave(*runs, hello, fileread, tlsOnly, linked, getFile)
 	rows = append(rows,
 		row{what: "get, valid token, file store", ref: "Go hello-world", got: getFile.median(), floor: hello.median(), target: 1.3, rssTarget: 6 * 1024},
 		row{what: "get, valid token, file store", ref: "Go: read JSON file, print field", got: getFile.median(), floor: fileread.median(), note: "for reference"},
+		row{what: "hello-world linking crypto/tls only", ref: "Go hello-world", got: tlsOnly.median(), floor: hello.median(), note: "for reference: the start-up cost of HTTPS alone"},
 		row{what: "hello-world linking the helper's libraries", ref: "Go hello-world", got: linked.median(), floor: hello.median(), note: "for reference: the start-up floor of these libraries"},
 		row{what: "get, valid token, file store", ref: "hello-world linking the same libraries", got: getFile.median(), floor: linked.median(), note: "for reference: the helper's own cost"},
 	)
