@@ -137,8 +137,21 @@ func (h *Helper) lock(ctx context.Context, profile string) (func(), error) {
 	return lockFile(ctx, h.File.LockFile(profile))
 }
 
-func (h *Helper) token(profile, where string, set *auth.TokenSet, c *auth.Claims) *Token {
-	return &Token{Profile: profile, AccessToken: set.AccessToken, TokenType: tokenType(set), Expiry: c.Expiry.Time, Store: where}
+func (h *Helper) token(profile, where string, set *auth.TokenSet, exp time.Time) *Token {
+	return &Token{Profile: profile, AccessToken: set.AccessToken, TokenType: tokenType(set), Expiry: exp, Store: where}
+}
+
+// expiryOf is a JWT's exp: from the lean decoder where it answers (it
+// agrees with ParseJWT, see auth.FuzzLean), else from ParseJWT.
+func expiryOf(token string) (time.Time, bool) {
+	if exp, ok := auth.AccessExpiry(token); ok {
+		return exp, true
+	}
+	c, err := auth.ParseJWT(token)
+	if err != nil {
+		return time.Time{}, false
+	}
+	return c.Expiry.Time, true
 }
 
 func tokenType(set *auth.TokenSet) string {
@@ -176,7 +189,7 @@ func (h *Helper) Get(ctx context.Context, profile string, minTTL time.Duration, 
 		if !auth.ValidFor(env.Access.Expiry.Time, now, 0) {
 			return nil, &LoginRequiredError{Profile: profile, Reason: EnvToken + " has expired and cannot be refreshed"}
 		}
-		return h.token(profile, EnvToken, env.Set, env.Access), nil
+		return h.token(profile, EnvToken, env.Set, env.Access.Expiry.Time), nil
 	}
 
 	var current string
@@ -254,15 +267,14 @@ func (h *Helper) refresh(ctx context.Context, profile string, env *EnvSource, cu
 		return nil, err
 	}
 	now := h.now()
-	c, cerr := auth.ParseJWT(set.AccessToken)
-	if cerr == nil {
-		if !force && auth.ValidFor(c.Expiry.Time, now, margin) {
+	if exp, ok := expiryOf(set.AccessToken); ok {
+		if !force && auth.ValidFor(exp, now, margin) {
 			h.debugf("another process refreshed: %s", auth.Describe(set.AccessToken))
-			return h.token(profile, where, set, c), nil
+			return h.token(profile, where, set, exp), nil
 		}
-		if force && set.AccessToken != current && auth.ValidFor(c.Expiry.Time, now, 0) {
+		if force && set.AccessToken != current && auth.ValidFor(exp, now, 0) {
 			h.debugf("force_refresh: another process refreshed meanwhile: %s", auth.Describe(set.AccessToken))
-			return h.token(profile, where, set, c), nil
+			return h.token(profile, where, set, exp), nil
 		}
 	}
 	if h.Debugf != nil {
@@ -275,8 +287,8 @@ func (h *Helper) refresh(ctx context.Context, profile string, env *EnvSource, cu
 		again, againWhere, rerr := h.load(ctx, profile, env)
 		if rerr == nil && again.RefreshToken != set.RefreshToken {
 			h.debugf("refresh token was rotated by someone else; using the stored one")
-			if ac, err := auth.ParseJWT(again.AccessToken); err == nil && auth.ValidFor(ac.Expiry.Time, now, 0) && !force {
-				return h.token(profile, againWhere, again, ac), nil
+			if exp, ok := expiryOf(again.AccessToken); ok && auth.ValidFor(exp, now, 0) && !force {
+				return h.token(profile, againWhere, again, exp), nil
 			}
 			set = again
 			fresh, err = h.Auth.Refresh(ctx, *again)
@@ -296,13 +308,9 @@ func (h *Helper) refresh(ctx context.Context, profile string, env *EnvSource, cu
 	if err := h.Store().Set(ctx, profile, &fresh); err != nil {
 		return nil, fmt.Errorf("saving the refreshed tokens: %w", err)
 	}
-	exp, ok := auth.AccessExpiry(fresh.AccessToken)
+	exp, ok := expiryOf(fresh.AccessToken)
 	if !ok {
-		fc, err := auth.ParseJWT(fresh.AccessToken)
-		if err != nil {
-			return nil, err // never: Refresh validated the answer
-		}
-		exp = fc.Expiry.Time
+		return nil, fmt.Errorf("refresh: %w: access token", auth.ErrMalformedJWT) // never: Refresh validated the answer
 	}
 	if h.Debugf != nil {
 		h.debugf("refreshed: %s, saved to %s", auth.Describe(fresh.AccessToken), h.Store().Name())
