@@ -272,6 +272,15 @@ func runEnv(ctx context.Context, e *env) int {
 			var cancel context.CancelFunc // they only read: a budget, no signals
 			ctx, cancel = context.WithDeadline(ctx, c.deadline)
 			defer cancel()
+		case "login":
+			// Interrupts end it at once, prompts included; its budget
+			// starts after the email and password prompts (cli.login), so
+			// that a slow typist does not spend it.
+			if c.watchSignals != nil {
+				var cancel context.CancelFunc
+				ctx, cancel = c.watchSignals(ctx)
+				defer cancel()
+			}
 		default:
 			var cancel context.CancelFunc
 			ctx, cancel = c.budget(ctx)

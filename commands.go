@@ -259,7 +259,9 @@ func (c *cli) login(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if email, err = t.Prompt("Prusa Account email: "); err != nil || email == "" {
+		if email, err = t.Prompt(ctx, "Prusa Account email: "); ctx.Err() != nil {
+			return ctx.Err()
+		} else if err != nil || email == "" {
 			return protocol.Errorf(protocol.InvalidRequest, "no email given")
 		}
 	}
@@ -268,11 +270,16 @@ func (c *cli) login(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if password, err = t.PromptSecret("Password for " + email + ": "); err != nil || password == "" {
+		if password, err = t.PromptSecret(ctx, "Password for "+email+": "); ctx.Err() != nil {
+			return ctx.Err()
+		} else if err != nil || password == "" {
 			return protocol.Errorf(protocol.InvalidRequest, "no password given")
 		}
 	}
 
+	c.deadline = time.Now().Add(c.s.timeout)
+	ctx, cancel := context.WithDeadline(ctx, c.deadline)
+	defer cancel()
 	set, err := c.authClient().Login(ctx, auth.LoginInput{Email: email, Password: password, TOTP: totp})
 	if err != nil {
 		return err
@@ -327,7 +334,10 @@ func (c *cli) totpSource(openTTY func(string) (terminal, error)) (func(context.C
 		if attempt > 1 {
 			t.Println("invalid TOTP code, try again")
 		}
-		code, err := t.Prompt("TOTP code: ")
+		code, err := t.Prompt(ctx, "TOTP code: ")
+		if ctx.Err() != nil {
+			return "", ctx.Err()
+		}
 		if err != nil || strings.TrimSpace(code) == "" {
 			return "", auth.ErrInvalidTOTP
 		}

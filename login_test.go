@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -31,8 +32,8 @@ func (f *fakeTerminal) answer(prompt string) (string, error) {
 	return "", errors.New("no answer scripted")
 }
 
-func (f *fakeTerminal) Prompt(p string) (string, error) { return f.answer(p) }
-func (f *fakeTerminal) PromptSecret(p string) (string, error) {
+func (f *fakeTerminal) Prompt(_ context.Context, p string) (string, error) { return f.answer(p) }
+func (f *fakeTerminal) PromptSecret(_ context.Context, p string) (string, error) {
 	f.secret = append(f.secret, p)
 	return f.answer(p)
 }
@@ -85,5 +86,52 @@ func TestInteractiveLoginGivesUp(t *testing.T) {
 	stderr := &p.stderr
 	if exit != 4 || stderr.String() != "prusa-credential-helper: invalid TOTP code\n" || srv.Count(authtest.KindTOTPPost) != 3 {
 		t.Fatalf("exit %d stderr %q posts %d", exit, stderr.String(), srv.Count(authtest.KindTOTPPost))
+	}
+}
+
+// blockingTerminal never answers: a user who has not typed yet. started
+// is closed when the first prompt is shown.
+type blockingTerminal struct {
+	fakeTerminal
+	started chan struct{}
+}
+
+func (b *blockingTerminal) wait(ctx context.Context) (string, error) {
+	close(b.started)
+	<-ctx.Done()
+	return "", ctx.Err()
+}
+func (b *blockingTerminal) Prompt(ctx context.Context, _ string) (string, error) { return b.wait(ctx) }
+func (b *blockingTerminal) PromptSecret(ctx context.Context, _ string) (string, error) {
+	return b.wait(ctx)
+}
+
+// TestLoginInterruptedAtPrompt: an interrupt at a prompt ends login at
+// once (no waiting for Enter), stores nothing and contacts no server.
+func TestLoginInterruptedAtPrompt(t *testing.T) {
+	for _, missing := range []string{"email", "password"} {
+		t.Run(missing, func(t *testing.T) {
+			srv := newServer(t, authtest.Options{})
+			vars := map[string]string{"PRUSA_ACCOUNT_URL": srv.URL, "PRUSA_EMAIL": userEmail, "PRUSA_PASSWORD": userPassword, "PRUSA_TOTP_SECRET": userTOTPSecret}
+			delete(vars, map[string]string{"email": "PRUSA_EMAIL", "password": "PRUSA_PASSWORD"}[missing])
+			tty := &blockingTerminal{started: make(chan struct{})}
+			config := t.TempDir()
+			p := newInProcess(config, vars, time.Now, tty)
+			p.env.watchSignals = func(ctx context.Context) (context.Context, context.CancelFunc) {
+				ctx, cancel := context.WithCancel(ctx)
+				go func() { <-tty.started; cancel() }() // the user presses Ctrl-C at the prompt
+				return ctx, cancel
+			}
+			exit := p.run("", "login", "--store", "file")
+			if exit != 1 || p.stderr.String() != "prusa-credential-helper: interrupted\n" || p.stdout.Len() != 0 {
+				t.Fatalf("exit %d stdout %q stderr %q", exit, p.stdout.String(), p.stderr.String())
+			}
+			if n := srv.Count(authtest.KindAuthorize) + srv.Count(authtest.KindLoginPost); n != 0 {
+				t.Fatalf("%d requests to the server", n)
+			}
+			if _, err := os.Stat(filepath.Join(config, prog, "default.json")); !errors.Is(err, os.ErrNotExist) {
+				t.Fatalf("something stored: %v", err)
+			}
+		})
 	}
 }

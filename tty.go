@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -12,9 +13,13 @@ import (
 
 // terminal is where login asks for what it was not given: the controlling
 // terminal, never stdout or stdin.
+//
+// A prompt ends early with ctx's error when ctx ends (an interrupt: the
+// helper catches those during login, so the terminal must not wait for
+// Enter), with the terminal's echo as it was before.
 type terminal interface {
-	Prompt(prompt string) (string, error)
-	PromptSecret(prompt string) (string, error) // without echo
+	Prompt(ctx context.Context, prompt string) (string, error)
+	PromptSecret(ctx context.Context, prompt string) (string, error) // without echo
 	Println(msg string)
 	Close() error
 }
@@ -25,23 +30,54 @@ type ttyTerminal struct {
 	r   *bufio.Reader
 }
 
-func (t *ttyTerminal) Prompt(prompt string) (string, error) {
+func (t *ttyTerminal) Prompt(ctx context.Context, prompt string) (string, error) {
 	fmt.Fprint(t.out, prompt)
-	line, err := t.r.ReadString('\n')
+	line, err := readUntilDone(ctx, func() (string, error) { return t.r.ReadString('\n') })
 	if err != nil && (err != io.EOF || line == "") {
 		return "", err
 	}
 	return strings.TrimSpace(line), nil
 }
 
-func (t *ttyTerminal) PromptSecret(prompt string) (string, error) {
+func (t *ttyTerminal) PromptSecret(ctx context.Context, prompt string) (string, error) {
+	fd := int(t.in.Fd())
+	before, err := term.GetState(fd)
+	if err != nil {
+		return "", err
+	}
 	fmt.Fprint(t.out, prompt)
-	b, err := term.ReadPassword(int(t.in.Fd()))
+	line, err := readUntilDone(ctx, func() (string, error) {
+		b, err := term.ReadPassword(fd)
+		return string(b), err
+	})
+	if ctx.Err() != nil {
+		term.Restore(fd, before) // ReadPassword, still reading, turned echo off
+	}
 	fmt.Fprintln(t.out)
 	if err != nil {
 		return "", err
 	}
-	return strings.TrimRight(string(b), "\r\n"), nil
+	return strings.TrimRight(line, "\r\n"), nil
+}
+
+// readUntilDone runs read, and returns early with ctx's error when ctx
+// ends first. The read is left blocked: the command ends with ctx.
+func readUntilDone(ctx context.Context, read func() (string, error)) (string, error) {
+	type result struct {
+		line string
+		err  error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		line, err := read()
+		ch <- result{line, err}
+	}()
+	select {
+	case r := <-ch:
+		return r.line, r.err
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
 }
 
 func (t *ttyTerminal) Println(msg string) { fmt.Fprintln(t.out, msg) }
