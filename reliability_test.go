@@ -9,12 +9,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -127,6 +129,9 @@ func TestFaultTable(t *testing.T) {
 			}
 			if !bytes.Equal(now, stored) {
 				t.Fatal("the store changed")
+			}
+			if left, _ := filepath.Glob(filepath.Join(filepath.Dir(tokenFile(home, "default")), ".*.tmp-*")); len(left) > 0 {
+				t.Fatalf("temp files left behind: %v", left)
 			}
 			passed++
 		})
@@ -501,4 +506,56 @@ func TestNoSecretsAnywhere(t *testing.T) {
 	figure(t, "secrets: %d runs with --debug, %d requests' queries, %d non-store files searched for %d tokens (3 parts each), the password and %d TOTP codes: leaks 0",
 		runs, queries, files, len(tokens), len(codes))
 	_ = fmt.Sprint()
+}
+
+// TestDiskFullKeepsRefreshToken: when the store cannot take the refreshed
+// set (here: a file size limit of 2,048 bytes, which a real set exceeds, as
+// a full disk would refuse it), get fails before its request spends the
+// refresh token: the server sees no refresh, the store and its directory
+// are as they were, and once there is room again the same refresh token
+// works.
+func TestDiskFullKeepsRefreshToken(t *testing.T) {
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		t.Fatal("no sh")
+	}
+	srv := newServer(t, authtest.Options{})
+	home := t.TempDir()
+	vars := map[string]string{"PRUSA_ACCOUNT_URL": srv.URL}
+	old := srv.Mint(userEmail, -time.Minute)
+	stored := writeSet(t, home, "default", old)
+	dir := filepath.Dir(tokenFile(home, "default"))
+	before, _ := os.ReadDir(dir)
+
+	cmd := exec.Command(sh, "-c", `ulimit -f 4 && exec "$0" "$@"`, binary, "get", "--store", "file")
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "XDG_CONFIG_HOME=" + filepath.Join(home, ".config"), "PRUSA_ACCOUNT_URL=" + srv.URL}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err = cmd.Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Fatalf("with no room: %v; stderr %q", err, stderr.String())
+	}
+	var doc errorDoc
+	if json.Unmarshal(stdout.Bytes(), &doc) != nil || doc.Code != "storage_error" || !strings.Contains(stderr.String(), "no room to write") {
+		t.Fatalf("document %q, stderr %q", stdout.String(), stderr.String())
+	}
+	assertNoTokens(t, "stderr", stderr.String(), old.AccessToken, old.RefreshToken, old.IDToken)
+	if n := srv.Count(authtest.KindTokenRefresh); n != 0 {
+		t.Fatalf("%d refresh requests: the refresh token was spent with nowhere to save its successor", n)
+	}
+	if now, _ := os.ReadFile(tokenFile(home, "default")); !bytes.Equal(now, stored) {
+		t.Fatal("the store changed")
+	}
+	after, _ := os.ReadDir(dir)
+	for _, e := range after {
+		if e.Name() != "default.lock" && !slices.ContainsFunc(before, func(b os.DirEntry) bool { return b.Name() == e.Name() }) {
+			t.Fatalf("%s left behind", e.Name())
+		}
+	}
+
+	r := execHelper(t, home, vars, "", "get", "--store", "file")
+	if r.exit != 0 || srv.Count(authtest.KindTokenRefresh) != 1 {
+		t.Fatalf("with room again: exit %d, %d refreshes; stderr %q", r.exit, srv.Count(authtest.KindTokenRefresh), r.stderr)
+	}
 }

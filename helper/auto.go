@@ -120,6 +120,33 @@ func (a *AutoStore) Set(ctx context.Context, profile string, set *auth.TokenSet)
 	return nil
 }
 
+// reserve reserves in the file store when that is where Set will go (no
+// session bus); the keyring has nothing to reserve.
+func (a *AutoStore) reserve(ctx context.Context, profile string) (reservation, error) {
+	if a.Keyring != nil {
+		return nil, nil
+	}
+	w, err := a.File.reserve(ctx, profile)
+	if err != nil {
+		return nil, err
+	}
+	return &autoFileSet{reservation: w, a: a}, nil
+}
+
+// autoFileSet is a file reservation that records where the set went.
+type autoFileSet struct {
+	reservation
+	a *AutoStore
+}
+
+func (w *autoFileSet) commit(set *auth.TokenSet) error {
+	if err := w.reservation.commit(set); err != nil {
+		return err
+	}
+	w.a.Where = "file"
+	return nil
+}
+
 // Delete removes the profile from both stores.
 func (a *AutoStore) Delete(ctx context.Context, profile string) error {
 	found := false

@@ -117,22 +117,79 @@ func (s *FileStore) now() time.Time {
 // Set writes the profile's file atomically (see writeAtomic). The caller
 // holds the profile's lock.
 func (s *FileStore) Set(_ context.Context, profile string, set *auth.TokenSet) error {
-	data, err := json.Marshal(set)
+	w, err := s.pending(profile, 0)
 	if err != nil {
-		return fmt.Errorf("%w: %w", ErrStorage, err)
-	}
-	path := s.File(profile)
-	if err := s.prepareDir(); err != nil {
 		return err
 	}
-	return writeAtomic(path, data)
+	return w.commit(set)
 }
+
+// reserve creates the temp file of the profile's next Set and makes room
+// in it (see pendingFile). The caller holds the profile's lock.
+func (s *FileStore) reserve(_ context.Context, profile string) (reservation, error) {
+	w, err := s.pending(profile, reserveBytes)
+	if err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+func (s *FileStore) pending(profile string, room int) (*pendingSet, error) {
+	if err := s.prepareDir(); err != nil {
+		return nil, err
+	}
+	p, err := createPending(s.File(profile), room)
+	if err != nil {
+		return nil, err
+	}
+	return &pendingSet{p}, nil
+}
+
+// pendingSet is a token set's pendingFile.
+type pendingSet struct{ p *pendingFile }
+
+func (w *pendingSet) commit(set *auth.TokenSet) error {
+	data, err := json.Marshal(set)
+	if err != nil {
+		w.p.abort()
+		return fmt.Errorf("%w: %w", ErrStorage, err)
+	}
+	return w.p.commit(data)
+}
+
+func (w *pendingSet) release() { w.p.abort() }
+
+// reserveBytes is the room a refresh makes in its temp file before its
+// request: a real token set is about 5 KB.
+const reserveBytes = 16 << 10
 
 // writeAtomic replaces path with data: a temp file created 0600 in the same
 // directory, written and synced, renamed over path, and the directory
 // synced. Temp files of path left by a crashed writer are removed first:
 // callers hold path's lock, so no one else is writing.
 func writeAtomic(path string, data []byte) error {
+	p, err := createPending(path, 0)
+	if err != nil {
+		return err
+	}
+	return p.commit(data)
+}
+
+// pendingFile is writeAtomic in two steps: createPending makes the temp
+// file (and room in it), commit writes and renames it. A refresh takes the
+// first step before its request spends the old refresh token, so that a
+// store that cannot be written — a read-only or full disk, a directory it
+// may not write — fails while nothing is lost yet.
+type pendingFile struct {
+	f         *os.File
+	tmp, path string
+	done      bool // committed or aborted
+}
+
+// createPending creates path's temp file and, with reserve > 0, fills it
+// with that many zero bytes, so that a full disk (or quota, or file size
+// limit) shows now rather than at commit.
+func createPending(path string, reserve int) (*pendingFile, error) {
 	dir, base := filepath.Split(path)
 	if dir == "" {
 		dir = "."
@@ -148,31 +205,58 @@ func writeAtomic(path string, data []byte) error {
 	// O_EXCL: never follows a symlink planted at the temp name.
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return fmt.Errorf("%w: create temp file in %s: %w", ErrStorage, dir, unwrapPath(err))
+		return nil, fmt.Errorf("%w: create temp file in %s: %w", ErrStorage, dir, unwrapPath(err))
 	}
+	p := &pendingFile{f: f, tmp: tmp, path: path}
+	if reserve > 0 {
+		if _, err := f.Write(make([]byte, reserve)); err != nil {
+			p.abort()
+			return nil, fmt.Errorf("%w: no room to write %s: %w", ErrStorage, path, unwrapPath(err))
+		}
+	}
+	return p, nil
+}
+
+// commit writes data over the temp file's start, cuts it there, syncs it,
+// renames it over path and syncs the directory. On failure the temp file
+// is removed and path left as it was.
+func (p *pendingFile) commit(data []byte) error {
 	ok := false
 	defer func() {
 		if !ok {
-			f.Close()
-			os.Remove(tmp)
+			p.abort()
 		}
 	}()
-	if _, err := f.Write(data); err != nil {
-		return fmt.Errorf("%w: write %s: %w", ErrStorage, tmp, unwrapPath(err))
+	if _, err := p.f.WriteAt(data, 0); err != nil {
+		return fmt.Errorf("%w: write %s: %w", ErrStorage, p.tmp, unwrapPath(err))
 	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("%w: sync %s: %w", ErrStorage, tmp, unwrapPath(err))
+	if err := p.f.Truncate(int64(len(data))); err != nil {
+		return fmt.Errorf("%w: write %s: %w", ErrStorage, p.tmp, unwrapPath(err))
 	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("%w: close %s: %w", ErrStorage, tmp, unwrapPath(err))
+	if err := p.f.Sync(); err != nil {
+		return fmt.Errorf("%w: sync %s: %w", ErrStorage, p.tmp, unwrapPath(err))
+	}
+	if err := p.f.Close(); err != nil {
+		return fmt.Errorf("%w: close %s: %w", ErrStorage, p.tmp, unwrapPath(err))
 	}
 	// rename replaces a symlink at path itself, never the file it points to.
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("%w: rename to %s: %w", ErrStorage, path, unwrapPath(err))
+	if err := os.Rename(p.tmp, p.path); err != nil {
+		return fmt.Errorf("%w: rename to %s: %w", ErrStorage, p.path, unwrapPath(err))
 	}
 	ok = true
-	syncDir(dir)
+	p.done = true
+	syncDir(filepath.Dir(p.path))
 	return nil
+}
+
+// abort removes the temp file, unless commit renamed it.
+func (p *pendingFile) abort() {
+	if p.done {
+		return
+	}
+	p.done = true
+	p.f.Close()
+	os.Remove(p.tmp)
 }
 
 // prepareDir creates the store directory 0700, and tightens it to 0700 with

@@ -248,6 +248,29 @@ func (h *Helper) load(ctx context.Context, profile string, env *EnvSource) (*aut
 	return stored, h.Store().Name(), nil
 }
 
+// reserve makes room for the refreshed set before the request that spends
+// the old refresh token (see reserver); where the store reserves nothing,
+// the set goes through its Set.
+func (h *Helper) reserve(ctx context.Context, profile string) (reservation, error) {
+	if r, ok := h.Store().(reserver); ok {
+		w, err := r.reserve(ctx, profile)
+		if err != nil || w != nil {
+			return w, err
+		}
+	}
+	return storeSet{h.Store(), ctx, profile}, nil
+}
+
+// storeSet is the reservation of a store that reserves nothing.
+type storeSet struct {
+	s       Store
+	ctx     context.Context
+	profile string
+}
+
+func (w storeSet) commit(set *auth.TokenSet) error { return w.s.Set(w.ctx, w.profile, set) }
+func (storeSet) release()                          {}
+
 // refresh is the slow path: lock → re-read → still needed? → refresh →
 // save → unlock. The new set is saved before its token is returned,
 // because the old refresh token is spent the moment the server answers.
@@ -280,6 +303,11 @@ func (h *Helper) refresh(ctx context.Context, profile string, env *EnvSource, cu
 	if h.Debugf != nil {
 		h.debugf("refreshing %s with %s", auth.Describe(set.AccessToken), auth.Describe(set.RefreshToken))
 	}
+	save, err := h.reserve(ctx, profile)
+	if err != nil {
+		return nil, err // before the request: the refresh token is not spent
+	}
+	defer save.release()
 	fresh, err := h.Auth.Refresh(ctx, *set)
 	if errors.Is(err, auth.ErrInvalidGrant) {
 		// Another process (one that does not take our lock, or a store
@@ -305,7 +333,7 @@ func (h *Helper) refresh(ctx context.Context, profile string, env *EnvSource, cu
 		}
 		return nil, err
 	}
-	if err := h.Store().Set(ctx, profile, &fresh); err != nil {
+	if err := save.commit(&fresh); err != nil {
 		return nil, fmt.Errorf("saving the refreshed tokens: %w", err)
 	}
 	exp, ok := expiryOf(fresh.AccessToken)

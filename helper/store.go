@@ -33,6 +33,21 @@ type Store interface {
 	Delete(ctx context.Context, profile string) error
 }
 
+// reserver is a store that can make room for a Set before it is asked to:
+// a refresh reserves before its request spends the old refresh token, so a
+// store that could not take the new set fails while nothing is lost yet.
+type reserver interface {
+	// reserve returns a reservation, or nil where the store has nothing
+	// to reserve (Set is then used). The caller holds the profile's lock.
+	reserve(ctx context.Context, profile string) (reservation, error)
+}
+
+// reservation is room made for one Set: commit it once, or release it.
+type reservation interface {
+	commit(set *auth.TokenSet) error
+	release()
+}
+
 // MaxProfileLen is the longest profile name.
 const MaxProfileLen = 64
 
