@@ -89,9 +89,9 @@ func (a *AutoStore) Get(ctx context.Context, profile string) (*auth.TokenSet, er
 
 // expiresLater reports whether a's access token expires after b's.
 func expiresLater(a, b *auth.TokenSet) bool {
-	ca, err1 := auth.ParseJWT(a.AccessToken)
-	cb, err2 := auth.ParseJWT(b.AccessToken)
-	return err1 == nil && err2 == nil && ca.Expiry.Time.After(cb.Expiry.Time)
+	ea, ok1 := expiryOf(a.AccessToken)
+	eb, ok2 := expiryOf(b.AccessToken)
+	return ok1 && ok2 && ea.After(eb)
 }
 
 // Set saves to the keyring and removes any file copy; where the keyring
