@@ -559,3 +559,93 @@ func TestDiskFullKeepsRefreshToken(t *testing.T) {
 		t.Fatalf("with room again: exit %d, %d refreshes; stderr %q", r.exit, srv.Count(authtest.KindTokenRefresh), r.stderr)
 	}
 }
+
+// TestCrashKillsKeyring kills refreshing gets mid-flight on the real
+// Secret Service (a set there is a main item and part items, written parts
+// first). After every kill the next get must work, or — when the kill fell
+// between the server's rotation and the save — say login_required; never a
+// torn set (storage_error).
+func TestCrashKillsKeyring(t *testing.T) {
+	if os.Getenv("PRUSA_TEST_SECRET_SERVICE") != "1" || os.Getenv("DBUS_SESSION_BUS_ADDRESS") == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("CI must run the keyring tests against a real Secret Service (scripts/with-keyring.sh)")
+		}
+		t.Skip("no private Secret Service: run through scripts/with-keyring.sh")
+	}
+	if testing.Short() {
+		t.Skip("kills dozens of processes")
+	}
+	srv := newServer(t, authtest.Options{})
+	home := t.TempDir()
+	vars := map[string]string{"PRUSA_ACCOUNT_URL": srv.URL, "DBUS_SESSION_BUS_ADDRESS": os.Getenv("DBUS_SESSION_BUS_ADDRESS"),
+		"PRUSA_CREDENTIAL_STORE": "keyring", "PRUSA_PROFILE": "kill-keyring"}
+	t.Cleanup(func() { execHelper(t, home, vars, "", "erase") })
+	store := func() auth.TokenSet {
+		old := srv.Mint(userEmail, -time.Minute)
+		b, _ := json.Marshal(old)
+		if r := execHelper(t, home, vars, string(b), "store"); r.exit != 0 {
+			t.Fatalf("store: %d %s", r.exit, r.stderr)
+		}
+		return old
+	}
+	store()
+	start := time.Now()
+	execHelper(t, home, vars, "", "get")
+	took := time.Since(start)
+
+	n := max(kills()/5, 20)
+	var killed, finished, nextOK, burned int
+	for i := 0; killed < n && i < 4*n; i++ {
+		old := store()
+		cmd := exec.Command(binary, "get")
+		cmd.Env = []string{"HOME=" + home, "XDG_CONFIG_HOME=" + filepath.Join(home, ".config")}
+		for k, v := range vars {
+			cmd.Env = append(cmd.Env, k+"="+v)
+		}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Duration(rand.Int64N(int64(took + time.Millisecond))))
+		cmd.Process.Signal(syscall.SIGKILL)
+		if cmd.Wait() == nil {
+			finished++
+		} else {
+			killed++
+		}
+		r := execHelper(t, home, vars, "", "get", "--format", "token")
+		switch {
+		case r.exit == 0 && srv.ValidAccessToken(strings.TrimSpace(r.stdout)):
+			nextOK++
+		case r.exit == 4 && !srv.ValidRefreshToken(old.RefreshToken):
+			burned++
+		default:
+			t.Fatalf("kill %d: next get: exit %d %q", i, r.exit, r.stderr)
+		}
+	}
+	if killed < n {
+		t.Fatalf("only %d of %d kills landed mid-flight", killed, n)
+	}
+	count := func() int {
+		out, _ := exec.Command("secret-tool", "search", "--all", "service", "prusa-credential-helper").CombinedOutput()
+		return strings.Count(string(out), "attribute.username = kill-keyring")
+	}
+	// What a kill leaves behind (parts in the slot the main item does not
+	// use) is removed by the next write: never more than both slots hold,
+	// and after a store exactly one set.
+	items := count()
+	store()
+	one := count()
+	if items > 1+2*(one-1) {
+		t.Fatalf("%d items of the profile in the keyring after the kills; one set takes %d: they pile up", items, one)
+	}
+	store()
+	if again := count(); again != one {
+		t.Fatalf("%d items after a second store, want %d", again, one)
+	}
+	if r := execHelper(t, home, vars, "", "erase"); r.exit != 0 || count() != 0 {
+		t.Fatalf("erase: exit %d, %d items left", r.exit, count())
+	}
+	figure(t, "keyring kills mid-flight %d (done before the signal %d; a refreshing get takes %s here): next get worked %d, refresh tokens lost between rotation and save %d, torn sets 0; items of the profile left in the keyring: %d",
+		killed, finished, took.Round(time.Millisecond/10), nextOK, burned, items)
+}

@@ -2,6 +2,7 @@ package helper
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -56,9 +57,12 @@ func (goKeyring) Delete(s, u string) error        { return keyring.Delete(s, u) 
 // A token set with real Prusa tokens is larger than one item may be, so the
 // main item holds the access token and as many other fields as fit, and the
 // rest (the identity token first) goes to part items named
-// "<profile>:<gen>:<i>", where gen is a hash of their content. Parts are
-// written before the main item that points to them and old parts removed
-// after it, so a crash leaves either the old or the new set whole.
+// "<profile>:<slot>:<i>". There are two slots, "a" and "b": a Set writes
+// its parts to the slot the main item does not point to, then the main item
+// (which names the slot, and a hash of the parts to check them by), then
+// removes what else is in either slot. So a crash at any point leaves the
+// old or the new set whole, and what a crash left behind is overwritten or
+// removed by the next Set or erase: items never pile up.
 type KeyringStore struct {
 	// IndexDir holds the index of profile names kept in the keyring (the
 	// keyring cannot list them), with no secrets.
@@ -142,12 +146,27 @@ func (s *KeyringStore) del(ctx context.Context, user string) error {
 }
 
 type overflow struct {
-	Gen string `json:"gen"`
-	N   int    `json:"n"`
+	Gen  string `json:"gen"`            // hash of the parts' content
+	N    int    `json:"n"`              // how many parts
+	Slot string `json:"slot,omitempty"` // "a" or "b"; absent: parts are named by gen (before slots)
 }
 
-func partName(profile, gen string, i int) string {
-	return profile + ":" + gen + ":" + strconv.Itoa(i)
+// slots are where parts go, in turn.
+var slots = [2]string{"a", "b"}
+
+// maxParts bounds the parts of one set.
+const maxParts = 64
+
+// part names the i-th part of the set ov describes.
+func (ov *overflow) part(profile string, i int) string {
+	if ov.Slot != "" {
+		return partName(profile, ov.Slot, i)
+	}
+	return partName(profile, ov.Gen, i)
+}
+
+func partName(profile, slot string, i int) string {
+	return profile + ":" + slot + ":" + strconv.Itoa(i)
 }
 
 // readMain reads and decodes the main item: its fields, and where its
@@ -164,7 +183,7 @@ func (s *KeyringStore) readMain(ctx context.Context, profile string) (map[string
 	var ov *overflow
 	if raw, ok := m[overflowKey]; ok {
 		ov = new(overflow)
-		if json.Unmarshal(raw, ov) != nil || ov.N < 1 || ov.N > 64 || ov.Gen == "" {
+		if json.Unmarshal(raw, ov) != nil || ov.N < 1 || ov.N > maxParts || ov.Gen == "" || ov.Slot != "" && ov.Slot != slots[0] && ov.Slot != slots[1] {
 			return nil, nil, fmt.Errorf("%w: keyring item %q has a bad part index", ErrStorage, profile)
 		}
 		delete(m, overflowKey)
@@ -199,7 +218,7 @@ func (s *KeyringStore) Get(ctx context.Context, profile string) (*auth.TokenSet,
 	if ov != nil {
 		var blob strings.Builder
 		for i := range ov.N {
-			part, err := s.get(ctx, partName(profile, ov.Gen, i))
+			part, err := s.get(ctx, ov.part(profile, i))
 			if errors.Is(err, ErrNotFound) {
 				return nil, fmt.Errorf("%w: keyring part %d of profile %q is missing", ErrStorage, i, profile)
 			}
@@ -249,18 +268,18 @@ func moveOrder(m map[string]json.RawMessage) []string {
 	return append(order, "refresh_token", "scope", "shared_session_key", "token_type", "expires_in", "access_token")
 }
 
-// split lays a token set out as a main item and part items, each at most
-// limit bytes.
-func split(set *auth.TokenSet, limit int) (main string, gen string, parts []string) {
+// split lays a token set out as a main item and part items in slot, each
+// at most limit bytes.
+func split(set *auth.TokenSet, limit int, slot string) (main string, parts []string) {
 	full, _ := json.Marshal(set)
 	if len(full) <= limit {
-		return string(full), "", nil
+		return string(full), nil
 	}
 	var m map[string]json.RawMessage
 	json.Unmarshal(full, &m)
 	moved := map[string]json.RawMessage{}
 	// The reference the main item gains: its size with the widest N.
-	refLen := len(`,"`+overflowKey+`":{"gen":"`) + 12 + len(`","n":64}`)
+	refLen := len(`,"`+overflowKey+`":{"gen":"`) + 12 + len(`","n":64,"slot":"a"}`)
 	for _, k := range moveOrder(m) {
 		v, ok := m[k]
 		if !ok {
@@ -273,63 +292,88 @@ func split(set *auth.TokenSet, limit int) (main string, gen string, parts []stri
 		}
 	}
 	blob, _ := json.Marshal(moved)
-	gen = genOf(blob)
+	gen := genOf(blob)
 	for len(blob) > 0 {
 		n := min(limit, len(blob))
 		parts = append(parts, string(blob[:n]))
 		blob = blob[n:]
 	}
-	m[overflowKey], _ = json.Marshal(overflow{Gen: gen, N: len(parts)})
+	m[overflowKey], _ = json.Marshal(overflow{Gen: gen, N: len(parts), Slot: slot})
 	b, _ := json.Marshal(m)
-	return string(b), gen, parts
+	return string(b), parts
 }
 
-// Set writes the parts, then the main item, then removes the parts of the
-// set it replaced.
+// Set writes the parts to the slot the current main item does not use,
+// then the main item, then removes every other part of the profile.
 func (s *KeyringStore) Set(ctx context.Context, profile string, set *auth.TokenSet) error {
 	_, old, err := s.readMain(ctx, profile) // a corrupt main item is overwritten
 	if errors.Is(err, ErrUnavailable) {
 		return err
 	}
-	main, gen, parts := split(set, s.limit)
+	slot := slots[0]
+	if old != nil && old.Slot == slots[0] {
+		slot = slots[1]
+	}
+	main, parts := split(set, s.limit, slot)
 	for i, p := range parts {
-		if err := s.set(ctx, partName(profile, gen, i), p); err != nil {
+		if err := s.set(ctx, partName(profile, slot, i), p); err != nil {
 			return err
 		}
 	}
 	if err := s.set(ctx, profile, main); err != nil {
 		return err
 	}
-	if old != nil && old.Gen != gen {
-		for i := range old.N {
-			s.del(ctx, partName(profile, old.Gen, i))
-		}
+	if old != nil && old.Slot == "" {
+		s.sweep(ctx, profile, old.Gen, 0) // parts named before slots
 	}
+	s.sweep(ctx, profile, slot, len(parts))
+	s.sweep(ctx, profile, otherSlot(slot), 0)
 	if err := s.index(profile, true); err != nil {
 		return err
 	}
 	return nil
 }
 
+func otherSlot(slot string) string {
+	if slot == slots[0] {
+		return slots[1]
+	}
+	return slots[0]
+}
+
+// sweep removes the parts of the profile in slot from the from-th on.
+// Parts are written from 0 up, so they end at the first one missing.
+func (s *KeyringStore) sweep(ctx context.Context, profile, slot string, from int) {
+	for i := from; i < maxParts; i++ {
+		if s.del(ctx, partName(profile, slot, i)) != nil {
+			return
+		}
+	}
+}
+
 // Delete removes the main item and its parts.
 func (s *KeyringStore) Delete(ctx context.Context, profile string) error {
 	_, ov, err := s.readMain(ctx, profile) // a corrupt main item is deleted
-	if errors.Is(err, ErrNotFound) {
-		s.index(profile, false) // a stale index entry
-		return err
-	}
 	if errors.Is(err, ErrUnavailable) {
 		return err
 	}
-	if err := s.del(ctx, profile); err != nil {
-		return err
-	}
-	if ov != nil {
-		for i := range ov.N {
-			s.del(ctx, partName(profile, ov.Gen, i))
+	found := !errors.Is(err, ErrNotFound)
+	if found {
+		if err := s.del(ctx, profile); err != nil {
+			return err
 		}
 	}
-	return s.index(profile, false)
+	// Parts too, including any a crashed Set left with no main item.
+	if ov != nil && ov.Slot == "" {
+		s.sweep(ctx, profile, ov.Gen, 0)
+	}
+	for _, slot := range slots {
+		s.sweep(ctx, profile, slot, 0)
+	}
+	if err := s.index(profile, false); err != nil || !found { // a stale index entry goes too
+		return cmp.Or(err, ErrNotFound)
+	}
+	return nil
 }
 
 // indexFile lists the profiles kept in the keyring, one name a line.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -246,5 +247,153 @@ func TestFileFastPathReadsAccessOnly(t *testing.T) {
 	}
 	if m, _ := filepath.Glob(e.h.File.File("default") + ".corrupt-*"); len(m) != 1 {
 		t.Fatal("the corrupt file was not moved aside")
+	}
+}
+
+// dyingKeyring is a process that gets killed: after left calls, every call
+// fails (a killed process makes none).
+type dyingKeyring struct {
+	*fakeKeyring
+	left int
+}
+
+func (d *dyingKeyring) alive() error {
+	if d.left <= 0 {
+		return errors.New("killed")
+	}
+	d.left--
+	return nil
+}
+
+func (d *dyingKeyring) Get(s, u string) (string, error) {
+	if err := d.alive(); err != nil {
+		return "", err
+	}
+	return d.fakeKeyring.Get(s, u)
+}
+
+func (d *dyingKeyring) Set(s, u, p string) error {
+	if err := d.alive(); err != nil {
+		return err
+	}
+	return d.fakeKeyring.Set(s, u, p)
+}
+
+func (d *dyingKeyring) Delete(s, u string) error {
+	if err := d.alive(); err != nil {
+		return err
+	}
+	return d.fakeKeyring.Delete(s, u)
+}
+
+// TestKeyringCrashAtEveryCall kills a keyring Set after each of its calls
+// in turn. Every time, the keyring holds the old set or the new one whole;
+// the next Set leaves exactly one set's items (nothing piles up); and
+// erase removes every item of the profile.
+func TestKeyringCrashAtEveryCall(t *testing.T) {
+	e := newEnv(t, ModeKeyring, authtest.Options{})
+	ctx := context.Background()
+	kr := newFakeKeyring()
+	items := func() int { return len(kr.snapshot()) }
+	healthy := &KeyringStore{IndexDir: t.TempDir(), api: kr, limit: 700} // small items: many parts
+	old := e.mint(0)
+	if err := healthy.Set(ctx, "p", old); err != nil {
+		t.Fatal(err)
+	}
+	oneSet := items()
+	if oneSet < 4 {
+		t.Fatalf("only %d items: the test needs a set in several parts", oneSet)
+	}
+	for k := 0; ; k++ {
+		dying := &KeyringStore{IndexDir: healthy.IndexDir, api: &dyingKeyring{kr, k}, limit: 700}
+		next := e.mint(0)
+		err := dying.Set(ctx, "p", next)
+		got, gerr := healthy.Get(ctx, "p")
+		if gerr != nil || got.AccessToken != old.AccessToken && got.AccessToken != next.AccessToken {
+			t.Fatalf("killed after %d calls: the keyring holds neither set whole: %v", k, gerr)
+		}
+		// The next Set cleans up whatever the killed one left.
+		old = e.mint(0)
+		if err := healthy.Set(ctx, "p", old); err != nil {
+			t.Fatal(err)
+		}
+		if n := items(); n != oneSet {
+			t.Fatalf("killed after %d calls: %d items after the next Set, want %d", k, n, oneSet)
+		}
+		if err == nil {
+			break // k calls were enough: every kill point was tried
+		}
+	}
+	// A smaller set in a slot that held a larger one: the extra parts go.
+	big := e.mint(0)
+	big.Extra = map[string]json.RawMessage{"pad": json.RawMessage(`"` + strings.Repeat("p", 3000) + `"`)}
+	for _, set := range []*auth.TokenSet{big, e.mint(0), e.mint(0)} {
+		if err := healthy.Set(ctx, "p", set); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := items(); n != oneSet {
+		t.Fatalf("%d items after a large set and two small ones, want %d", n, oneSet)
+	}
+	// ... also when a killed Set left the larger set's parts in the slot
+	// the next Set writes to.
+	_, bigParts := split(big, 700, "a")
+	if err := (&KeyringStore{IndexDir: healthy.IndexDir, api: &dyingKeyring{kr, 1 + len(bigParts)}, limit: 700}).Set(ctx, "p", big); err == nil {
+		t.Fatal("the dying Set finished")
+	}
+	if err := healthy.Set(ctx, "p", e.mint(0)); err != nil {
+		t.Fatal(err)
+	}
+	if n := items(); n != oneSet {
+		t.Fatalf("%d items after a killed large set and a small one, want %d", n, oneSet)
+	}
+	// A Set killed after its parts, before its main item: erase still
+	// finds the parts.
+	healthy.Delete(ctx, "p")
+	if err := (&KeyringStore{IndexDir: healthy.IndexDir, api: &dyingKeyring{kr, 1 + 3}, limit: 700}).Set(ctx, "p", e.mint(0)); err == nil {
+		t.Fatal("the dying Set finished")
+	}
+	if items() == 0 {
+		t.Fatal("the dying Set wrote no parts")
+	}
+	if err := healthy.Delete(ctx, "p"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("erase with no main item: %v, want ErrNotFound", err)
+	}
+	if n := items(); n != 0 {
+		t.Fatalf("%d items left after erase", n)
+	}
+}
+
+// TestKeyringReadsPartsNamedBeforeSlots: a set written by the layout
+// before slots (parts named by hash) is read, and the next Set removes
+// its parts.
+func TestKeyringReadsPartsNamedBeforeSlots(t *testing.T) {
+	e := newEnv(t, ModeKeyring, authtest.Options{})
+	ctx := context.Background()
+	kr := newFakeKeyring()
+	ks := &KeyringStore{IndexDir: t.TempDir(), api: kr, limit: 700}
+	set := e.mint(0)
+	main, parts := split(set, 700, "a")
+	var m map[string]json.RawMessage
+	json.Unmarshal([]byte(main), &m)
+	var ov overflow
+	json.Unmarshal(m[overflowKey], &ov)
+	m[overflowKey], _ = json.Marshal(map[string]any{"gen": ov.Gen, "n": ov.N}) // no slot
+	legacy, _ := json.Marshal(m)
+	kr.Set(KeyringService, "p", string(legacy))
+	for i, p := range parts {
+		kr.Set(KeyringService, "p:"+ov.Gen+":"+strconv.Itoa(i), p)
+	}
+	got, err := ks.Get(ctx, "p")
+	if err != nil || got.AccessToken != set.AccessToken || got.IDToken != set.IDToken {
+		t.Fatalf("legacy set: %v", err)
+	}
+	if err := ks.Set(ctx, "p", e.mint(0)); err != nil {
+		t.Fatal(err)
+	}
+	for k := range kr.snapshot() {
+		if strings.Contains(k, ":"+ov.Gen+":") {
+			t.Fatalf("legacy part %s left", k)
+		}
 	}
 }

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Reproduces the reliability figures: faults, crash kills, concurrency,
+# Reproduces the reliability figures: faults, crash kills (file store and,
+# through a private Secret Service, keyring), a full disk, concurrency,
 # races, bad inputs, secrets, and a fuzzing run of every parser.
 #
 #   scripts/reliability.sh                 # 300 kills, 60 s per fuzz target
@@ -12,8 +13,8 @@ kills=${KILLS:-300}
 fuzztime=${FUZZTIME:-60s}
 
 echo "== reliability tests (kills: $kills)"
-RELIABILITY_KILLS=$kills go test -count=1 -v \
-	-run 'TestFaultTable|TestCrashKills|TestConcurrent64|TestRaces|TestProfilesRefreshIndependently|TestModesUnderUmask000|TestNoSecretsAnywhere|TestBadInputCatalogue' . |
+RELIABILITY_KILLS=$kills scripts/with-keyring.sh go test -count=1 -v \
+	-run 'TestFaultTable|TestCrashKills|TestCrashKillsKeyring|TestDiskFullKeepsRefreshToken|TestConcurrent64|TestRaces|TestProfilesRefreshIndependently|TestModesUnderUmask000|TestNoSecretsAnywhere|TestBadInputCatalogue' . |
 	grep -E 'figure:|^(--- FAIL|FAIL|ok)' | sed 's/^ *[a-z_]*_test.go:[0-9]*: figure: /  /'
 
 echo "== fuzzing, $fuzztime per target"
