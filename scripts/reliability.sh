@@ -17,11 +17,13 @@ RELIABILITY_KILLS=$kills scripts/with-keyring.sh go test -count=1 -v \
 	-run 'TestFaultTable|TestCrashKills|TestCrashKillsKeyring|TestDiskFullKeepsRefreshToken|TestConcurrent64|TestRaces|TestProfilesRefreshIndependently|TestModesUnderUmask000|TestNoSecretsAnywhere|TestBadInputCatalogue' . |
 	grep -E 'figure:|^(--- FAIL|FAIL|ok)' | sed 's/^ *[a-z_]*_test.go:[0-9]*: figure: /  /'
 
+# New inputs that widen coverage are minimized for at most 5 s each (Go's
+# default, 60 s, can spend a whole short run minimizing).
 echo "== fuzzing, $fuzztime per target"
 cache=$(go env GOCACHE)/fuzz/github.com/prusa-credential-helper/prusa-credential-helper
 for target in auth:FuzzParseJWT auth:FuzzTokenSet auth:FuzzParseForms auth:FuzzLean protocol:FuzzReadRequest; do
 	pkg=${target%%:*} name=${target##*:}
-	out=$(go test "./$pkg" -run '^$' -fuzz "^$name\$" -fuzztime "$fuzztime" 2>&1) || { echo "$out" | tail -20; echo "  $name: FOUND A FAILURE (input saved in $pkg/testdata/fuzz/$name)"; exit 1; }
+	out=$(go test "./$pkg" -run '^$' -fuzz "^$name\$" -fuzztime "$fuzztime" -fuzzminimizetime 5s 2>&1) || { echo "$out" | tail -20; echo "  $name: FOUND A FAILURE (input saved in $pkg/testdata/fuzz/$name)"; exit 1; }
 	execs=$(echo "$out" | grep -oE 'execs: [0-9]+' | tail -1 | grep -oE '[0-9]+')
 	# Keep the corpus the fuzzer grew, so every `go test` replays it.
 	mkdir -p "$pkg/testdata/fuzz/$name"
