@@ -94,3 +94,30 @@ func TestLeanGetLockedCollection(t *testing.T) {
 		t.Fatal("secret in the error")
 	}
 }
+
+// BenchmarkSecretServiceGet compares the short read with go-keyring's own,
+// on a real Secret Service (run through scripts/with-keyring.sh).
+func BenchmarkSecretServiceGet(b *testing.B) {
+	if os.Getenv("PRUSA_TEST_SECRET_SERVICE") != "1" || os.Getenv("DBUS_SESSION_BUS_ADDRESS") == "" {
+		b.Skip("no private Secret Service: run through scripts/with-keyring.sh")
+	}
+	service := "prusa-credential-helper-bench"
+	if err := keyring.Set(service, "u", strings.Repeat("v", MaxKeyringItem)); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { keyring.Delete(service, "u") })
+	b.Run("lean", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := leanGet(service, "u"); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("go-keyring", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := keyring.Get(service, "u"); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
