@@ -558,6 +558,19 @@ func TestDiskFullKeepsRefreshToken(t *testing.T) {
 	if r.exit != 0 || srv.Count(authtest.KindTokenRefresh) != 1 {
 		t.Fatalf("with room again: exit %d, %d refreshes; stderr %q", r.exit, srv.Count(authtest.KindTokenRefresh), r.stderr)
 	}
+
+	// With an expired refresh token nothing is sent and nothing saved: a
+	// full disk does not hide that a login is needed.
+	past := time.Now().Add(-time.Hour)
+	storeIn(t, filepath.Join(home, ".config"), "default", canarySet(past, past))
+	cmd = exec.Command(sh, "-c", `ulimit -f 4 && exec "$0" "$@"`, binary, "get", "--store", "file")
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "XDG_CONFIG_HOME=" + filepath.Join(home, ".config"), "PRUSA_ACCOUNT_URL=" + srv.URL}
+	stdout.Reset()
+	cmd.Stdout = &stdout
+	err = cmd.Run()
+	if !errors.As(err, &ee) || ee.ExitCode() != 4 || !strings.Contains(stdout.String(), `"code":"login_required"`) {
+		t.Fatalf("expired refresh token, no room: %v %q", err, stdout.String())
+	}
 }
 
 // TestCrashKillsKeyring kills refreshing gets mid-flight on the real

@@ -6,6 +6,27 @@ import (
 	"net/url"
 )
 
+// Refreshable says, without a request, why set cannot be refreshed:
+// ErrNoRefreshToken, ErrRefreshTokenExpired, or a malformed refresh token.
+// It returns nil when a refresh request can be tried.
+func (c *Client) Refreshable(set TokenSet) error {
+	if set.RefreshToken == "" {
+		return ErrNoRefreshToken
+	}
+	exp, ok := AccessExpiry(set.RefreshToken) // the lean decoder serves any JWT
+	if !ok {
+		rc, err := ParseJWT(set.RefreshToken)
+		if err != nil {
+			return fmt.Errorf("refresh token: %w", err)
+		}
+		exp = rc.Expiry.Time
+	}
+	if !ValidFor(exp, c.now(), 0) {
+		return ErrRefreshTokenExpired
+	}
+	return nil
+}
+
 // Refresh exchanges the set's refresh token for a new token set (RFC 6749
 // §6) and returns it merged into set: a refresh or id token that the answer
 // lacks is kept. Refresh tokens rotate on every use, so the caller must save
@@ -16,19 +37,8 @@ import (
 // ErrInvalidGrant, ErrServer (5xx, 429, an unusable answer), ErrNetwork,
 // context.DeadlineExceeded, or another *RetrieveError.
 func (c *Client) Refresh(ctx context.Context, set TokenSet) (TokenSet, error) {
-	if set.RefreshToken == "" {
-		return TokenSet{}, ErrNoRefreshToken
-	}
-	exp, ok := AccessExpiry(set.RefreshToken) // the lean decoder serves any JWT
-	if !ok {
-		rc, err := ParseJWT(set.RefreshToken)
-		if err != nil {
-			return TokenSet{}, fmt.Errorf("refresh token: %w", err)
-		}
-		exp = rc.Expiry.Time
-	}
-	if !ValidFor(exp, c.now(), 0) {
-		return TokenSet{}, ErrRefreshTokenExpired
+	if err := c.Refreshable(set); err != nil {
+		return TokenSet{}, err
 	}
 	form := url.Values{
 		"grant_type":    {"refresh_token"},

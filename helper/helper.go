@@ -271,6 +271,19 @@ type storeSet struct {
 func (w storeSet) commit(set *auth.TokenSet) error { return w.s.Set(w.ctx, w.profile, set) }
 func (storeSet) release()                          {}
 
+// refreshFailed says which refresh failures need a new login.
+func refreshFailed(profile string, err error) error {
+	switch {
+	case errors.Is(err, auth.ErrInvalidGrant):
+		return &LoginRequiredError{Profile: profile, Reason: fmt.Sprintf("the refresh token of profile %q was refused (expired, revoked or already used)", profile), Err: err}
+	case errors.Is(err, auth.ErrRefreshTokenExpired):
+		return &LoginRequiredError{Profile: profile, Reason: fmt.Sprintf("the refresh token of profile %q has expired", profile), Err: err}
+	case errors.Is(err, auth.ErrNoRefreshToken):
+		return &LoginRequiredError{Profile: profile, Reason: fmt.Sprintf("the access token of profile %q has expired and there is no refresh token", profile), Err: err}
+	}
+	return err
+}
+
 // refresh is the slow path: lock → re-read → still needed? → refresh →
 // save → unlock. The new set is saved before its token is returned,
 // because the old refresh token is spent the moment the server answers.
@@ -303,6 +316,9 @@ func (h *Helper) refresh(ctx context.Context, profile string, env *EnvSource, cu
 	if h.Debugf != nil {
 		h.debugf("refreshing %s with %s", auth.Describe(set.AccessToken), auth.Describe(set.RefreshToken))
 	}
+	if err := h.Auth.Refreshable(*set); err != nil {
+		return nil, refreshFailed(profile, err) // no request, so nothing to save
+	}
 	save, err := h.reserve(ctx, profile)
 	if err != nil {
 		return nil, err // before the request: the refresh token is not spent
@@ -323,15 +339,7 @@ func (h *Helper) refresh(ctx context.Context, profile string, env *EnvSource, cu
 		}
 	}
 	if err != nil {
-		switch {
-		case errors.Is(err, auth.ErrInvalidGrant):
-			return nil, &LoginRequiredError{Profile: profile, Reason: fmt.Sprintf("the refresh token of profile %q was refused (expired, revoked or already used)", profile), Err: err}
-		case errors.Is(err, auth.ErrRefreshTokenExpired):
-			return nil, &LoginRequiredError{Profile: profile, Reason: fmt.Sprintf("the refresh token of profile %q has expired", profile), Err: err}
-		case errors.Is(err, auth.ErrNoRefreshToken):
-			return nil, &LoginRequiredError{Profile: profile, Reason: fmt.Sprintf("the access token of profile %q has expired and there is no refresh token", profile), Err: err}
-		}
-		return nil, err
+		return nil, refreshFailed(profile, err)
 	}
 	if err := save.commit(&fresh); err != nil {
 		return nil, fmt.Errorf("saving the refreshed tokens: %w", err)
