@@ -28,6 +28,20 @@ func AccessExpiry(token string) (exp time.Time, ok bool) {
 	return exp, ok
 }
 
+// ExpiryOf returns a JWT's exp claim: from the lean decoder where it answers
+// (it agrees with ParseJWT, see FuzzLean), else from ParseJWT, which also
+// says what is wrong with a token it refuses.
+func ExpiryOf(token string) (time.Time, error) {
+	if exp, ok := AccessExpiry(token); ok {
+		return exp, nil
+	}
+	c, err := ParseJWT(token)
+	if err != nil {
+		return time.Time{}, err
+	}
+	return c.Expiry.Time, nil
+}
+
 // leanClaims is AccessExpiry that also gives the sub claim, as ParseJWT's
 // Claims.Subject would hold it.
 func leanClaims(token string) (exp time.Time, sub string, ok bool) {

@@ -13,13 +13,9 @@ func (c *Client) Refreshable(set TokenSet) error {
 	if set.RefreshToken == "" {
 		return ErrNoRefreshToken
 	}
-	exp, ok := AccessExpiry(set.RefreshToken) // the lean decoder serves any JWT
-	if !ok {
-		rc, err := ParseJWT(set.RefreshToken)
-		if err != nil {
-			return fmt.Errorf("refresh token: %w", err)
-		}
-		exp = rc.Expiry.Time
+	exp, err := ExpiryOf(set.RefreshToken)
+	if err != nil {
+		return fmt.Errorf("refresh token: %w", err)
 	}
 	if !ValidFor(exp, c.now(), 0) {
 		return ErrRefreshTokenExpired

@@ -89,9 +89,9 @@ func (a *AutoStore) Get(ctx context.Context, profile string) (*auth.TokenSet, er
 
 // expiresLater reports whether a's access token expires after b's.
 func expiresLater(a, b *auth.TokenSet) bool {
-	ea, ok1 := expiryOf(a.AccessToken)
-	eb, ok2 := expiryOf(b.AccessToken)
-	return ok1 && ok2 && ea.After(eb)
+	ea, err1 := auth.ExpiryOf(a.AccessToken)
+	eb, err2 := auth.ExpiryOf(b.AccessToken)
+	return err1 == nil && err2 == nil && ea.After(eb)
 }
 
 // Set saves to the keyring and removes any file copy; where the keyring

@@ -141,19 +141,6 @@ func (h *Helper) token(profile, where string, set *auth.TokenSet, exp time.Time)
 	return &Token{Profile: profile, AccessToken: set.AccessToken, TokenType: tokenType(set), Expiry: exp, Store: where}
 }
 
-// expiryOf is a JWT's exp: from the lean decoder where it answers (it
-// agrees with ParseJWT, see auth.FuzzLean), else from ParseJWT.
-func expiryOf(token string) (time.Time, bool) {
-	if exp, ok := auth.AccessExpiry(token); ok {
-		return exp, true
-	}
-	c, err := auth.ParseJWT(token)
-	if err != nil {
-		return time.Time{}, false
-	}
-	return c.Expiry.Time, true
-}
-
 func tokenType(set *auth.TokenSet) string {
 	if set.TokenType == "" {
 		return "Bearer"
@@ -303,7 +290,7 @@ func (h *Helper) refresh(ctx context.Context, profile string, env *EnvSource, cu
 		return nil, err
 	}
 	now := h.now()
-	if exp, ok := expiryOf(set.AccessToken); ok {
+	if exp, err := auth.ExpiryOf(set.AccessToken); err == nil {
 		if !force && auth.ValidFor(exp, now, margin) {
 			h.debugf("another process refreshed: %s", auth.Describe(set.AccessToken))
 			return h.token(profile, where, set, exp), nil
@@ -331,7 +318,7 @@ func (h *Helper) refresh(ctx context.Context, profile string, env *EnvSource, cu
 		again, againWhere, rerr := h.load(ctx, profile, env)
 		if rerr == nil && again.RefreshToken != set.RefreshToken {
 			h.debugf("refresh token was rotated by someone else; using the stored one")
-			if exp, ok := expiryOf(again.AccessToken); ok && auth.ValidFor(exp, now, 0) && !force {
+			if exp, err := auth.ExpiryOf(again.AccessToken); err == nil && auth.ValidFor(exp, now, 0) && !force {
 				return h.token(profile, againWhere, again, exp), nil
 			}
 			set = again
@@ -344,9 +331,9 @@ func (h *Helper) refresh(ctx context.Context, profile string, env *EnvSource, cu
 	if err := save.commit(&fresh); err != nil {
 		return nil, fmt.Errorf("saving the refreshed tokens: %w", err)
 	}
-	exp, ok := expiryOf(fresh.AccessToken)
-	if !ok {
-		return nil, fmt.Errorf("refresh: %w: access token", auth.ErrMalformedJWT) // never: Refresh validated the answer
+	exp, err := auth.ExpiryOf(fresh.AccessToken)
+	if err != nil {
+		return nil, fmt.Errorf("refreshed access token: %w", err) // never: Refresh validated the answer
 	}
 	if h.Debugf != nil {
 		h.debugf("refreshed: %s, saved to %s", auth.Describe(fresh.AccessToken), h.Store().Name())
