@@ -322,15 +322,24 @@ func TestAuthtestNotInBinary(t *testing.T) {
 	}
 }
 
+// needSecretService skips a test that needs the private Secret Service
+// scripts/with-keyring.sh starts (it sets PRUSA_TEST_SECRET_SERVICE=1);
+// under CI, where one must be there, it fails instead.
+func needSecretService(t *testing.T) {
+	t.Helper()
+	if os.Getenv("PRUSA_TEST_SECRET_SERVICE") == "1" && os.Getenv("DBUS_SESSION_BUS_ADDRESS") != "" {
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatal("CI must run the keyring tests against a real Secret Service (scripts/with-keyring.sh)")
+	}
+	t.Skip("no private Secret Service: run through scripts/with-keyring.sh")
+}
+
 // TestKeyringThroughBinary stores, gets, lists and erases through the real
 // binary and a real Secret Service (scripts/with-keyring.sh starts one).
 func TestKeyringThroughBinary(t *testing.T) {
-	if os.Getenv("PRUSA_TEST_SECRET_SERVICE") != "1" || os.Getenv("DBUS_SESSION_BUS_ADDRESS") == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("CI must run the keyring tests against a real Secret Service (scripts/with-keyring.sh)")
-		}
-		t.Skip("no private Secret Service: run through scripts/with-keyring.sh")
-	}
+	needSecretService(t)
 	srv := newServer(t, authtest.Options{})
 	home := t.TempDir()
 	vars := map[string]string{"PRUSA_ACCOUNT_URL": srv.URL, "DBUS_SESSION_BUS_ADDRESS": os.Getenv("DBUS_SESSION_BUS_ADDRESS"), "PRUSA_PROFILE": "cli-keyring"}

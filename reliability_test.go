@@ -579,12 +579,7 @@ func TestDiskFullKeepsRefreshToken(t *testing.T) {
 // between the server's rotation and the save — say login_required; never a
 // torn set (storage_error).
 func TestCrashKillsKeyring(t *testing.T) {
-	if os.Getenv("PRUSA_TEST_SECRET_SERVICE") != "1" || os.Getenv("DBUS_SESSION_BUS_ADDRESS") == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("CI must run the keyring tests against a real Secret Service (scripts/with-keyring.sh)")
-		}
-		t.Skip("no private Secret Service: run through scripts/with-keyring.sh")
-	}
+	needSecretService(t)
 	if testing.Short() {
 		t.Skip("kills dozens of processes")
 	}

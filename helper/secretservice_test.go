@@ -16,7 +16,7 @@ import (
 // scripts/with-keyring.sh started a private one (it sets
 // PRUSA_TEST_SECRET_SERVICE=1). Under CI, where one must be there, it fails
 // instead of skipping. Tests never touch a desktop's own keyring.
-func needSecretService(t *testing.T) {
+func needSecretService(t testing.TB) {
 	t.Helper()
 	if os.Getenv("PRUSA_TEST_SECRET_SERVICE") == "1" && os.Getenv("DBUS_SESSION_BUS_ADDRESS") != "" {
 		return

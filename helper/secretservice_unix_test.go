@@ -98,9 +98,7 @@ func TestLeanGetLockedCollection(t *testing.T) {
 // BenchmarkSecretServiceGet compares the short read with go-keyring's own,
 // on a real Secret Service (run through scripts/with-keyring.sh).
 func BenchmarkSecretServiceGet(b *testing.B) {
-	if os.Getenv("PRUSA_TEST_SECRET_SERVICE") != "1" || os.Getenv("DBUS_SESSION_BUS_ADDRESS") == "" {
-		b.Skip("no private Secret Service: run through scripts/with-keyring.sh")
-	}
+	needSecretService(b)
 	service := "prusa-credential-helper-bench"
 	if err := keyring.Set(service, "u", strings.Repeat("v", MaxKeyringItem)); err != nil {
 		b.Fatal(err)
