@@ -148,6 +148,7 @@ type Server struct {
 
 	ts     *httptest.Server
 	opts   Options
+	base   string       // the URL, for the handlers
 	offset atomic.Int64 // the server's clock minus the local one, in nanoseconds
 
 	mu       sync.Mutex
@@ -236,12 +237,17 @@ func NewServer(opts Options) *Server {
 		s.ts.Listener.Close()
 		s.ts.Listener = l
 	}
+	// The handlers read base, set before they can run (the race detector
+	// cannot see the ordering through a socket when another process, such
+	// as a test's python3, makes the requests).
+	s.base = "http://" + s.ts.Listener.Addr().String()
 	if opts.TLS {
+		s.base = "https://" + s.ts.Listener.Addr().String()
 		s.ts.StartTLS()
 	} else {
 		s.ts.Start()
 	}
-	s.URL = s.ts.URL
+	s.URL = s.base
 	return s
 }
 
@@ -439,12 +445,12 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 // as the options say.
 func (s *Server) redirect(w http.ResponseWriter, target string) {
 	if s.opts.AbsoluteLocation && strings.HasPrefix(target, "/") {
-		target = s.URL + target
+		target = s.base + target
 	}
 	w.Header().Set("Location", target)
 	w.WriteHeader(http.StatusFound)
 }
 
-func (s *Server) origin() string { return s.URL }
+func (s *Server) origin() string { return s.base }
 
 func (s *Server) String() string { return fmt.Sprintf("authtest.Server(%s)", s.URL) }
