@@ -7,9 +7,28 @@
 // Origin/Referer checks; django-oauth-toolkit's authorize and token
 // endpoints with PKCE, single-use codes, rotating refresh tokens and
 // oauthlib's error answers; RS256-style JWTs with all the claims; and
-// /api/v1/me/. Options choose between the variants the real server was
-// reported to show, and Fault injects failures on the token endpoint. It
-// counts requests by Kind so that tests can assert "exactly one refresh".
+// /api/v1/me/.
+//
+// Its default pages are ones on which the Python Prusa Connect SDK's own
+// login code works, which makes them the best evidence of the real ones:
+// the first csrfmiddlewaretoken input has name before value in double
+// quotes; next is percent-encoded, with no HTML entity in it; a wrong
+// password answers the form again with class="invalid-feedback"; an account
+// with 2FA is sent to /login/totp/, whose code field otp_token carries
+// autocomplete="one-time-code"; a POST without Origin (as the SDK's TOTP
+// post) or with Origin equal to the server's own is accepted; and
+// /o/authorize/ needs no state. Options choose between the other variants
+// the real server was reported to show (next plain or omitted, absolute
+// redirects, a direct callback), and Fault injects failures on the token
+// endpoint. It counts requests by Kind so that tests can assert "exactly
+// one refresh".
+//
+// Its clock can run ahead of or behind the local one (Options.ClockOffset,
+// Server.SetClockOffset), as a server seen from a machine whose clock is
+// off: the Date header of every answer, the tokens' exp claims, the expiry
+// checks and the TOTP steps it accepts all follow the server's clock.
+// Options.Control adds a control endpoint that sets it over HTTP (see
+// ControlPath).
 package authtest
 
 import (
@@ -94,12 +113,12 @@ type Options struct {
 
 // User is an account of the emulator.
 type User struct {
-	ID         int // default: 1530681 + its index
-	Email      string
-	Password   string
+	ID         int    // default: 1530681 + its index
+	Email      string // the login, matched without regard to case; required
+	Password   string // required
 	TOTPSecret string // base32; empty for an account without 2FA
-	FirstName  string
-	LastName   string
+	FirstName  string // in the identity token; default Josef (with LastName Průša)
+	LastName   string // in the identity token
 }
 
 // Kind names a kind of request, for Count.
@@ -134,17 +153,17 @@ const (
 
 // Request records one request the emulator received.
 type Request struct {
-	Kind     Kind
-	Method   string
-	Path     string // the URL path, such as /login/
-	RawQuery string // the URL's query, still encoded
-	Header   http.Header
+	Kind     Kind                // what the emulator took the request for
+	Method   string              // GET, POST, …
+	Path     string              // the URL path, such as /login/
+	RawQuery string              // the URL's query, still encoded
+	Header   http.Header         // the request's headers (Origin, Referer, User-Agent, …)
 	Form     map[string][]string // the posted form, if any
 }
 
 // Server is a running emulator.
 type Server struct {
-	URL string // base URL, such as http://127.0.0.1:43210
+	URL string // base URL, such as http://127.0.0.1:43210 (the account URL to give clients)
 
 	ts     *httptest.Server
 	opts   Options
@@ -187,8 +206,8 @@ type grant struct {
 }
 
 // NewServer starts an emulator. It panics on misuse (a user without an
-// email or password, two users with one email, a non-loopback address), as
-// httptest does.
+// email or password, a bad TOTP secret, two users with one email, a
+// non-loopback address), as httptest does.
 func NewServer(opts Options) *Server {
 	if opts.ClientID == "" {
 		opts.ClientID = auth.DefaultClientID
@@ -453,4 +472,5 @@ func (s *Server) redirect(w http.ResponseWriter, target string) {
 
 func (s *Server) origin() string { return s.base }
 
+// String names the server by its URL.
 func (s *Server) String() string { return fmt.Sprintf("authtest.Server(%s)", s.URL) }
