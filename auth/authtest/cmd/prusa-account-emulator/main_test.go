@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"go/parser"
+	"go/token"
 	"io"
 	"net/http"
 	"os"
@@ -237,5 +239,34 @@ func TestEmulatorProgramClock(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusBadRequest {
 		t.Fatalf("a bad offset: %d, want 400", resp.StatusCode)
+	}
+}
+
+// TestEmulatorProgramDocListsEveryFlag keeps the package doc comment (which
+// the docs copy) in step with the flags the program defines.
+func TestEmulatorProgramDocListsEveryFlag(t *testing.T) {
+	f, err := parser.ParseFile(token.NewFileSet(), "main.go", nil, parser.ParseComments|parser.PackageClauseOnly)
+	if err != nil || f.Doc == nil {
+		t.Fatalf("no package doc comment in main.go: %v", err)
+	}
+	doc := f.Doc.Text()
+	var out, errw strings.Builder
+	run(context.Background(), []string{"--help"}, &out, &errw)
+	flags := 0
+	for _, line := range strings.Split(out.String(), "\n") {
+		if !strings.HasPrefix(line, "  -") {
+			continue
+		}
+		name := strings.Fields(line)[0][1:]
+		flags++
+		if !strings.Contains(doc, "--"+name+" ") && !strings.Contains(doc, "--"+name+"\n") {
+			t.Errorf("the package doc does not list --%s", name)
+		}
+	}
+	if flags < 11 {
+		t.Fatalf("found %d flags in the usage, want at least 11:\n%s", flags, out.String())
+	}
+	if !strings.Contains(doc, "/_emulator/clock") {
+		t.Error("the package doc does not list the control endpoint")
 	}
 }
