@@ -11,10 +11,10 @@ import (
 // Fault replaces the token endpoint's answer to one request. Faults queued
 // with FailToken are used one per token request, in order.
 type Fault struct {
-	Status int         // the status to answer (default 500, when no other field says what to do)
-	Body   string      // the body to answer
-	Header http.Header // extra headers (Retry-After, Content-Type)
-	Delay  time.Duration
+	Status int           // the status to answer (default 500, when no other field says what to do)
+	Body   string        // the body to answer
+	Header http.Header   // extra headers (Retry-After, Content-Type)
+	Delay  time.Duration // wait this long first (the wait ends early if the client gives up)
 	// Hang: never answer; the request ends when the client gives up or the
 	// server closes.
 	Hang bool

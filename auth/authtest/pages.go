@@ -178,7 +178,7 @@ func (s *Server) authorizeFor(w http.ResponseWriter, q url.Values, u *userState)
 	default:
 		code := randomChars(30)
 		s.mu.Lock()
-		s.codes[code] = &authCode{user: u, challenge: q.Get("code_challenge"), redirectURI: s.opts.RedirectURI, expires: s.opts.Now().Add(s.opts.CodeTTL)}
+		s.codes[code] = &authCode{user: u, challenge: q.Get("code_challenge"), redirectURI: s.opts.RedirectURI, expires: s.Now().Add(s.opts.CodeTTL)}
 		s.mu.Unlock()
 		back.Set("code", code)
 	}
@@ -213,7 +213,7 @@ type formData struct {
 func (s *Server) formData(w http.ResponseWriter, r *http.Request, next string) formData {
 	d := formData{CSRF: maskCSRF(s.csrfSecret(w, r)), WithNext: s.opts.Next != NextOmitted, Next: next}
 	if s.opts.Next == NextEncoded {
-		d.Next = url.QueryEscape(next)
+		d.Next = djangoQuote(next)
 	}
 	return d
 }
@@ -296,7 +296,7 @@ func (s *Server) acceptTOTP(u *userState, code string) bool {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	now := int64(auth.TOTPStep(s.opts.Now()))
+	now := int64(auth.TOTPStep(s.Now()))
 	for step := now - 1; step <= now+1; step++ {
 		if step > u.lastStep && auth.TOTP(key, uint64(step), auth.TOTPDigits) == code {
 			u.lastStep = step

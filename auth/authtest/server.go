@@ -2,14 +2,33 @@
 // the style of net/http/httptest: NewServer starts it on loopback, URL is
 // its address, Close stops it.
 //
-// It behaves like the real server as ../shared/PRUSA-ACCOUNT.md describes
-// it: Django's login and TOTP forms with CSRF cookie, field and
+// It behaves like the real server, as far as public clients' code and
+// reports show it: Django's login and TOTP forms with CSRF cookie, field and
 // Origin/Referer checks; django-oauth-toolkit's authorize and token
 // endpoints with PKCE, single-use codes, rotating refresh tokens and
 // oauthlib's error answers; RS256-style JWTs with all the claims; and
-// /api/v1/me/. Options choose between the variants the real server was
-// reported to show, and Fault injects failures on the token endpoint. It
-// counts requests by Kind so that tests can assert "exactly one refresh".
+// /api/v1/me/.
+//
+// Its default pages are ones on which the Python Prusa Connect SDK's own
+// login code works, which makes them the best evidence of the real ones:
+// the first csrfmiddlewaretoken input has name before value in double
+// quotes; next is percent-encoded, with no HTML entity in it; a wrong
+// password answers the form again with class="invalid-feedback"; an account
+// with 2FA is sent to /login/totp/, whose code field otp_token carries
+// autocomplete="one-time-code"; a POST without Origin (as the SDK's TOTP
+// post) or with Origin equal to the server's own is accepted; and
+// /o/authorize/ needs no state. Options choose between the other variants
+// the real server was reported to show (next plain or omitted, absolute
+// redirects, a direct callback), and Fault injects failures on the token
+// endpoint. It counts requests by Kind so that tests can assert "exactly
+// one refresh".
+//
+// Its clock can run ahead of or behind the local one (Options.ClockOffset,
+// Server.SetClockOffset), as a server seen from a machine whose clock is
+// off: the Date header of every answer, the tokens' exp claims, the expiry
+// checks and the TOTP steps it accepts all follow the server's clock.
+// Options.Control adds a control endpoint that sets it over HTTP (see
+// ControlPath).
 package authtest
 
 import (
@@ -20,24 +39,37 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prusa-credential-helper/prusa-credential-helper/auth"
 )
 
-// NextStyle is how the login and TOTP forms carry the next URL.
+// NextStyle is how the login and TOTP forms carry the next URL. The zero
+// value, NextEncoded, is the rendering on which the Python SDK's login code
+// works, and so the one the real pages have.
 type NextStyle int
 
 const (
-	NextPlain   NextStyle = iota // a hidden next field holding the authorize path as is (Django)
-	NextEncoded                  // a hidden next field holding it percent-encoded (what the SDK expects)
-	NextOmitted                  // no next field: the server uses the query's next
+	// NextEncoded: a hidden next field holding the authorize path
+	// percent-encoded as Django's redirect_to_login quotes it
+	// (/o/authorize/%3Fresponse_type%3Dcode%26client_id%3D…), with no HTML
+	// entity in it. The default.
+	NextEncoded NextStyle = iota
+	// NextPlain: a hidden next field holding the authorize path as is, so
+	// that the page escapes each & as &amp; (Django's own template).
+	NextPlain
+	// NextOmitted: no next field; the server uses the query's next.
+	NextOmitted
 )
 
 // Options configure an emulator. The zero value gives a server like the
-// real one with the defaults of Prusa Connect's client and no users.
+// real one with the defaults of Prusa Connect's client and no users: pages
+// on which the Python SDK's login code works (next percent-encoded,
+// relative redirects through /o/authorize/), integer exp claims, string
+// sub claims and the local clock.
 type Options struct {
-	Users       []User
+	Users       []User // the accounts; more can be added with AddUser
 	ClientID    string // default auth.DefaultClientID
 	RedirectURI string // default auth.DefaultRedirectURI
 
@@ -52,62 +84,91 @@ type Options struct {
 	// DirectCallback: a successful password (or TOTP) post redirects straight
 	// to the redirect URI instead of through /o/authorize/.
 	DirectCallback bool
-	Next           NextStyle
-	FloatExp       bool // exp claims as floats (1795733862.25) instead of integers
-	NumericSub     bool // sub claims as numbers instead of strings
+	Next           NextStyle // how the forms carry next; default NextEncoded
+	FloatExp       bool      // exp claims as floats (1795733862.25) instead of integers
+	NumericSub     bool      // sub claims as numbers instead of strings
 
 	// RedirectLoop: the login page redirects back to the authorize
 	// endpoint, which redirects to the login page (a server that loses its
 	// session): a client must give up.
 	RedirectLoop bool
 
-	Now  func() time.Time // default time.Now
+	// ClockOffset sets the server's clock ahead of (positive) or behind
+	// (negative) the local one: the server's time is Now() + ClockOffset.
+	// It shows in the Date header of every answer, in the exp claims of
+	// the tokens it mints, in the expiry of codes and tokens, and in the
+	// time step of the TOTP codes it accepts. SetClockOffset changes it
+	// later.
+	ClockOffset time.Duration
+
+	// Control serves the control endpoints under /_emulator/ (see
+	// ControlPath), which the emulator program turns on. Off by default,
+	// so that a test's server answers only what the real one does.
+	Control bool
+
+	Now  func() time.Time // the local clock; default time.Now
 	Addr string           // loopback address to listen on; default 127.0.0.1:0
 	TLS  bool             // serve HTTPS with httptest's certificate (use Client)
 }
 
 // User is an account of the emulator.
 type User struct {
-	ID         int // default: 1530681 + its index
-	Email      string
-	Password   string
+	ID         int    // default: 1530681 + its index
+	Email      string // the login, matched without regard to case; required
+	Password   string // required
 	TOTPSecret string // base32; empty for an account without 2FA
-	FirstName  string
-	LastName   string
+	FirstName  string // in the identity token; default Josef (with LastName Průša)
+	LastName   string // in the identity token
 }
 
 // Kind names a kind of request, for Count.
 type Kind string
 
+// The kinds of request the emulator tells apart.
 const (
-	KindAuthorize    Kind = "authorize"
-	KindLoginPage    Kind = "login_page"
-	KindLoginPost    Kind = "login_post"
-	KindTOTPPage     Kind = "totp_page"
-	KindTOTPPost     Kind = "totp_post"
-	KindTokenCode    Kind = "token_code"    // POST /o/token/ grant_type=authorization_code
-	KindTokenRefresh Kind = "token_refresh" // POST /o/token/ grant_type=refresh_token
-	KindTokenOther   Kind = "token_other"   // any other request to /o/token/
-	KindMe           Kind = "me"
-	KindOther        Kind = "other"
+	// KindAuthorize is any request to /o/authorize/.
+	KindAuthorize Kind = "authorize"
+	// KindLoginPage is a request to /login/ other than a POST.
+	KindLoginPage Kind = "login_page"
+	// KindLoginPost is a POST to /login/ (the email and password).
+	KindLoginPost Kind = "login_post"
+	// KindTOTPPage is a request to /login/totp/ other than a POST.
+	KindTOTPPage Kind = "totp_page"
+	// KindTOTPPost is a POST to /login/totp/ (the code).
+	KindTOTPPost Kind = "totp_post"
+	// KindTokenCode is a POST to /o/token/ with grant_type=authorization_code.
+	KindTokenCode Kind = "token_code"
+	// KindTokenRefresh is a POST to /o/token/ with grant_type=refresh_token.
+	KindTokenRefresh Kind = "token_refresh"
+	// KindTokenOther is any other request to /o/token/.
+	KindTokenOther Kind = "token_other"
+	// KindMe is any request to /api/v1/me/.
+	KindMe Kind = "me"
+	// KindControl is a request to the control endpoints under ControlPath
+	// (counted only when Options.Control is on).
+	KindControl Kind = "control"
+	// KindOther is any other request (answered 404).
+	KindOther Kind = "other"
 )
 
 // Request records one request the emulator received.
 type Request struct {
-	Kind     Kind
-	Method   string
-	Path     string
-	RawQuery string
-	Header   http.Header
+	Kind     Kind                // what the emulator took the request for
+	Method   string              // GET, POST, …
+	Path     string              // the URL path, such as /login/
+	RawQuery string              // the URL's query, still encoded
+	Header   http.Header         // the request's headers (Origin, Referer, User-Agent, …)
 	Form     map[string][]string // the posted form, if any
 }
 
 // Server is a running emulator.
 type Server struct {
-	URL string // base URL, such as http://127.0.0.1:43210
+	URL string // base URL, such as http://127.0.0.1:43210 (the account URL to give clients)
 
-	ts   *httptest.Server
-	opts Options
+	ts     *httptest.Server
+	opts   Options
+	base   string       // the URL, for the handlers
+	offset atomic.Int64 // the server's clock minus the local one, in nanoseconds
 
 	mu       sync.Mutex
 	users    map[string]*userState // by lower-case email
@@ -145,8 +206,8 @@ type grant struct {
 }
 
 // NewServer starts an emulator. It panics on misuse (a user without an
-// email or password, two users with one email, a non-loopback address), as
-// httptest does.
+// email or password, a bad TOTP secret, two users with one email, a
+// non-loopback address), as httptest does.
 func NewServer(opts Options) *Server {
 	if opts.ClientID == "" {
 		opts.ClientID = auth.DefaultClientID
@@ -175,6 +236,7 @@ func NewServer(opts Options) *Server {
 		access:   map[string]*grant{},
 		counts:   map[Kind]int{},
 	}
+	s.offset.Store(int64(opts.ClockOffset))
 	for i, u := range opts.Users {
 		s.AddUser(u, i)
 	}
@@ -194,16 +256,35 @@ func NewServer(opts Options) *Server {
 		s.ts.Listener.Close()
 		s.ts.Listener = l
 	}
+	// The handlers read base, set before they can run (the race detector
+	// cannot see the ordering through a socket when another process, such
+	// as a test's python3, makes the requests).
+	s.base = "http://" + s.ts.Listener.Addr().String()
 	if opts.TLS {
+		s.base = "https://" + s.ts.Listener.Addr().String()
 		s.ts.StartTLS()
 	} else {
 		s.ts.Start()
 	}
-	s.URL = s.ts.URL
+	s.URL = s.base
 	return s
 }
 
-// AddUser adds an account; idx only picks its default ID.
+// SetClockOffset moves the server's clock to the local clock plus d, as
+// Options.ClockOffset does; it is safe to call while requests are served.
+func (s *Server) SetClockOffset(d time.Duration) { s.offset.Store(int64(d)) }
+
+// ClockOffset returns how far the server's clock is ahead of the local
+// one (negative: behind).
+func (s *Server) ClockOffset() time.Duration { return time.Duration(s.offset.Load()) }
+
+// Now returns the server's time: the local clock (Options.Now) plus the
+// clock offset.
+func (s *Server) Now() time.Time { return s.opts.Now().Add(s.ClockOffset()) }
+
+// AddUser adds an account; idx only picks its default ID (1530681 + idx).
+// It panics on a user without an email or password, a bad TOTP secret or
+// an email already taken.
 func (s *Server) AddUser(u User, idx int) {
 	if u.Email == "" || u.Password == "" {
 		panic("authtest: a user needs an email and a password")
@@ -298,7 +379,7 @@ func (s *Server) ValidAccessToken(token string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	g := s.access[token]
-	return g != nil && s.opts.Now().Before(g.expires)
+	return g != nil && s.Now().Before(g.expires)
 }
 
 // ValidRefreshToken reports whether token is a refresh token the server
@@ -307,11 +388,16 @@ func (s *Server) ValidRefreshToken(token string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	g := s.refresh[token]
-	return g != nil && !g.spent && s.opts.Now().Before(g.expires)
+	return g != nil && !g.spent && s.Now().Before(g.expires)
 }
 
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	// net/http would date the answer by the local clock: use the server's.
+	w.Header().Set("Date", s.Now().UTC().Format(http.TimeFormat))
 	kind := KindOther
+	if s.opts.Control && strings.HasPrefix(r.URL.Path, ControlPath) {
+		kind = KindControl
+	}
 	switch r.URL.Path {
 	case "/o/authorize/":
 		kind = KindAuthorize
@@ -367,6 +453,8 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		s.token(w, r)
 	case KindMe:
 		s.me(w, r)
+	case KindControl:
+		s.control(w, r)
 	default:
 		http.NotFound(w, r)
 	}
@@ -376,12 +464,13 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 // as the options say.
 func (s *Server) redirect(w http.ResponseWriter, target string) {
 	if s.opts.AbsoluteLocation && strings.HasPrefix(target, "/") {
-		target = s.URL + target
+		target = s.base + target
 	}
 	w.Header().Set("Location", target)
 	w.WriteHeader(http.StatusFound)
 }
 
-func (s *Server) origin() string { return s.URL }
+func (s *Server) origin() string { return s.base }
 
+// String names the server by its URL.
 func (s *Server) String() string { return fmt.Sprintf("authtest.Server(%s)", s.URL) }

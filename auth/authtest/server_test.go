@@ -85,6 +85,11 @@ func (b *browser) code(challenge string) string {
 	vals := forms[0].Values()
 	vals.Set("email", email)
 	vals.Set("password", password)
+	next, err := url.PathUnescape(vals.Get("next")) // rendered percent-encoded: decode once, as the SDK does
+	if err != nil {
+		b.t.Fatalf("next field %q: %v", vals.Get("next"), err)
+	}
+	vals.Set("next", next)
 	resp, _ = b.post(login, vals, b.srv.URL)
 	if resp.StatusCode != http.StatusFound {
 		b.t.Fatalf("login post: %d", resp.StatusCode)

@@ -65,7 +65,7 @@ func (s *Server) grant(r *http.Request) (int, []byte) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	now := s.opts.Now()
+	now := s.Now()
 	switch form.Get("grant_type") {
 	case "authorization_code":
 		c := s.codes[form.Get("code")]
@@ -134,7 +134,7 @@ func (a answer) json() []byte {
 
 // issueLocked mints tokens for u in session sid. s.mu must be held.
 func (s *Server) issueLocked(u *userState, sid string, accessTTL time.Duration, withRefresh, withID bool) answer {
-	now := s.opts.Now()
+	now := s.Now()
 	a := answer{sid: sid, expiresIn: int(accessTTL / time.Second)}
 	sub := any(strconv.Itoa(u.ID))
 	if s.opts.NumericSub {
@@ -254,7 +254,7 @@ func (s *Server) me(w http.ResponseWriter, r *http.Request) {
 	tok := strings.TrimPrefix(h, "Bearer ")
 	s.mu.Lock()
 	g := s.access[tok]
-	valid := g != nil && s.opts.Now().Before(g.expires)
+	valid := g != nil && s.Now().Before(g.expires)
 	s.mu.Unlock()
 	if !valid {
 		w.WriteHeader(http.StatusUnauthorized)
