@@ -3,7 +3,12 @@
 # gnome-keyring (a real Secret Service), then tears both down.
 # Without gnome-keyring-daemon and dbus-daemon, it runs the command as it is
 # (the keyring tests then skip, except under CI=true where they fail).
-# Recipe and pitfalls: shared/KEYRING-HEADLESS.md.
+# The recipe: a fresh HOME (an old login.keyring with another password
+# makes lookups prompt), a private bus, gnome-keyring-daemon --unlock fed a
+# password on stdin, then a wait until org.freedesktop.secrets has an owner
+# (--unlock returns before the daemon owns the name, and a client that calls
+# too early starts a second, password-less daemon). Killing the bus ends the
+# daemon too.
 set -euo pipefail
 
 if ! command -v gnome-keyring-daemon >/dev/null || ! command -v dbus-daemon >/dev/null; then
