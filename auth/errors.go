@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"net/url"
 	"strings"
 	"time"
@@ -60,6 +61,9 @@ type RetrieveError struct {
 func (e *RetrieveError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "token endpoint answered %d", e.StatusCode)
+	if text := http.StatusText(e.StatusCode); text != "" {
+		b.WriteString(" " + text)
+	}
 	if e.ErrorCode != "" {
 		b.WriteString(" ")
 		b.WriteString(e.ErrorCode)

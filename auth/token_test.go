@@ -144,8 +144,20 @@ func TestTokenSetInvalid(t *testing.T) {
 	tests := []struct{ name, body, want string }{
 		{"null", `null`, "not a JSON object"},
 		{"array", `[]`, "not a JSON object"},
-		{"garbage", `{"access_token":`, "not a JSON object"},
-		{"empty", ``, "not a JSON object"},
+		{"string", `"x"`, "not a JSON object"},
+		{"truncated", `{"access_token": "ey`, "token set JSON is truncated"},
+		{"truncated after a key", `{"access_token":`, "token set JSON is truncated"},
+		{"truncated object", `{"access_token":"` + access + `"`, "token set JSON is truncated"},
+		{"empty", ``, "token set JSON is empty"},
+		{"blank", " \n", "token set JSON is empty"},
+		{"garbage", `{"access_token":}`, "not valid JSON (at byte 17)"},
+		{"trailing garbage", `{"access_token":"` + access + `"}x`, "data after the JSON object"},
+		{"two documents", `{"access_token":"` + access + `"} {}`, "data after the JSON object"},
+		{"token_type not Bearer", `{"access_token":"` + access + `","token_type":"mac"}`, "token_type is not Bearer"},
+		{"clock_offset a string", `{"access_token":"` + access + `","clock_offset":"5"}`, "clock_offset is not a number"},
+		{"clock_offset huge", `{"access_token":"` + access + `","clock_offset":1e300}`, "clock_offset is out of range"},
+		{"replaced_env_sha256 not hex", `{"access_token":"` + access + `","replaced_env_sha256":"xyz"}`, "replaced_env_sha256"},
+		{"access with CR LF in its signature", `{"access_token":"` + access + `\r\nX-Injected: evil"}`, "access_token: malformed JWT: signature is not base64url"},
 		{"no access token", `{"refresh_token":"` + access + `"}`, "no access_token"},
 		{"access not a string", `{"access_token":5}`, "access_token is not a string"},
 		{"expires_in a string", `{"access_token":"` + access + `","expires_in":"7200"}`, "expires_in is not a number"},
@@ -161,6 +173,9 @@ func TestTokenSetInvalid(t *testing.T) {
 		}
 		if err != nil && strings.Contains(err.Error(), access) {
 			t.Errorf("%s: error quotes the token", tt.name)
+		}
+		if err != nil && strings.ContainsAny(err.Error(), "\r\n") {
+			t.Errorf("%s: error of more than one line: %q", tt.name, err)
 		}
 	}
 }
