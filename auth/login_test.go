@@ -282,6 +282,35 @@ func TestLoginTOTPStepReuse(t *testing.T) {
 	}
 }
 
+// TestLoginServerClock: with the account server's clock 3 h ahead or
+// behind, codes from a TOTP secret follow the server's clock (taken from
+// the login pages' Date), and the set carries the offset.
+func TestLoginServerClock(t *testing.T) {
+	for _, skew := range []time.Duration{3 * time.Hour, -3 * time.Hour} {
+		server := func() time.Time { return time.Now().Add(skew) }
+		srv := authtest.NewServer(authtest.Options{Users: users(), Now: server})
+		defer srv.Close()
+		c := newClient(srv, nil)
+		c.HTTP = &http.Client{Transport: dateFrom{srv.Client().Transport, server}}
+		totp, err := auth.TOTPFromSecret(canaryTOTPSecret, nil, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second) // no time to wait for a next step
+		defer cancel()
+		set, err := c.Login(ctx, auth.LoginInput{Email: totpEmail, Password: canaryPassword, TOTP: totp})
+		if err != nil {
+			t.Fatalf("server %v ahead: %v", skew, err)
+		}
+		if n := srv.Count(authtest.KindTOTPPost); n != 1 {
+			t.Errorf("server %v ahead: %d TOTP posts, want 1", skew, n)
+		}
+		if d := set.ClockOffset - skew; d.Abs() > 2*time.Second {
+			t.Errorf("server %v ahead: offset %v", skew, set.ClockOffset)
+		}
+	}
+}
+
 // dateFrom gives answers the Date header of a server whose clock is now.
 type dateFrom struct {
 	http.RoundTripper
