@@ -157,7 +157,7 @@ func TestTokenSetInvalid(t *testing.T) {
 		{"token_type not Bearer", `{"access_token":"` + access + `","token_type":"mac"}`, "token_type is not Bearer"},
 		{"clock_offset a string", `{"access_token":"` + access + `","clock_offset":"5"}`, "clock_offset is not a number"},
 		{"clock_offset huge", `{"access_token":"` + access + `","clock_offset":1e300}`, "clock_offset is out of range"},
-		{"replaced_env_sha256 not hex", `{"access_token":"` + access + `","replaced_env_sha256":"xyz"}`, "replaced_env_sha256"},
+		{"replaced_env_sha256 not a string", `{"access_token":"` + access + `","replaced_env_sha256":5}`, "replaced_env_sha256 is not a string"},
 		{"access with CR LF in its signature", `{"access_token":"` + access + `\r\nX-Injected: evil"}`, "access_token: malformed JWT: signature is not base64url"},
 		{"no access token", `{"refresh_token":"` + access + `"}`, "no access_token"},
 		{"access not a string", `{"access_token":5}`, "access_token is not a string"},

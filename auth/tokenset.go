@@ -2,7 +2,6 @@ package auth
 
 import (
 	"bytes"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -39,9 +38,9 @@ type TokenSet struct {
 	// estimated from the answer that brought the set (see ServerNow). It is
 	// written as "clock_offset", in seconds, and read to the millisecond.
 	ClockOffset time.Duration
-	// ReplacedEnv is the hex SHA-256 of the refresh token of the
-	// environment's token set that this set replaced, if any. It is written
-	// as "replaced_env_sha256".
+	// ReplacedEnv is a SHA-256 of the refresh token of the environment's
+	// token set that this set replaced, if any, as its writer encodes it.
+	// It is written as "replaced_env_sha256".
 	ReplacedEnv string
 	Extra       map[string]json.RawMessage
 }
@@ -228,11 +227,6 @@ func (s *TokenSet) Validate() error {
 	}
 	if s.TokenType != "" && !strings.EqualFold(s.TokenType, "bearer") {
 		return invalidSet("token_type is not Bearer")
-	}
-	if s.ReplacedEnv != "" {
-		if d, err := hex.DecodeString(s.ReplacedEnv); err != nil || len(d) != 32 {
-			return invalidSet("replaced_env_sha256 is not a SHA-256 in hex")
-		}
 	}
 	return nil
 }
