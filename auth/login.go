@@ -246,7 +246,7 @@ type loginSession struct {
 	hc       *http.Client
 	origin   string
 	callback *url.URL
-	offset   time.Duration // the server's clock minus the local one, from the last page's Date
+	offset   time.Duration // the server's clock minus the local one, by the last answer's Date
 }
 
 func (s *loginSession) isCallback(u *url.URL) bool {
