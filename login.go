@@ -118,9 +118,9 @@ func loginInputHint(what string) string {
 // totpSource picks where TOTP codes come from: PRUSA_TOTP_CODE (sent once),
 // PRUSA_TOTP_SECRET (computed; one retry with the next time step), else the
 // terminal (up to 3 tries), opened only if the account asks.
-func (c *cli) totpSource(openTTY func(string) (terminal, error)) (func(context.Context, int) (string, error), error) {
+func (c *cli) totpSource(openTTY func(string) (terminal, error)) (auth.TOTPSource, error) {
 	if code := c.getenv("PRUSA_TOTP_CODE"); code != "" {
-		return func(_ context.Context, attempt int) (string, error) {
+		return func(_ context.Context, attempt int, _ time.Duration) (string, error) {
 			if attempt > 1 {
 				return "", auth.ErrInvalidTOTP
 			}
@@ -128,13 +128,13 @@ func (c *cli) totpSource(openTTY func(string) (terminal, error)) (func(context.C
 		}, nil
 	}
 	if secret := c.getenv("PRUSA_TOTP_SECRET"); secret != "" {
-		f, err := auth.TOTPFromSecret(secret, c.now, nil)
+		f, err := auth.TOTPFromSecret(secret, c.now, nil, func(msg string) { fmt.Fprintln(c.stderr, "prusa-credential-helper: "+msg) })
 		if err != nil {
 			return nil, protocol.Errorf(protocol.InvalidRequest, "PRUSA_TOTP_SECRET is not a base32 secret")
 		}
 		return f, nil
 	}
-	return func(ctx context.Context, attempt int) (string, error) {
+	return func(ctx context.Context, attempt int, _ time.Duration) (string, error) {
 		t, err := openTTY("TOTP code")
 		if err != nil {
 			return "", err

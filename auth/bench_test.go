@@ -16,15 +16,6 @@ func BenchmarkParseJWT(b *testing.B) {
 	}
 }
 
-// BenchmarkAccessExpiry is the fast path's decoder (exp only).
-func BenchmarkAccessExpiry(b *testing.B) {
-	for b.Loop() {
-		if _, ok := AccessExpiry(benchToken); !ok {
-			b.Fatal("not decoded")
-		}
-	}
-}
-
 func BenchmarkValidFor(b *testing.B) {
 	exp, now := time.Unix(1795733862, 0), time.Unix(1795730000, 0)
 	for b.Loop() {

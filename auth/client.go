@@ -71,15 +71,23 @@ func (c *Client) TokenURL() string { return c.endpoint("/o/token/") }
 // AuthorizeURL is the authorization endpoint (RFC 6749 §3.1).
 func (c *Client) AuthorizeURL() string { return c.endpoint("/o/authorize/") }
 
+// tokenAnswer is a usable token endpoint answer and what it tells of the
+// server's clock.
+type tokenAnswer struct {
+	set    *TokenSet
+	offset time.Duration // the server's clock minus the local one
+	dated  bool          // offset is known
+}
+
 // postToken posts form to the token endpoint and returns the token set it
 // answers. It retries once, after a jittered pause or the server's
 // Retry-After (up to 5 s), when no answer arrived or the answer was 429,
 // 502, 503 or 504, and only while ctx's deadline leaves time for it.
-func (c *Client) postToken(ctx context.Context, form url.Values) (*TokenSet, error) {
+func (c *Client) postToken(ctx context.Context, form url.Values) (*tokenAnswer, error) {
 	for attempt := 1; ; attempt++ {
-		set, err := c.postTokenOnce(ctx, form)
+		a, err := c.postTokenOnce(ctx, form)
 		if err == nil || attempt == 2 {
-			return set, err
+			return a, err
 		}
 		wait, ok := retryWait(err)
 		if !ok {
@@ -113,16 +121,29 @@ func retryWait(err error) (time.Duration, bool) {
 		}
 		return jitter, true
 	}
-	if errors.Is(err, errNoResponse) {
+	var nr noResponse
+	if errors.As(err, &nr) {
 		return jitter, true
 	}
 	return 0, false
 }
 
-// errNoResponse marks a transport error before any answer arrived.
-var errNoResponse = errors.New("no response")
+// noResponse marks a transport error before any answer arrived; its message
+// is the error's own.
+type noResponse struct{ error }
 
-func (c *Client) postTokenOnce(ctx context.Context, form url.Values) (*TokenSet, error) {
+func (e noResponse) Unwrap() error { return e.error }
+
+// tokenClient is the HTTP client for the token endpoint: the caller's, made
+// not to follow redirects, so that no token, code or verifier goes anywhere
+// but TokenURL.
+func (c *Client) tokenClient() *http.Client {
+	hc := *c.httpClient()
+	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &hc
+}
+
+func (c *Client) postTokenOnce(ctx context.Context, form url.Values) (*tokenAnswer, error) {
 	u, err := url.Parse(c.TokenURL())
 	if err != nil {
 		return nil, err
@@ -134,16 +155,17 @@ func (c *Client) postTokenOnce(ctx context.Context, form url.Values) (*TokenSet,
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", c.UserAgent)
-	start := time.Now()
-	resp, err := c.httpClient().Do(req)
+	start, sent := time.Now(), c.now()
+	resp, err := c.tokenClient().Do(req)
 	if err != nil {
 		err = netError("POST", u, err)
 		if errors.Is(err, ErrNetwork) {
-			err = errors.Join(err, errNoResponse)
+			err = noResponse{err}
 		}
 		c.debugf("POST %s: %v", u.Path, err)
 		return nil, err
 	}
+	local := midpoint(sent, c.now())
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxTokenBody+1))
 	c.debugf("POST %s (grant_type=%s) → %d, %d bytes, %s", u.Path, form.Get("grant_type"), resp.StatusCode, len(body), time.Since(start).Round(time.Millisecond))
@@ -153,17 +175,23 @@ func (c *Client) postTokenOnce(ctx context.Context, form url.Values) (*TokenSet,
 	if len(body) > maxTokenBody {
 		return nil, &RetrieveError{StatusCode: resp.StatusCode, Reason: "answer too large"}
 	}
-	return parseTokenAnswer(resp, body)
+	set, err := parseTokenAnswer(resp, body)
+	if err != nil {
+		return nil, err
+	}
+	a := &tokenAnswer{set: set}
+	if server, ok := serverTime(resp.Header, set); ok {
+		a.offset, a.dated = estimateOffset(server, local), true
+		c.debugf("clock offset (server minus local): %s", a.offset)
+	}
+	return a, nil
 }
 
 // parseTokenAnswer reads a token endpoint answer (RFC 6749 §5.1, §5.2).
 func parseTokenAnswer(resp *http.Response, body []byte) (*TokenSet, error) {
-	if resp.StatusCode == http.StatusOK {
-		// The everyday answer: a body the lean decoder takes holds token
-		// set fields only, so no "error" member to look for.
-		if s := new(TokenSet); s.unmarshalLean(body) {
-			return usableAnswer(resp, s)
-		}
+	retryAfter := parseRetryAfter(resp.Header.Get("Retry-After"))
+	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+		return nil, &RetrieveError{StatusCode: resp.StatusCode, Reason: "redirects are not followed"}
 	}
 	var oerr struct {
 		Error       any    `json:"error"`
@@ -179,7 +207,7 @@ func parseTokenAnswer(resp *http.Response, body []byte) (*TokenSet, error) {
 			StatusCode:  resp.StatusCode,
 			ErrorCode:   sanitize(code, 64),
 			Description: sanitize(oerr.Description, 120),
-			RetryAfter:  parseRetryAfter(resp.Header.Get("Retry-After")),
+			RetryAfter:  retryAfter,
 		}
 	}
 	if resp.StatusCode != http.StatusOK {
@@ -187,28 +215,19 @@ func parseTokenAnswer(resp *http.Response, body []byte) (*TokenSet, error) {
 		if !isJSON {
 			reason = "answer is not JSON"
 		}
-		return nil, &RetrieveError{StatusCode: resp.StatusCode, Reason: reason, RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"))}
-	}
-	if !isJSON {
-		return nil, &RetrieveError{StatusCode: resp.StatusCode, Reason: "answer is not JSON"}
+		return nil, &RetrieveError{StatusCode: resp.StatusCode, Reason: reason, RetryAfter: retryAfter}
 	}
 	set, err := ParseTokenSet(body)
-	if err != nil {
-		return nil, unusable(resp, err)
+	switch {
+	case err == nil:
+		return set, nil
+	case !isJSON && errors.Is(err, errTruncated):
+		return nil, &RetrieveError{StatusCode: resp.StatusCode, Reason: "answer is not JSON: it is truncated"}
+	case !isJSON:
+		return nil, &RetrieveError{StatusCode: resp.StatusCode, Reason: "answer is not JSON"}
 	}
-	return set, nil
-}
-
-// usableAnswer is set when it validates.
-func usableAnswer(resp *http.Response, set *TokenSet) (*TokenSet, error) {
-	if err := set.Validate(); err != nil {
-		return nil, unusable(resp, err)
-	}
-	return set, nil
-}
-
-func unusable(resp *http.Response, err error) error {
-	return &RetrieveError{StatusCode: resp.StatusCode, Reason: "answer is not a usable token set: " + strings.TrimPrefix(err.Error(), ErrInvalidTokenSet.Error()+": ")}
+	reason := strings.TrimPrefix(err.Error(), ErrInvalidTokenSet.Error()+": ")
+	return nil, &RetrieveError{StatusCode: resp.StatusCode, Reason: "answer is not a usable token set: " + reason}
 }
 
 // parseRetryAfter reads a Retry-After header in seconds or as an HTTP date.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"net/url"
 	"strings"
 	"time"
@@ -17,8 +18,9 @@ var (
 	// authorization code (RFC 6749 §5.2 invalid_grant): spent, expired or
 	// revoked. Only a new login helps.
 	ErrInvalidGrant = errors.New("invalid_grant")
-	// ErrServer: the account server answered with 5xx or 429, or with
-	// something that is not a token endpoint answer. Retrying later may help.
+	// ErrServer: the account server answered with 5xx or 429, a redirect
+	// from the token endpoint, something that is not a token endpoint
+	// answer, or tokens of another user. Retrying later may help.
 	ErrServer = errors.New("account server error")
 	// ErrNetwork: no answer arrived (connection refused or reset, DNS, TLS).
 	ErrNetwork = errors.New("network error")
@@ -60,6 +62,9 @@ type RetrieveError struct {
 func (e *RetrieveError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "token endpoint answered %d", e.StatusCode)
+	if text := http.StatusText(e.StatusCode); text != "" {
+		b.WriteString(" " + text)
+	}
 	if e.ErrorCode != "" {
 		b.WriteString(" ")
 		b.WriteString(e.ErrorCode)

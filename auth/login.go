@@ -10,6 +10,7 @@ import (
 	"net/http/cookiejar"
 	"net/url"
 	"strings"
+	"time"
 )
 
 // MaxTOTPAttempts is how many TOTP codes Login sends before it gives up.
@@ -27,12 +28,19 @@ const (
 type LoginInput struct {
 	Email    string
 	Password string
-	// TOTP returns the code to send the attempt-th time (from 1) the
-	// server shows its TOTP form; attempt > 1 means the previous code was
-	// refused. It returns an error to give up (ErrInvalidTOTP to say the
-	// code was wrong). Nil when the account is known to have no 2FA.
-	TOTP func(ctx context.Context, attempt int) (string, error)
+	// TOTP gives the codes to send when the server shows its TOTP form.
+	// Nil when the account is known to have no 2FA.
+	TOTP TOTPSource
 }
+
+// TOTPSource returns the code to send the attempt-th time (from 1) the
+// server shows its TOTP form; attempt > 1 means the previous code was
+// refused. clockOffset is the account server's clock minus the local one
+// (Client.Now), estimated from the Date headers of the login pages; zero
+// when they agree or nothing is known. A source that computes codes adds it
+// to the local time (see TOTPFromSecret). It returns an error to give up
+// (ErrInvalidTOTP to say the code was wrong).
+type TOTPSource func(ctx context.Context, attempt int, clockOffset time.Duration) (string, error)
 
 func (in LoginInput) String() string {
 	return fmt.Sprintf("auth.LoginInput{Email: %q, Password: <redacted>}", in.Email)
@@ -44,7 +52,9 @@ func (in LoginInput) GoString() string { return in.String() }
 // returns the token set. It runs the authorization code flow with PKCE S256
 // (RFC 7636) and a random state (RFC 6749 §10.12), follows redirects on the
 // account's own origin only, posts every field of each form back, and stops
-// at the redirect to the redirect URI without fetching it.
+// at the redirect to the redirect URI without fetching it. The set's
+// ClockOffset is estimated from the code exchange's answer, else from the
+// login pages.
 func (c *Client) Login(ctx context.Context, in LoginInput) (TokenSet, error) {
 	base, err := url.Parse(c.AccountURL)
 	if err != nil || base.Host == "" {
@@ -104,7 +114,7 @@ func (c *Client) Login(ctx context.Context, in LoginInput) (TokenSet, error) {
 			if totpAttempts > MaxTOTPAttempts || in.TOTP == nil {
 				return TokenSet{}, fmt.Errorf("login: %w", ErrInvalidTOTP)
 			}
-			code, err := in.TOTP(ctx, totpAttempts)
+			code, err := in.TOTP(ctx, totpAttempts, s.offset)
 			if err != nil {
 				return TokenSet{}, fmt.Errorf("login: %w", err)
 			}
@@ -135,7 +145,7 @@ func (c *Client) Login(ctx context.Context, in LoginInput) (TokenSet, error) {
 	if code == "" {
 		return TokenSet{}, fmt.Errorf("login: %w: redirect without a code", ErrUnexpectedPage)
 	}
-	set, err := c.postToken(ctx, url.Values{
+	answer, err := c.postToken(ctx, url.Values{
 		"grant_type":    {"authorization_code"},
 		"client_id":     {c.ClientID},
 		"code":          {code},
@@ -145,7 +155,12 @@ func (c *Client) Login(ctx context.Context, in LoginInput) (TokenSet, error) {
 	if err != nil {
 		return TokenSet{}, fmt.Errorf("login: code exchange: %w", err)
 	}
-	return *set, nil
+	set := *answer.set
+	set.ClockOffset = s.offset
+	if answer.dated {
+		set.ClockOffset = answer.offset
+	}
+	return set, nil
 }
 
 // decodeNext percent-decodes a login form's next field once when it is
@@ -231,6 +246,7 @@ type loginSession struct {
 	hc       *http.Client
 	origin   string
 	callback *url.URL
+	offset   time.Duration // the server's clock minus the local one, by the last answer's Date
 }
 
 func (s *loginSession) isCallback(u *url.URL) bool {
@@ -257,9 +273,13 @@ func (s *loginSession) do(ctx context.Context, method string, u *url.URL, form u
 			req.Header.Set("Origin", s.origin)
 			req.Header.Set("Referer", referer.String())
 		}
+		sent := s.c.now()
 		resp, err := s.hc.Do(req)
 		if err != nil {
 			return nil, netError(method, u, err)
+		}
+		if server, ok := serverTime(resp.Header, nil); ok {
+			s.offset = estimateOffset(server, midpoint(sent, s.c.now()))
 		}
 		s.c.debugf("%s %s → %d", method, u.Path, resp.StatusCode)
 		if resp.StatusCode >= 300 && resp.StatusCode < 400 && resp.Header.Get("Location") != "" {

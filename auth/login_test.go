@@ -120,7 +120,7 @@ func testLogin(t *testing.T, srv *authtest.Server, email string) {
 	log := &logSink{}
 	c := newClient(srv, log)
 	var codes []string
-	in := auth.LoginInput{Email: email, Password: canaryPassword, TOTP: func(ctx context.Context, attempt int) (string, error) {
+	in := auth.LoginInput{Email: email, Password: canaryPassword, TOTP: func(ctx context.Context, attempt int, _ time.Duration) (string, error) {
 		code := totpCode(t, time.Now())
 		codes = append(codes, code)
 		return code, nil
@@ -192,7 +192,7 @@ func TestLoginNeverFetchesRedirectURI(t *testing.T) {
 }
 
 func TestLoginErrors(t *testing.T) {
-	badCode := func(ctx context.Context, attempt int) (string, error) { return "000000", nil }
+	badCode := func(ctx context.Context, attempt int, _ time.Duration) (string, error) { return "000000", nil }
 	tests := []struct {
 		name  string
 		opts  authtest.Options
@@ -204,7 +204,7 @@ func TestLoginErrors(t *testing.T) {
 		{name: "wrong password", in: auth.LoginInput{Email: canaryEmail, Password: "CANARY-wrong-pw"}, want: auth.ErrInvalidCredentials, posts: map[authtest.Kind]int{authtest.KindLoginPost: 1, authtest.KindTokenCode: 0}},
 		{name: "unknown email", in: auth.LoginInput{Email: "nobody@example.com", Password: canaryPassword}, want: auth.ErrInvalidCredentials},
 		{name: "wrong TOTP code, three tries", in: auth.LoginInput{Email: totpEmail, Password: canaryPassword, TOTP: badCode}, want: auth.ErrInvalidTOTP, posts: map[authtest.Kind]int{authtest.KindTOTPPost: 3, authtest.KindTokenCode: 0}},
-		{name: "TOTP callback gives up", in: auth.LoginInput{Email: totpEmail, Password: canaryPassword, TOTP: func(ctx context.Context, attempt int) (string, error) {
+		{name: "TOTP callback gives up", in: auth.LoginInput{Email: totpEmail, Password: canaryPassword, TOTP: func(ctx context.Context, attempt int, _ time.Duration) (string, error) {
 			if attempt > 1 {
 				return "", auth.ErrInvalidTOTP
 			}
@@ -264,8 +264,9 @@ func TestLoginTOTPStepReuse(t *testing.T) {
 	defer srv.Close()
 	c := newClient(srv, nil)
 	c.Now = clock
+	c.HTTP = &http.Client{Transport: dateFrom{srv.Client().Transport, clock}}
 	for i := range 2 {
-		next, err := auth.TOTPFromSecret(canaryTOTPSecret, clock, sleep)
+		next, err := auth.TOTPFromSecret(canaryTOTPSecret, clock, sleep, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -279,6 +280,49 @@ func TestLoginTOTPStepReuse(t *testing.T) {
 	if want := time.Date(2026, 11, 26, 12, 0, 30, 0, time.UTC); !clock().Equal(want) {
 		t.Fatalf("clock at %v, want the start of the next step %v", clock(), want)
 	}
+}
+
+// TestLoginServerClock: with the account server's clock 3 h ahead or
+// behind, codes from a TOTP secret follow the server's clock (taken from
+// the login pages' Date), and the set carries the offset.
+func TestLoginServerClock(t *testing.T) {
+	for _, skew := range []time.Duration{3 * time.Hour, -3 * time.Hour} {
+		server := func() time.Time { return time.Now().Add(skew) }
+		srv := authtest.NewServer(authtest.Options{Users: users(), Now: server})
+		defer srv.Close()
+		c := newClient(srv, nil)
+		c.HTTP = &http.Client{Transport: dateFrom{srv.Client().Transport, server}}
+		totp, err := auth.TOTPFromSecret(canaryTOTPSecret, nil, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second) // no time to wait for a next step
+		defer cancel()
+		set, err := c.Login(ctx, auth.LoginInput{Email: totpEmail, Password: canaryPassword, TOTP: totp})
+		if err != nil {
+			t.Fatalf("server %v ahead: %v", skew, err)
+		}
+		if n := srv.Count(authtest.KindTOTPPost); n != 1 {
+			t.Errorf("server %v ahead: %d TOTP posts, want 1", skew, n)
+		}
+		if d := set.ClockOffset - skew; d.Abs() > 2*time.Second {
+			t.Errorf("server %v ahead: offset %v", skew, set.ClockOffset)
+		}
+	}
+}
+
+// dateFrom gives answers the Date header of a server whose clock is now.
+type dateFrom struct {
+	http.RoundTripper
+	now func() time.Time
+}
+
+func (d dateFrom) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := d.RoundTripper.RoundTrip(r)
+	if err == nil {
+		resp.Header.Set("Date", d.now().UTC().Format(http.TimeFormat))
+	}
+	return resp, err
 }
 
 // TestLoginHostilePages drives Login against pages the emulator never

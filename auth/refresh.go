@@ -7,8 +7,9 @@ import (
 )
 
 // Refreshable says, without a request, why set cannot be refreshed:
-// ErrNoRefreshToken, ErrRefreshTokenExpired, or a malformed refresh token.
-// It returns nil when a refresh request can be tried.
+// ErrNoRefreshToken, ErrRefreshTokenExpired (by the server's clock, see
+// TokenSet.ServerNow), or a malformed refresh token. It returns nil when a
+// refresh request can be tried.
 func (c *Client) Refreshable(set TokenSet) error {
 	if set.RefreshToken == "" {
 		return ErrNoRefreshToken
@@ -17,7 +18,7 @@ func (c *Client) Refreshable(set TokenSet) error {
 	if err != nil {
 		return fmt.Errorf("refresh token: %w", err)
 	}
-	if !ValidFor(exp, c.now(), 0) {
+	if !ValidFor(exp, set.ServerNow(c.now()), 0) {
 		return ErrRefreshTokenExpired
 	}
 	return nil
@@ -25,13 +26,15 @@ func (c *Client) Refreshable(set TokenSet) error {
 
 // Refresh exchanges the set's refresh token for a new token set (RFC 6749
 // §6) and returns it merged into set: a refresh or id token that the answer
-// lacks is kept. Refresh tokens rotate on every use, so the caller must save
-// the result before using it.
+// lacks is kept, and ClockOffset is the one estimated from the answer.
+// Refresh tokens rotate on every use, so the caller must save the result
+// before using it.
 //
 // An expired or missing refresh token fails here without a request
 // (ErrRefreshTokenExpired, ErrNoRefreshToken). The errors of the request are
-// ErrInvalidGrant, ErrServer (5xx, 429, an unusable answer), ErrNetwork,
-// context.DeadlineExceeded, or another *RetrieveError.
+// ErrInvalidGrant, ErrServer (5xx, 429, a redirect, an unusable answer, an
+// answer for another user), ErrNetwork, context.DeadlineExceeded, or another
+// *RetrieveError.
 func (c *Client) Refresh(ctx context.Context, set TokenSet) (TokenSet, error) {
 	if err := c.Refreshable(set); err != nil {
 		return TokenSet{}, err
@@ -45,5 +48,16 @@ func (c *Client) Refresh(ctx context.Context, set TokenSet) (TokenSet, error) {
 	if err != nil {
 		return TokenSet{}, fmt.Errorf("refresh: %w", err)
 	}
-	return set.Merge(*answer), nil
+	stored, err := ParseJWT(set.AccessToken)
+	if err != nil {
+		stored, err = ParseJWT(set.RefreshToken) // Refreshable parsed it; Validate gives both one sub
+	}
+	if got, _ := ParseJWT(answer.set.AccessToken); err != nil || got.Subject != stored.Subject { // the answer is validated
+		return TokenSet{}, fmt.Errorf("refresh: %w: the answer's access token is for another user than the stored one", ErrServer)
+	}
+	out := set.Merge(*answer.set)
+	if answer.dated {
+		out.ClockOffset = answer.offset
+	}
+	return out, nil
 }

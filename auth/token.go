@@ -2,6 +2,7 @@ package auth
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -38,7 +39,7 @@ type Claims struct {
 	App       string           `json:"app"`
 	Type      string           `json:"type"`
 	ConnectID FlexString       `json:"connect_id"`
-	Audience  jwt.ClaimStrings `json:"-"`
+	Audience  jwt.ClaimStrings `json:"aud"`
 	Issuer    string           `json:"iss"`
 	User      *User            `json:"user"`
 }
@@ -50,22 +51,6 @@ type User struct {
 	FirstName      string     `json:"first_name"`
 	LastName       string     `json:"last_name"`
 	PublicUsername string     `json:"public_username"`
-}
-
-// UnmarshalJSON decodes claims, keeping aud (a string or a list) apart so a
-// missing aud is no error.
-func (c *Claims) UnmarshalJSON(b []byte) error {
-	type plain Claims
-	var v struct {
-		plain
-		Aud jwt.ClaimStrings `json:"aud"`
-	}
-	if err := json.Unmarshal(b, &v); err != nil {
-		return err
-	}
-	*c = Claims(v.plain)
-	c.Audience = v.Aud
-	return nil
 }
 
 // The methods below make Claims a jwt.Claims for jwt.Parser.ParseUnverified.
@@ -131,23 +116,46 @@ func (e *Expiry) UnmarshalJSON(b []byte) error {
 	if err != nil || math.IsNaN(f) || f < 0 || f > maxExp {
 		return errors.New("exp is out of range")
 	}
-	sec, frac := math.Modf(f)
-	*e = Expiry{Time: time.Unix(int64(sec), int64(math.Round(frac*1e9))).UTC(), Set: true}
+	*e = Expiry{Time: secondsToTime(f), Set: true}
 	return nil
+}
+
+// secondsToTime converts seconds since the Unix epoch, kept to the
+// nanosecond, to a UTC time.
+func secondsToTime(f float64) time.Time {
+	sec, frac := math.Modf(f)
+	return time.Unix(int64(sec), int64(math.Round(frac*1e9))).UTC()
 }
 
 // Unix is the floor of exp in whole seconds.
 func (e Expiry) Unix() int64 { return e.Time.Unix() }
 
+// parser refuses padded segments, as golang-jwt does by default.
 var parser = jwt.NewParser()
+
+var partNames = [3]string{"header", "claims", "signature"}
 
 // ParseJWT decodes a JWT's claims without verifying its signature (the helper
 // is not the audience that checks signatures; the account server is). It
-// requires three base64url parts, JSON claims and an exp claim.
+// requires exactly three parts, each unpadded base64url (RFC 7515 §2) with no
+// other byte (no CR or LF, which Go's base64 decoder would skip), a header
+// with a known alg, JSON claims and an exp claim.
 func ParseJWT(token string) (*Claims, error) {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return nil, fmt.Errorf("%w: %d dot-separated parts, want 3", ErrMalformedJWT, len(parts))
+	}
+	for i, p := range parts {
+		if strings.ContainsAny(p, "\r\n") {
+			return nil, fmt.Errorf("%w: %s is not base64url", ErrMalformedJWT, partNames[i])
+		}
+		if _, err := base64.RawURLEncoding.DecodeString(p); err != nil {
+			return nil, fmt.Errorf("%w: %s is not base64url", ErrMalformedJWT, partNames[i])
+		}
+	}
 	c := new(Claims)
 	if _, _, err := parser.ParseUnverified(token, c); err != nil {
-		return nil, fmt.Errorf("%w: %s", ErrMalformedJWT, whyMalformed(token))
+		return nil, fmt.Errorf("%w: %s", ErrMalformedJWT, whyMalformed(parts))
 	}
 	if !c.Expiry.Set {
 		return nil, fmt.Errorf("%w: no exp claim", ErrMalformedJWT)
@@ -155,37 +163,39 @@ func ParseJWT(token string) (*Claims, error) {
 	return c, nil
 }
 
-// whyMalformed says which part of a token failed to decode, without quoting
-// any of it. It runs only on the error path.
-func whyMalformed(token string) string {
-	parts := strings.Split(token, ".")
-	if len(parts) != 3 {
-		return fmt.Sprintf("%d dot-separated parts, want 3", len(parts))
-	}
-	for i, name := range []string{"header", "claims"} {
-		b, err := parser.DecodeSegment(parts[i])
-		if err != nil {
-			return name + " is not base64url"
-		}
-		var m map[string]json.RawMessage
-		if json.Unmarshal(b, &m) != nil {
-			return name + " is not a JSON object"
-		}
-		if i == 0 {
-			if _, ok := m["alg"]; !ok {
-				return "header has no alg"
-			}
+// whyMalformed says what is wrong with a token whose parts are base64url
+// but that golang-jwt refuses, without quoting any of it.
+func whyMalformed(parts []string) string {
+	var header, claims map[string]json.RawMessage
+	for i, m := range []*map[string]json.RawMessage{&header, &claims} {
+		b, _ := parser.DecodeSegment(parts[i]) // ParseJWT checked that it decodes
+		if json.Unmarshal(b, m) != nil || *m == nil {
+			return partNames[i] + " is not a JSON object"
 		}
 	}
-	b, _ := parser.DecodeSegment(parts[0])
-	var h struct {
-		Alg any `json:"alg"`
+	if _, ok := header["alg"]; !ok {
+		return "header has no alg"
 	}
-	_ = json.Unmarshal(b, &h)
-	if s, ok := h.Alg.(string); !ok || jwt.GetSigningMethod(s) == nil {
+	var alg string
+	if json.Unmarshal(header["alg"], &alg) != nil || jwt.GetSigningMethod(alg) == nil {
 		return "header has an unknown alg"
 	}
 	return "claims have a field of the wrong type"
+}
+
+// ExpiryOf returns a JWT's exp claim, or what ParseJWT finds wrong with it.
+func ExpiryOf(token string) (time.Time, error) {
+	c, err := ParseJWT(token)
+	if err != nil {
+		return time.Time{}, err
+	}
+	return c.Expiry.Time, nil
+}
+
+// AccessExpiry is ExpiryOf for callers that need no reason.
+func AccessExpiry(token string) (exp time.Time, ok bool) {
+	exp, err := ExpiryOf(token)
+	return exp, err == nil
 }
 
 // ValidFor reports whether a token that expires at exp is still valid at now

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -144,8 +145,20 @@ func TestTokenSetInvalid(t *testing.T) {
 	tests := []struct{ name, body, want string }{
 		{"null", `null`, "not a JSON object"},
 		{"array", `[]`, "not a JSON object"},
-		{"garbage", `{"access_token":`, "not a JSON object"},
-		{"empty", ``, "not a JSON object"},
+		{"string", `"x"`, "not a JSON object"},
+		{"truncated", `{"access_token": "ey`, "token set JSON is truncated"},
+		{"truncated after a key", `{"access_token":`, "token set JSON is truncated"},
+		{"truncated object", `{"access_token":"` + access + `"`, "token set JSON is truncated"},
+		{"empty", ``, "token set JSON is empty"},
+		{"blank", " \n", "token set JSON is empty"},
+		{"garbage", `{"access_token":}`, "not valid JSON (at byte 17)"},
+		{"trailing garbage", `{"access_token":"` + access + `"}x`, "data after the JSON object"},
+		{"two documents", `{"access_token":"` + access + `"} {}`, "data after the JSON object"},
+		{"token_type not Bearer", `{"access_token":"` + access + `","token_type":"mac"}`, "token_type is not Bearer"},
+		{"clock_offset a string", `{"access_token":"` + access + `","clock_offset":"5"}`, "clock_offset is not a number"},
+		{"clock_offset huge", `{"access_token":"` + access + `","clock_offset":1e300}`, "clock_offset is out of range"},
+		{"replaced_env_sha256 not a string", `{"access_token":"` + access + `","replaced_env_sha256":5}`, "replaced_env_sha256 is not a string"},
+		{"access with CR LF in its signature", `{"access_token":"` + access + `\r\nX-Injected: evil"}`, "access_token: malformed JWT: signature is not base64url"},
 		{"no access token", `{"refresh_token":"` + access + `"}`, "no access_token"},
 		{"access not a string", `{"access_token":5}`, "access_token is not a string"},
 		{"expires_in a string", `{"access_token":"` + access + `","expires_in":"7200"}`, "expires_in is not a number"},
@@ -162,14 +175,23 @@ func TestTokenSetInvalid(t *testing.T) {
 		if err != nil && strings.Contains(err.Error(), access) {
 			t.Errorf("%s: error quotes the token", tt.name)
 		}
+		if err != nil && strings.ContainsAny(err.Error(), "\r\n") {
+			t.Errorf("%s: error of more than one line: %q", tt.name, err)
+		}
 	}
 }
 
 func TestMergeKeepsWhatTheAnswerLacks(t *testing.T) {
-	old := TokenSet{AccessToken: "a1", RefreshToken: "r1", IDToken: "i1", Scope: "s", Extra: map[string]json.RawMessage{"x": []byte("1")}}
+	old := TokenSet{AccessToken: "a1", RefreshToken: "r1", IDToken: "i1", Scope: "s", ClockOffset: time.Hour, ReplacedEnv: "e1", Extra: map[string]json.RawMessage{"x": []byte("1")}}
 	got := old.Merge(TokenSet{AccessToken: "a2", ExpiresIn: "7200"})
 	if got.AccessToken != "a2" || got.RefreshToken != "r1" || got.IDToken != "i1" || got.ExpiresIn != "7200" || string(got.Extra["x"]) != "1" {
 		t.Fatalf("merge = %#v", got)
+	}
+	if got.ClockOffset != time.Hour || got.ReplacedEnv != "e1" {
+		t.Fatalf("merge lost the clock offset or ReplacedEnv: %v %q", got.ClockOffset, got.ReplacedEnv)
+	}
+	if got = old.Merge(TokenSet{AccessToken: "a2", ClockOffset: -time.Hour}); got.ClockOffset != -time.Hour {
+		t.Fatalf("merge kept the old clock offset over the answer's: %v", got.ClockOffset)
 	}
 	got = old.Merge(TokenSet{AccessToken: "a3", RefreshToken: "r3"})
 	if got.RefreshToken != "r3" || got.IDToken != "i1" {
@@ -187,5 +209,96 @@ func TestTokenSetRedacts(t *testing.T) {
 		if !strings.Contains(s, "sub=1") || !strings.Contains(s, "jti=J1") {
 			t.Fatalf("String = %s, want the claims", s)
 		}
+	}
+}
+
+// TestParseJWTRefusesBadParts: every part must be unpadded base64url and
+// nothing else, so that no CR, LF or header line rides in a token.
+func TestParseJWTRefusesBadParts(t *testing.T) {
+	good := strings.Split(makeJWT(rs256, `{"sub":"1","exp":1795733862}`), ".")
+	with := func(i int, part string) string {
+		p := slices.Clone(good)
+		p[i] = part
+		return strings.Join(p, ".")
+	}
+	tests := []struct{ name, token, want string }{
+		{"two parts", good[0] + "." + good[1], "2 dot-separated parts"},
+		{"four parts", strings.Join(append(slices.Clone(good), good[2]), "."), "4 dot-separated parts"},
+		{"header injection in the signature", with(2, good[2]+"\r\nX-Injected: evil"), "signature is not base64url"},
+		{"CR LF alone in the signature", with(2, good[2][:4]+"\r\n"+good[2][4:]), "signature is not base64url"},
+		{"LF in the signature", with(2, good[2]+"\n"), "signature is not base64url"},
+		{"CR in the header", with(0, "\r"+good[0]), "header is not base64url"},
+		{"LF in the claims", with(1, good[1][:3]+"\n"+good[1][3:]), "claims is not base64url"},
+		{"CR LF in the claims", with(1, good[1]+"\r\n"), "claims is not base64url"},
+		{"space in the signature", with(2, good[2]+" x"), "signature is not base64url"},
+		{"standard base64 + and /", with(2, "ab+/"), "signature is not base64url"},
+		{"padding", with(2, base64.URLEncoding.EncodeToString([]byte("sig"))+"="), "signature is not base64url"},
+		{"padded header", with(0, base64.URLEncoding.EncodeToString([]byte(rs256))), "header is not base64url"},
+		{"impossible length", with(2, "abcde"), "signature is not base64url"},
+		{"non-ASCII", with(2, "sïg"), "signature is not base64url"},
+	}
+	for _, tt := range tests {
+		_, err := ParseJWT(tt.token)
+		if !errors.Is(err, ErrMalformedJWT) || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: err = %v, want %q", tt.name, err, tt.want)
+		}
+		if err != nil && strings.ContainsAny(err.Error(), "\r\n") {
+			t.Errorf("%s: error of more than one line: %q", tt.name, err)
+		}
+		set := TokenSet{AccessToken: tt.token}
+		if err := set.Validate(); !errors.Is(err, ErrInvalidTokenSet) {
+			t.Errorf("%s: Validate = %v, want it refused", tt.name, err)
+		}
+	}
+	if _, err := ParseJWT(strings.Join(good, ".")); err != nil {
+		t.Fatalf("the good token: %v", err)
+	}
+	if _, err := ParseJWT(with(2, "")); err != nil {
+		t.Fatalf("an empty signature part is base64url: %v", err)
+	}
+}
+
+func TestTokenTypeIsBearer(t *testing.T) {
+	access := makeJWT(rs256, `{"sub":"1","exp":1795733862}`)
+	for _, tt := range []string{"bearer", "BEARER", "Bearer"} {
+		set, err := ParseTokenSet([]byte(`{"access_token":"` + access + `","token_type":"` + tt + `"}`))
+		if err != nil || set.TokenType != "Bearer" {
+			t.Errorf("%s: %v %q, want Bearer", tt, err, set.TokenType)
+		}
+	}
+	for _, tt := range []string{"mac", "Bearer\r\nX: y", "DPoP"} {
+		b, _ := json.Marshal(map[string]string{"access_token": access, "token_type": tt})
+		if _, err := ParseTokenSet(b); !errors.Is(err, ErrInvalidTokenSet) || !strings.Contains(err.Error(), "token_type is not Bearer") {
+			t.Errorf("%q: err = %v", tt, err)
+		}
+	}
+}
+
+func TestTokenSetNewFieldsRoundTrip(t *testing.T) {
+	access := makeJWT(rs256, `{"sub":"1","exp":1795733862}`)
+	sum := strings.Repeat("ab", 32)
+	in := `{"access_token":"` + access + `","clock_offset":-10800,"replaced_env_sha256":"` + sum + `","x":1}`
+	set, err := ParseTokenSet([]byte(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if set.ClockOffset != -3*time.Hour || set.ReplacedEnv != sum || len(set.Extra) != 1 {
+		t.Fatalf("set = %+v", *set)
+	}
+	out, _ := json.Marshal(set)
+	if string(out) != in {
+		t.Fatalf("marshal:\n got %s\nwant %s", out, in)
+	}
+	set.ClockOffset = 1500 * time.Millisecond
+	out, _ = json.Marshal(set)
+	if again, err := ParseTokenSet(out); err != nil || again.ClockOffset != set.ClockOffset || !strings.Contains(string(out), `"clock_offset":1.5,`) {
+		t.Fatalf("fractional offset: %s → %v %v", out, again, err)
+	}
+	set.ClockOffset, set.ReplacedEnv = 0, ""
+	if out, _ = json.Marshal(set); strings.Contains(string(out), "clock_offset") || strings.Contains(string(out), "replaced_env") {
+		t.Fatalf("zero fields written: %s", out)
+	}
+	if now := time.Unix(1795730000, 0); !(TokenSet{ClockOffset: -3 * time.Hour}).ServerNow(now).Equal(now.Add(-3 * time.Hour)) {
+		t.Fatal("ServerNow does not add the offset")
 	}
 }

@@ -5,14 +5,22 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"maps"
+	"math"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
 // ErrInvalidTokenSet is returned (wrapped) for JSON that is not a usable
 // token set. Its messages name fields, never values.
 var ErrInvalidTokenSet = errors.New("invalid token set")
+
+// errTruncated is the reason for JSON that ends before its value does.
+var errTruncated = errors.New("token set JSON is truncated")
 
 // TokenSet is what the token endpoint returns and what the helper stores, in
 // the shape of the Python SDK's dump_tokens() and of PRUSA_TOKENS_JSON. Only
@@ -23,14 +31,26 @@ type TokenSet struct {
 	RefreshToken     string
 	IDToken          string
 	ExpiresIn        json.Number // as received: an integer or a float
-	TokenType        string
+	TokenType        string      // "Bearer" or empty
 	Scope            string
 	SharedSessionKey string
-	Extra            map[string]json.RawMessage
+	// ClockOffset is the account server's clock minus the local clock, as
+	// estimated from the answer that brought the set (see ServerNow). It is
+	// written as "clock_offset", in seconds, and read to the millisecond.
+	ClockOffset time.Duration
+	// ReplacedEnv is a SHA-256 of the refresh token of the environment's
+	// token set that this set replaced, if any, as its writer encodes it.
+	// It is written as "replaced_env_sha256".
+	ReplacedEnv string
+	Extra       map[string]json.RawMessage
 }
 
+// maxClockOffset bounds clock_offset; a clock further off than this is not
+// worth correcting for.
+const maxClockOffset = 10 * 365 * 24 * time.Hour
+
 // knownFields lists the fields of a token set in the order they are written.
-var knownFields = []string{"access_token", "refresh_token", "id_token", "expires_in", "token_type", "scope", "shared_session_key"}
+var knownFields = []string{"access_token", "refresh_token", "id_token", "expires_in", "token_type", "scope", "shared_session_key", "clock_offset", "replaced_env_sha256"}
 
 func (s *TokenSet) stringField(name string) *string {
 	switch name {
@@ -46,158 +66,132 @@ func (s *TokenSet) stringField(name string) *string {
 		return &s.Scope
 	case "shared_session_key":
 		return &s.SharedSessionKey
+	case "replaced_env_sha256":
+		return &s.ReplacedEnv
 	}
 	return nil
 }
+
+// ServerNow is the account server's time at the local time local, by the
+// set's ClockOffset: the clock by which its tokens' exp is to be judged.
+func (s TokenSet) ServerNow(local time.Time) time.Time { return local.Add(s.ClockOffset) }
 
 // UnmarshalJSON reads a token set. It checks the JSON shape only (a JSON
 // object whose known fields have the right types); Validate checks the JWTs.
+// A token_type of "bearer" in any case reads as "Bearer".
 func (s *TokenSet) UnmarshalJSON(b []byte) error {
-	if s.unmarshalLean(b) {
-		return nil
+	set, err := decodeTokenSet(b)
+	if err != nil {
+		return err
 	}
-	return s.unmarshalFull(b)
+	*s = *set
+	return nil
 }
 
-// unmarshalLean reads the everyday token set — what the token endpoint
-// answers and what the helper writes: known fields only, strings without
-// escapes, expires_in a number — without encoding/json, whose first use
-// costs a fresh process more than the rest of a refresh's decoding. It
-// agrees with unmarshalFull wherever it answers (FuzzTokenSet checks that);
-// ok=false leaves s as it was, for unmarshalFull.
-func (s *TokenSet) unmarshalLean(b []byte) (ok bool) {
-	var t TokenSet
-	if !walkTop(b, func(key, val []byte) bool {
-		k := string(key[1 : len(key)-1])
-		p := t.stringField(k)
-		switch {
-		case p == nil && k != "expires_in":
-			return false // unknown fields are kept as compacted JSON: the full decoder
-		case string(val) == "null": // as a decode into a map: the last of duplicates wins
-			if p != nil {
-				*p = ""
-			} else {
-				t.ExpiresIn = ""
-			}
-		case p != nil && plainString(val):
-			*p = string(val[1 : len(val)-1])
-		case p == nil && isNumber(val):
-			t.ExpiresIn = json.Number(val)
-		default:
-			return false
-		}
-		return true
-	}) {
-		return false
-	}
-	*s = t
-	return true
+func invalidSet(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrInvalidTokenSet}, args...)...)
 }
 
-func (s *TokenSet) unmarshalFull(b []byte) error {
+func decodeTokenSet(b []byte) (*TokenSet, error) {
 	if !utf8.Valid(b) {
-		return fmt.Errorf("%w: not valid UTF-8", ErrInvalidTokenSet)
+		return nil, invalidSet("not valid UTF-8")
 	}
 	var m map[string]json.RawMessage
-	if err := json.Unmarshal(b, &m); err != nil || m == nil {
-		return fmt.Errorf("%w: not a JSON object", ErrInvalidTokenSet)
+	dec := json.NewDecoder(bytes.NewReader(b))
+	err := dec.Decode(&m)
+	var syn *json.SyntaxError
+	switch {
+	case err == io.EOF:
+		return nil, invalidSet("token set JSON is empty")
+	case err == io.ErrUnexpectedEOF:
+		return nil, invalidSet("%w", errTruncated)
+	case errors.As(err, &syn):
+		return nil, invalidSet("token set is not valid JSON (at byte %d)", syn.Offset)
+	case err != nil || m == nil:
+		return nil, invalidSet("not a JSON object")
+	case len(bytes.TrimSpace(b[dec.InputOffset():])) > 0:
+		return nil, invalidSet("token set has data after the JSON object")
 	}
-	*s = TokenSet{}
+	s := new(TokenSet)
 	for k, v := range m {
-		v = bytes.TrimSpace(v)
-		if bytes.Equal(v, []byte("null")) {
+		if string(v) == "null" {
 			continue
 		}
 		if p := s.stringField(k); p != nil {
-			if err := json.Unmarshal(v, p); err != nil {
-				return fmt.Errorf("%w: %s is not a string", ErrInvalidTokenSet, k)
+			if json.Unmarshal(v, p) != nil {
+				return nil, invalidSet("%s is not a string", k)
 			}
 			continue
 		}
-		if k == "expires_in" {
+		switch k {
+		case "expires_in":
 			if v[0] == '"' || json.Unmarshal(v, &s.ExpiresIn) != nil {
-				return fmt.Errorf("%w: expires_in is not a number", ErrInvalidTokenSet)
+				return nil, invalidSet("expires_in is not a number")
 			}
-			continue
+		case "clock_offset":
+			var f float64
+			if v[0] == '"' || json.Unmarshal(v, &f) != nil {
+				return nil, invalidSet("clock_offset is not a number")
+			}
+			if math.Abs(f) > maxClockOffset.Seconds() {
+				return nil, invalidSet("clock_offset is out of range")
+			}
+			s.ClockOffset = time.Duration(math.Round(f*1e3)) * time.Millisecond
+		default:
+			var c bytes.Buffer
+			_ = json.Compact(&c, v) // v is valid JSON: it was decoded
+			if s.Extra == nil {
+				s.Extra = make(map[string]json.RawMessage)
+			}
+			s.Extra[k] = c.Bytes()
 		}
-		if s.Extra == nil {
-			s.Extra = make(map[string]json.RawMessage)
-		}
-		var c bytes.Buffer
-		if err := json.Compact(&c, v); err != nil {
-			return fmt.Errorf("%w: not a JSON object", ErrInvalidTokenSet)
-		}
-		s.Extra[k] = c.Bytes()
 	}
-	return nil
+	if strings.EqualFold(s.TokenType, "bearer") {
+		s.TokenType = "Bearer"
+	}
+	return s, nil
 }
 
 // MarshalJSON writes the known fields in a fixed order, then the unknown
 // ones sorted by name, so that a set round-trips byte for byte.
 func (s TokenSet) MarshalJSON() ([]byte, error) {
-	var b bytes.Buffer
-	b.WriteByte('{')
-	field := func(k string, v []byte) {
-		if b.Len() > 1 {
-			b.WriteByte(',')
-		}
-		appendString(&b, k)
-		b.WriteByte(':')
-		b.Write(v)
+	known := struct {
+		AccessToken      string      `json:"access_token,omitempty"`
+		RefreshToken     string      `json:"refresh_token,omitempty"`
+		IDToken          string      `json:"id_token,omitempty"`
+		ExpiresIn        json.Number `json:"expires_in,omitempty"`
+		TokenType        string      `json:"token_type,omitempty"`
+		Scope            string      `json:"scope,omitempty"`
+		SharedSessionKey string      `json:"shared_session_key,omitempty"`
+		ClockOffset      json.Number `json:"clock_offset,omitempty"`
+		ReplacedEnv      string      `json:"replaced_env_sha256,omitempty"`
+	}{s.AccessToken, s.RefreshToken, s.IDToken, s.ExpiresIn, s.TokenType, s.Scope, s.SharedSessionKey, "", s.ReplacedEnv}
+	if s.ClockOffset != 0 {
+		known.ClockOffset = json.Number(strconv.FormatFloat(s.ClockOffset.Seconds(), 'f', -1, 64))
 	}
-	for _, k := range knownFields {
-		if k == "expires_in" {
-			if s.ExpiresIn != "" {
-				field(k, []byte(s.ExpiresIn))
-			}
+	b, err := json.Marshal(known)
+	if err != nil {
+		return nil, err
+	}
+	b = b[:len(b)-1] // reopen the object for the unknown fields
+	for _, k := range slices.Sorted(maps.Keys(s.Extra)) {
+		if slices.Contains(knownFields, k) {
 			continue
 		}
-		if v := *s.stringField(k); v != "" {
-			var vb bytes.Buffer
-			appendString(&vb, v)
-			field(k, vb.Bytes())
+		if len(b) > 1 {
+			b = append(b, ',')
 		}
+		name, _ := json.Marshal(k) // a string always marshals
+		b = append(append(append(b, name...), ':'), s.Extra[k]...)
 	}
-	keys := make([]string, 0, len(s.Extra))
-	for k := range s.Extra {
-		if s.stringField(k) == nil && k != "expires_in" {
-			keys = append(keys, k)
-		}
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		field(k, s.Extra[k])
-	}
-	b.WriteByte('}')
-	return b.Bytes(), nil
-}
-
-// appendString writes v as encoding/json does: as it is, quoted, when no
-// byte of it needs escaping (every JWT), else through json.Marshal.
-func appendString(b *bytes.Buffer, v string) {
-	for i := 0; i < len(v); i++ {
-		if c := v[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			q, _ := json.Marshal(v) // a string always marshals
-			b.Write(q)
-			return
-		}
-	}
-	b.WriteByte('"')
-	b.WriteString(v)
-	b.WriteByte('"')
+	return append(b, '}'), nil
 }
 
 // ParseTokenSet reads a token set from JSON and validates it.
 func ParseTokenSet(b []byte) (*TokenSet, error) {
-	s := new(TokenSet)
-	if !s.unmarshalLean(b) {
-		if err := json.Unmarshal(b, s); err != nil {
-			var syn *json.SyntaxError
-			if errors.As(err, &syn) || !errors.Is(err, ErrInvalidTokenSet) {
-				return nil, fmt.Errorf("%w: not a JSON object", ErrInvalidTokenSet)
-			}
-			return nil, err
-		}
+	s, err := decodeTokenSet(b)
+	if err != nil {
+		return nil, err
 	}
 	if err := s.Validate(); err != nil {
 		return nil, err
@@ -205,87 +199,76 @@ func ParseTokenSet(b []byte) (*TokenSet, error) {
 	return s, nil
 }
 
-// Validate checks that the set has an access token and that every JWT it
-// carries decodes with an exp claim, and that the refresh token (if any)
-// belongs to the same user as the access token.
+// Validate checks that the set has an access token, that every JWT it
+// carries is well-formed with an exp claim (ParseJWT), that the refresh
+// token (if any) belongs to the same user as the access token, and that the
+// token type (if any) is Bearer.
 func (s *TokenSet) Validate() error {
 	if s.AccessToken == "" {
-		return fmt.Errorf("%w: no access_token", ErrInvalidTokenSet)
+		return invalidSet("no access_token")
 	}
-	accessSub, err := subjectOf(s.AccessToken)
+	access, err := ParseJWT(s.AccessToken)
 	if err != nil {
-		return fmt.Errorf("%w: access_token: %w", ErrInvalidTokenSet, err)
+		return invalidSet("access_token: %w", err)
 	}
 	if s.RefreshToken != "" {
-		refreshSub, err := subjectOf(s.RefreshToken)
+		refresh, err := ParseJWT(s.RefreshToken)
 		if err != nil {
-			return fmt.Errorf("%w: refresh_token: %w", ErrInvalidTokenSet, err)
+			return invalidSet("refresh_token: %w", err)
 		}
-		if refreshSub != accessSub {
-			return fmt.Errorf("%w: refresh_token belongs to another user than access_token", ErrInvalidTokenSet)
+		if refresh.Subject != access.Subject {
+			return invalidSet("refresh_token belongs to another user than access_token")
 		}
 	}
 	if s.IDToken != "" {
-		if _, err := subjectOf(s.IDToken); err != nil {
-			return fmt.Errorf("%w: id_token: %w", ErrInvalidTokenSet, err)
+		if _, err := ParseJWT(s.IDToken); err != nil {
+			return invalidSet("id_token: %w", err)
 		}
+	}
+	if s.TokenType != "" && !strings.EqualFold(s.TokenType, "bearer") {
+		return invalidSet("token_type is not Bearer")
 	}
 	return nil
 }
 
-// subjectOf checks that token decodes with an exp and returns its sub: with
-// the lean decoder where it answers (it agrees with ParseJWT, see FuzzLean),
-// else with ParseJWT, which also says what is wrong.
-func subjectOf(token string) (FlexString, error) {
-	if _, sub, ok := leanClaims(token); ok {
-		return FlexString(sub), nil
-	}
-	c, err := ParseJWT(token)
-	if err != nil {
-		return "", err
-	}
-	return c.Subject, nil
-}
-
 // Merge returns the set that results from a token endpoint answer: the
-// answer's fields win, and a refresh or id token the answer lacks is kept
-// from s (the Python SDK merges the same way). Unknown fields of s stay
-// unless the answer carries them too.
+// answer's fields win, and a field the answer lacks (a refresh or id token,
+// the clock offset, ReplacedEnv) is kept from s (the Python SDK merges the
+// same way). Unknown fields of s stay unless the answer carries them too.
 func (s TokenSet) Merge(answer TokenSet) TokenSet {
 	out := s
 	out.Extra = make(map[string]json.RawMessage, len(s.Extra)+len(answer.Extra))
-	for k, v := range s.Extra {
-		out.Extra[k] = v
-	}
-	for k, v := range answer.Extra {
-		out.Extra[k] = v
-	}
+	maps.Copy(out.Extra, s.Extra)
+	maps.Copy(out.Extra, answer.Extra)
 	for _, k := range knownFields {
-		if k == "expires_in" {
-			if answer.ExpiresIn != "" {
-				out.ExpiresIn = answer.ExpiresIn
-			}
-			continue
+		if p := answer.stringField(k); p != nil && *p != "" {
+			*out.stringField(k) = *p
 		}
-		if v := *answer.stringField(k); v != "" {
-			*out.stringField(k) = v
-		}
+	}
+	if answer.ExpiresIn != "" {
+		out.ExpiresIn = answer.ExpiresIn
+	}
+	if answer.ClockOffset != 0 {
+		out.ClockOffset = answer.ClockOffset
 	}
 	return out
 }
 
 // String describes the set without any secret.
 func (s TokenSet) String() string {
-	var b strings.Builder
-	b.WriteString("auth.TokenSet{access: ")
-	b.WriteString(Describe(s.AccessToken))
-	b.WriteString(", refresh: ")
-	b.WriteString(Describe(s.RefreshToken))
-	b.WriteString(", id: ")
-	b.WriteString(Describe(s.IDToken))
-	b.WriteString("}")
-	return b.String()
+	return "auth.TokenSet{access: " + Describe(s.AccessToken) + ", refresh: " + Describe(s.RefreshToken) + ", id: " + Describe(s.IDToken) + "}"
 }
 
 // GoString is String, so that %#v does not print secrets either.
 func (s TokenSet) GoString() string { return s.String() }
+
+// TopLevelString returns the value of key at the top level of a JSON
+// object, when it is a string.
+func TopLevelString(doc []byte, key string) (string, bool) {
+	var m map[string]json.RawMessage
+	var v string
+	if json.Unmarshal(doc, &m) != nil || json.Unmarshal(m[key], &v) != nil {
+		return "", false
+	}
+	return v, true
+}

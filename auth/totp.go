@@ -52,14 +52,16 @@ func TOTP(key []byte, counter uint64, digits int) string {
 // TOTPStep returns the time step of t.
 func TOTPStep(t time.Time) uint64 { return uint64(t.Unix()) / uint64(TOTPPeriod/time.Second) }
 
-// TOTPFromSecret returns a TOTP callback for Login that computes codes from
-// a base32 secret. The first attempt sends the code of the current time step.
-// The server refuses a code whose time step was already used (two logins
+// TOTPFromSecret returns a TOTP source for Login that computes codes from a
+// base32 secret by the server's clock: now plus the clockOffset that Login
+// passes. The first attempt sends the code of the current time step. The
+// server refuses a code whose time step was already used (two logins
 // within 30 s), so a second attempt sends the next step's code, waiting for
-// that step to begin if the context's deadline allows; else it gives up with
-// ErrInvalidTOTP. now and sleep may be nil (time.Now and a context-aware
+// that step to begin if the context's deadline allows (else it gives up
+// with ErrInvalidTOTP); notify, if not nil, is told of the wait in one line
+// before it begins. now and sleep may be nil (time.Now and a context-aware
 // sleep).
-func TOTPFromSecret(secret string, now func() time.Time, sleep func(context.Context, time.Duration) error) (func(ctx context.Context, attempt int) (string, error), error) {
+func TOTPFromSecret(secret string, now func() time.Time, sleep func(context.Context, time.Duration) error, notify func(msg string)) (TOTPSource, error) {
 	key, err := DecodeTOTPSecret(secret)
 	if err != nil {
 		return nil, err
@@ -71,23 +73,27 @@ func TOTPFromSecret(secret string, now func() time.Time, sleep func(context.Cont
 		sleep = sleepContext
 	}
 	var first uint64
-	return func(ctx context.Context, attempt int) (string, error) {
+	return func(ctx context.Context, attempt int, offset time.Duration) (string, error) {
+		serverNow := func() time.Time { return now().Add(offset) }
 		switch attempt {
 		case 1:
-			first = TOTPStep(now())
+			first = TOTPStep(serverNow())
 			return TOTP(key, first, TOTPDigits), nil
 		case 2:
 			next := first + 1
 			start := time.Unix(int64(next)*int64(TOTPPeriod/time.Second), 0)
-			if wait := start.Sub(now()); wait > 0 {
+			if wait := start.Sub(serverNow()); wait > 0 {
 				if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
 					return "", ErrInvalidTOTP
+				}
+				if notify != nil {
+					notify(fmt.Sprintf("the TOTP code of this %d s step was used; waiting %s for the next step", TOTPPeriod/time.Second, (wait + time.Second - 1).Truncate(time.Second)))
 				}
 				if err := sleep(ctx, wait); err != nil {
 					return "", err
 				}
 			}
-			return TOTP(key, max(next, TOTPStep(now())), TOTPDigits), nil
+			return TOTP(key, max(next, TOTPStep(serverNow())), TOTPDigits), nil
 		default:
 			return "", ErrInvalidTOTP
 		}

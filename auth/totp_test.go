@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base32"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 )
@@ -50,13 +51,17 @@ func TestTOTPFromSecretRetriesWithNextStep(t *testing.T) {
 	now := time.Unix(1111111091, 0) // 11 s into step 37037036
 	var slept time.Duration
 	sleep := func(_ context.Context, d time.Duration) error { slept += d; now = now.Add(d); return nil }
-	next, err := TOTPFromSecret(secret, func() time.Time { return now }, sleep)
+	var notes []string
+	next, err := TOTPFromSecret(secret, func() time.Time { return now }, sleep, func(msg string) { notes = append(notes, msg) })
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	c1, _ := next(ctx, 1)
-	c2, err := next(ctx, 2)
+	c1, _ := next(ctx, 1, 0)
+	if len(notes) != 0 {
+		t.Fatalf("notes before any wait: %q", notes)
+	}
+	c2, err := next(ctx, 2, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +72,10 @@ func TestTOTPFromSecretRetriesWithNextStep(t *testing.T) {
 	if slept != 19*time.Second {
 		t.Fatalf("slept %v, want 19s (to the start of the next step)", slept)
 	}
-	if _, err := next(ctx, 3); !errors.Is(err, ErrInvalidTOTP) {
+	if want := []string{"the TOTP code of this 30 s step was used; waiting 19s for the next step"}; !slices.Equal(notes, want) {
+		t.Fatalf("notes %q, want %q", notes, want)
+	}
+	if _, err := next(ctx, 3, 0); !errors.Is(err, ErrInvalidTOTP) {
 		t.Fatalf("third attempt: %v, want ErrInvalidTOTP", err)
 	}
 }
@@ -78,12 +86,34 @@ func TestTOTPFromSecretRespectsDeadline(t *testing.T) {
 	next, _ := TOTPFromSecret(secret, func() time.Time { return now }, func(context.Context, time.Duration) error {
 		t.Fatal("slept past the deadline")
 		return nil
-	})
+	}, func(msg string) { t.Fatalf("announced a wait it does not make: %s", msg) })
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	next(ctx, 1)
-	if _, err := next(ctx, 2); !errors.Is(err, ErrInvalidTOTP) {
+	next(ctx, 1, 0)
+	if _, err := next(ctx, 2, 0); !errors.Is(err, ErrInvalidTOTP) {
 		t.Fatalf("err = %v, want ErrInvalidTOTP when the wait does not fit the budget", err)
+	}
+}
+
+// TestTOTPFromSecretUsesServerClock: the code is that of the server's time
+// step, the local clock plus the offset Login passes, and so is the wait.
+func TestTOTPFromSecretUsesServerClock(t *testing.T) {
+	secret := base32.StdEncoding.EncodeToString([]byte("12345678901234567890"))
+	key, _ := DecodeTOTPSecret(secret)
+	server := time.Unix(1111111091, 0) // 11 s into step 37037036
+	for _, offset := range []time.Duration{3 * time.Hour, -3 * time.Hour} {
+		local := server.Add(-offset)
+		var slept time.Duration
+		next, _ := TOTPFromSecret(secret, func() time.Time { return local }, func(_ context.Context, d time.Duration) error {
+			slept += d
+			local = local.Add(d)
+			return nil
+		}, nil)
+		c1, _ := next(context.Background(), 1, offset)
+		c2, _ := next(context.Background(), 2, offset)
+		if c1 != TOTP(key, 37037036, 6) || c2 != TOTP(key, 37037037, 6) || slept != 19*time.Second {
+			t.Errorf("offset %v: codes %s %s after %v, want the server's steps 37037036 and 37037037 after 19s", offset, c1, c2, slept)
+		}
 	}
 }
 

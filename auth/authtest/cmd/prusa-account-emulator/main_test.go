@@ -75,7 +75,7 @@ func TestEmulatorProgram(t *testing.T) {
 	c := &auth.Client{AccountURL: base, ClientID: auth.DefaultClientID, RedirectURI: auth.DefaultRedirectURI, UserAgent: "test"}
 	lctx, lcancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer lcancel()
-	totp, _ := auth.TOTPFromSecret(secret, nil, nil)
+	totp, _ := auth.TOTPFromSecret(secret, nil, nil, nil)
 	if _, err := c.Login(lctx, auth.LoginInput{Email: "t@b.c", Password: "CANARY-pw", TOTP: totp}); err != nil {
 		t.Fatalf("login against the program: %v", err)
 	}

@@ -1,0 +1,231 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// tokenServer answers POST /o/token/ with handler, and GET /o/authorize/
+// with a redirect straight to the redirect URI, so that Login goes to the
+// code exchange at once.
+func tokenServer(t *testing.T, handler http.HandlerFunc) *Client {
+	t.Helper()
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/o/authorize/":
+			http.Redirect(w, r, DefaultRedirectURI+"?code=CANARY-code&state="+r.URL.Query().Get("state"), http.StatusFound)
+		case "/o/token/":
+			handler(w, r)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(hs.Close)
+	return &Client{HTTP: hs.Client(), AccountURL: hs.URL, ClientID: DefaultClientID, RedirectURI: DefaultRedirectURI, UserAgent: "test"}
+}
+
+// storedSet is a set of user 1 whose access token has expired and whose
+// refresh token is valid.
+func storedSet(now time.Time) TokenSet {
+	return TokenSet{
+		AccessToken:  makeJWT(rs256, fmt.Sprintf(`{"sub":"1","exp":%d,"type":"access"}`, now.Add(-time.Minute).Unix())),
+		RefreshToken: makeJWT(rs256, fmt.Sprintf(`{"sub":"1","exp":%d,"type":"refresh"}`, now.Add(30*24*time.Hour).Unix())),
+	}
+}
+
+func answerJSON(sub string, exp time.Time, extra string) string {
+	a := makeJWT(rs256, fmt.Sprintf(`{"sub":%q,"exp":%d,"type":"access"}`, sub, exp.Unix()))
+	r := makeJWT(rs256, fmt.Sprintf(`{"sub":%q,"exp":%d,"type":"refresh"}`, sub, exp.Add(30*24*time.Hour).Unix()))
+	return `{"access_token": "` + a + `", "refresh_token": "` + r + `"` + extra + `}`
+}
+
+// TestTokenEndpointRedirectsAreNotFollowed: a 307 from the token endpoint is
+// a server error naming the status, for the refresh and the code exchange
+// alike, and the place it points to is never contacted.
+func TestTokenEndpointRedirectsAreNotFollowed(t *testing.T) {
+	for _, status := range []int{301, 302, 303, 307, 308} {
+		var contacted atomic.Int32
+		elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			contacted.Add(1)
+			fmt.Fprint(w, answerJSON("1", time.Now().Add(time.Hour), ""))
+		}))
+		defer elsewhere.Close()
+		c := tokenServer(t, func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, elsewhere.URL+"/o/token/", status)
+		})
+		caller := c.HTTP
+		set := storedSet(time.Now())
+		_, rerr := c.Refresh(context.Background(), set)
+		_, lerr := c.Login(context.Background(), LoginInput{Email: "a@b.c", Password: "CANARY-pw"})
+		for what, err := range map[string]error{"refresh": rerr, "code exchange": lerr} {
+			want := fmt.Sprintf("token endpoint answered %d %s (redirects are not followed)", status, http.StatusText(status))
+			if !errors.Is(err, ErrServer) || !strings.Contains(err.Error(), want) {
+				t.Errorf("%d, %s: err = %v, want ErrServer with %q", status, what, err, want)
+			}
+			if err != nil && (strings.Contains(err.Error(), set.RefreshToken) || strings.Contains(err.Error(), "CANARY")) {
+				t.Errorf("%d, %s: the error quotes a secret", status, what)
+			}
+		}
+		if n := contacted.Load(); n != 0 {
+			t.Errorf("%d: the redirect's target was contacted %d times", status, n)
+		}
+		if c.HTTP != caller || caller.CheckRedirect != nil {
+			t.Errorf("%d: the caller's http.Client was changed", status)
+		}
+	}
+}
+
+func TestRefreshRefusesAnotherUsersAnswer(t *testing.T) {
+	c := tokenServer(t, func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, answerJSON("1530999", time.Now().Add(time.Hour), `, "expires_in": 3600`))
+	})
+	set := storedSet(time.Now())
+	set.AccessToken = makeJWT(rs256, fmt.Sprintf(`{"sub":"1530681","exp":%d}`, time.Now().Add(-time.Minute).Unix()))
+	set.RefreshToken = makeJWT(rs256, fmt.Sprintf(`{"sub":"1530681","exp":%d}`, time.Now().Add(time.Hour).Unix()))
+	got, err := c.Refresh(context.Background(), set)
+	if !errors.Is(err, ErrServer) || errors.Is(err, ErrInvalidGrant) {
+		t.Fatalf("err = %v, want ErrServer", err)
+	}
+	if got.AccessToken != "" || got.RefreshToken != "" {
+		t.Fatal("a set was returned to save")
+	}
+	if msg := err.Error(); strings.Contains(msg, "1530") || strings.ContainsAny(msg, "\r\n") {
+		t.Fatalf("message %q names a value or spans lines", msg)
+	}
+}
+
+func TestTokenAnswerTokenType(t *testing.T) {
+	for _, tt := range []struct {
+		typ, want string
+		ok        bool
+	}{{"Bearer", "Bearer", true}, {"bearer", "Bearer", true}, {"", "", true}, {"mac", "", false}, {`Bearer\r\nX-Injected: evil`, "", false}} {
+		c := tokenServer(t, func(w http.ResponseWriter, r *http.Request) {
+			extra := ""
+			if tt.typ != "" {
+				extra = `, "token_type": "` + tt.typ + `"`
+			}
+			fmt.Fprint(w, answerJSON("1", time.Now().Add(time.Hour), extra))
+		})
+		got, err := c.Refresh(context.Background(), storedSet(time.Now()))
+		switch {
+		case tt.ok && (err != nil || got.TokenType != tt.want):
+			t.Errorf("%q: %v, token type %q, want %q", tt.typ, err, got.TokenType, tt.want)
+		case !tt.ok && (!errors.Is(err, ErrServer) || !strings.Contains(err.Error(), "token_type is not Bearer") || strings.ContainsAny(err.Error(), "\r\n")):
+			t.Errorf("%q: err = %v, want a one-line ErrServer", tt.typ, err)
+		}
+	}
+}
+
+// TestNetworkErrorsAreOneLine: a refused connection (retried once) reads
+// as the transport's own one-line error.
+func TestNetworkErrorsAreOneLine(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	c := &Client{AccountURL: "http://" + addr, ClientID: DefaultClientID, RedirectURI: DefaultRedirectURI, UserAgent: "test"}
+	_, rerr := c.Refresh(context.Background(), storedSet(time.Now()))
+	_, lerr := c.Login(context.Background(), LoginInput{Email: "a@b.c", Password: "CANARY-pw"})
+	for what, err := range map[string]error{"refresh": rerr, "login": lerr} {
+		if !errors.Is(err, ErrNetwork) || !strings.Contains(err.Error(), "connection refused") {
+			t.Errorf("%s: err = %v, want ErrNetwork, connection refused", what, err)
+		}
+		if err != nil && (strings.ContainsAny(err.Error(), "\r\n") || strings.Contains(err.Error(), "no response")) {
+			t.Errorf("%s: %q is not one plain line", what, err)
+		}
+	}
+}
+
+// TestClockOffsetFromTokenAnswers: with the server's clock 3 h ahead or
+// behind, the refreshed set carries the offset, from exp − expires_in or
+// from the Date header alone, and the refresh token is judged by the
+// server's clock.
+func TestClockOffsetFromTokenAnswers(t *testing.T) {
+	for _, skew := range []time.Duration{3 * time.Hour, -3 * time.Hour} {
+		for _, withExpiresIn := range []bool{true, false} {
+			name := fmt.Sprintf("server %v, expires_in %v", skew, withExpiresIn)
+			c := tokenServer(t, func(w http.ResponseWriter, r *http.Request) {
+				server := time.Now().Add(skew)
+				w.Header().Set("Date", server.UTC().Format(http.TimeFormat))
+				extra := ""
+				if withExpiresIn {
+					extra = `, "expires_in": 7200`
+				}
+				fmt.Fprint(w, answerJSON("1", server.Add(7200*time.Second), extra))
+			})
+			set := storedSet(time.Now().Add(skew))
+			got, err := c.Refresh(context.Background(), set)
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			if d := got.ClockOffset - skew; d.Abs() > 2*time.Second {
+				t.Errorf("%s: offset %v, want about %v", name, got.ClockOffset, skew)
+			}
+			exp, _ := ExpiryOf(got.AccessToken)
+			if left := exp.Sub(got.ServerNow(time.Now())); left < 7190*time.Second || left > 7210*time.Second {
+				t.Errorf("%s: by the server's clock the new token has %v left, want about 2h", name, left)
+			}
+			// A refresh token that expires in an hour by the server's
+			// clock is refreshable, whatever the local clock says.
+			got.RefreshToken = makeJWT(rs256, fmt.Sprintf(`{"sub":"1","exp":%d}`, time.Now().Add(skew+time.Hour).Unix()))
+			if err := c.Refreshable(got); err != nil {
+				t.Errorf("%s: Refreshable = %v", name, err)
+			}
+			got.RefreshToken = makeJWT(rs256, fmt.Sprintf(`{"sub":"1","exp":%d}`, time.Now().Add(skew-time.Minute).Unix()))
+			if err := c.Refreshable(got); !errors.Is(err, ErrRefreshTokenExpired) {
+				t.Errorf("%s: Refreshable of a refresh token expired by the server's clock = %v", name, err)
+			}
+		}
+	}
+}
+
+// TestClockOffsetDateResolution: a server whose clock agrees with ours
+// sends a Date truncated to the second, and exp and expires_in in whole
+// seconds; that gives no offset, so a fresh token does not look expired.
+func TestClockOffsetDateResolution(t *testing.T) {
+	for _, frac := range []time.Duration{time.Millisecond, 500 * time.Millisecond, 999 * time.Millisecond} {
+		for _, withExpiresIn := range []bool{true, false} {
+			local := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC).Add(frac)
+			c := tokenServer(t, func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Date", local.Format(http.TimeFormat))
+				extra := ""
+				if withExpiresIn {
+					extra = `, "expires_in": 61`
+				}
+				fmt.Fprint(w, answerJSON("1", local.Truncate(time.Second).Add(61*time.Second), extra))
+			})
+			c.Now = func() time.Time { return local }
+			got, err := c.Refresh(context.Background(), storedSet(local))
+			if err != nil {
+				t.Fatal(err)
+			}
+			exp, _ := ExpiryOf(got.AccessToken)
+			if got.ClockOffset != 0 || !ValidFor(exp, got.ServerNow(local), 60*time.Second) {
+				t.Errorf("local time .%03d, expires_in %v: offset %v, token valid for %v", frac/time.Millisecond, withExpiresIn, got.ClockOffset, exp.Sub(got.ServerNow(local)))
+			}
+		}
+	}
+}
+
+func TestEstimateOffset(t *testing.T) {
+	local := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	for _, tt := range []struct{ skew, want time.Duration }{
+		{0, 0}, {2 * time.Second, 0}, {-2 * time.Second, 0}, {1900 * time.Millisecond, 0},
+		{2600 * time.Millisecond, 3 * time.Second}, {-3 * time.Second, -3 * time.Second},
+		{3*time.Hour + 400*time.Millisecond, 3 * time.Hour}, {-3 * time.Hour, -3 * time.Hour},
+	} {
+		if got := estimateOffset(local.Add(tt.skew), local); got != tt.want {
+			t.Errorf("server %v ahead: estimate %v, want %v", tt.skew, got, tt.want)
+		}
+	}
+}
