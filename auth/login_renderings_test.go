@@ -87,7 +87,7 @@ func TestLoginEveryRendering(t *testing.T) {
 				}
 				srv.ResetCounts()
 
-				totp, err := auth.TOTPFromSecret(renderingSecret, nil, nil)
+				totp, err := auth.TOTPFromSecret(renderingSecret, nil, nil, nil)
 				if err != nil {
 					t.Fatal(err)
 				}

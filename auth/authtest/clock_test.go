@@ -129,7 +129,7 @@ func TestClockOffsetTOTP(t *testing.T) {
 	key, _ := auth.DecodeTOTPSecret(secret)
 	login := func(at func() time.Time) error {
 		c := &auth.Client{AccountURL: srv.URL, ClientID: auth.DefaultClientID, RedirectURI: auth.DefaultRedirectURI, UserAgent: "test"}
-		_, err := c.Login(context.Background(), auth.LoginInput{Email: email, Password: password, TOTP: func(context.Context, int) (string, error) {
+		_, err := c.Login(context.Background(), auth.LoginInput{Email: email, Password: password, TOTP: func(context.Context, int, time.Duration) (string, error) {
 			return auth.TOTP(key, auth.TOTPStep(at()), auth.TOTPDigits), nil
 		}})
 		return err
