@@ -95,6 +95,7 @@ func storeIn(tb testing.TB, config, profile string, v any) []byte {
 // variables, config folder, clock and terminal are the test's.
 type inProcess struct {
 	env            *env
+	ctx            context.Context // nil: context.Background()
 	stdout, stderr bytes.Buffer
 }
 
@@ -123,7 +124,11 @@ func (p *inProcess) run(stdin string, args ...string) int {
 	p.stdout.Reset()
 	p.stderr.Reset()
 	p.env.args, p.env.stdin = args, strings.NewReader(stdin)
-	return runEnv(context.Background(), p.env)
+	ctx := p.ctx
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	return runEnv(ctx, p.env)
 }
 
 // jwtFor builds a canary JWT: fixed claims, a recognisable signature.
