@@ -107,7 +107,7 @@ func splitWords(s string) ([]string, error) {
 // saveCommand runs --save-command after a save, with the new set on stdin.
 type saveCommand struct {
 	argv    []string
-	timeout time.Duration     // saveCommandTimeout, unless a test says otherwise
+	timeout time.Duration    // saveCommandTimeout, unless a test says otherwise
 	warn    func(msg string) // one line on stderr
 }
 
