@@ -134,23 +134,30 @@ func runCommand(ctx context.Context, e *env) int {
 	if err == nil {
 		return protocol.ExitOK
 	}
-	if out, ok := e.stdout.(*checkedWriter); ok && out.err != nil {
+	if out, ok := e.stdout.(*checkedWriter); ok && out.err != nil && errors.Is(err, out.err) {
 		return protocol.ExitFailure // runEnv says why
 	}
+	return c.report(err, interrupted() != nil)
+}
+
+// report turns a command's error into its messages and exit code: the
+// JSON document on stdout (protocol commands), one line of message and at
+// most one hint line on stderr.
+func (c *cli) report(err error, interrupted bool) int {
 	var se *silentExit
 	if errors.As(err, &se) {
 		return se.code
 	}
 	pe, code := c.classify(err), 0
-	if interrupted() != nil {
+	if interrupted {
 		// Whatever the error says (a read, a request or a lock wait cut
 		// short), the cause is the interrupt.
 		pe, code = &protocol.Error{Code: protocol.Internal, Message: "interrupted"}, ExitInterrupted
 	}
 	if c.isProtocol() {
-		protocol.WriteError(e.stdout, s.format, pe)
+		protocol.WriteError(c.stdout, c.s.format, pe)
 	}
-	io.WriteString(e.stderr, pe.Stderr(prog))
+	io.WriteString(c.stderr, pe.Stderr(prog))
 	if code != 0 {
 		return code
 	}

@@ -115,9 +115,12 @@ type saveCommand struct {
 // timeout. Its stdout is discarded and its stderr is never shown as it is:
 // both may echo the set. A failure is a warning, showing the exit status
 // and the first line of its stderr with every token of the set and every
-// JWT-looking string in it redacted. The run does not end with ctx (the set
-// is saved by then, and handing it on is what the next job needs), only
-// with the timeout.
+// JWT-looking string in it redacted.
+//
+// The command has its own timeout: the end of ctx's deadline does not cut
+// it short (the set is saved by then, and handing it on is what the next
+// job needs), but an interrupt (ctx canceled) does. It is killed with the
+// processes it started.
 func (sc *saveCommand) run(ctx context.Context, set *auth.TokenSet) {
 	body, err := json.Marshal(set)
 	if err != nil {
@@ -128,20 +131,29 @@ func (sc *saveCommand) run(ctx context.Context, set *auth.TokenSet) {
 	if timeout <= 0 {
 		timeout = saveCommandTimeout
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	runCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, sc.argv[0], sc.argv[1:]...)
+	stop := context.AfterFunc(ctx, func() {
+		if ctx.Err() == context.Canceled {
+			cancel()
+		}
+	})
+	defer stop()
+	cmd := exec.CommandContext(runCtx, sc.argv[0], sc.argv[1:]...)
 	cmd.Stdin = bytes.NewReader(body)
 	var stderr limitedBuffer
 	cmd.Stderr = &stderr
 	cmd.WaitDelay = time.Second // a child that keeps stderr open does not hold us
+	killProcessGroup(cmd)
 	err = cmd.Run()
 	if err == nil {
 		return
 	}
 	what := err.Error()
 	switch {
-	case ctx.Err() != nil:
+	case ctx.Err() == context.Canceled:
+		what = "interrupted"
+	case runCtx.Err() != nil:
 		what = fmt.Sprintf("killed after %s", timeout)
 	case errors.Is(err, exec.ErrNotFound):
 		what = "not found"
