@@ -111,6 +111,17 @@ type saveCommand struct {
 	warn    func(msg string) // one line on stderr
 }
 
+// saveHook is what runs --save-command after each successful save (login,
+// refresh, store): nil when it is not set. Its failures are warnings on
+// stderr.
+func (c *cli) saveHook() func(ctx context.Context, set *auth.TokenSet) {
+	if c.s.saveCommand == nil {
+		return nil
+	}
+	sc := &saveCommand{argv: c.s.saveCommand, warn: func(msg string) { c.warnf("%s", msg) }}
+	return sc.run
+}
+
 // run runs the command without a shell and waits for it, for at most its
 // timeout. Its stdout is discarded and its stderr is never shown as it is:
 // both may echo the set. A failure is a warning, showing the exit status

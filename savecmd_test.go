@@ -172,3 +172,20 @@ func TestSaveCommandOutlivesTheBudget(t *testing.T) {
 		t.Fatalf("after an interrupt: warnings %q", warnings)
 	}
 }
+
+// TestSaveHook: the hook of --save-command warns on stderr, on one line,
+// and there is none without the setting.
+func TestSaveHook(t *testing.T) {
+	if c := newCLI(t, nil, nil, "get"); c.saveHook() != nil {
+		t.Fatal("a hook without --save-command")
+	}
+	c := newCLI(t, nil, nil, "--save-command", "prusa-no-such-command-7f3a 'an arg'", "get")
+	var stderr strings.Builder
+	c.stderr = &stderr
+	b, _ := json.Marshal(canarySet(time.Now().Add(time.Hour), time.Now().Add(24*time.Hour)))
+	set, _ := auth.ParseTokenSet(b)
+	c.saveHook()(context.Background(), set)
+	if stderr.String() != prog+": warning: save command prusa-no-such-command-7f3a failed: not found (the set is saved)\n" {
+		t.Fatalf("stderr %q", stderr.String())
+	}
+}
