@@ -77,7 +77,7 @@ func runEnv(ctx context.Context, e *env) int {
 	out := &checkedWriter{w: e.stdout}
 	withOut := *e
 	withOut.stdout = out
-	code := runCommand(ctx, &withOut)
+	code := runCommand(ctx, &withOut, out)
 	if out.err != nil {
 		fmt.Fprintf(e.stderr, "%s: cannot write the output: %s\n", prog, protocol.OneLine(out.err.Error()))
 		if code == protocol.ExitOK {
@@ -87,7 +87,8 @@ func runEnv(ctx context.Context, e *env) int {
 	return code
 }
 
-func runCommand(ctx context.Context, e *env) int {
+// runCommand runs the command line; out is e.stdout, checked.
+func runCommand(ctx context.Context, e *env, out *checkedWriter) int {
 	s, positional, err := parseArgs(e.args)
 	switch {
 	case errors.Is(err, flag.ErrHelp):
@@ -134,7 +135,7 @@ func runCommand(ctx context.Context, e *env) int {
 	if err == nil {
 		return protocol.ExitOK
 	}
-	if out, ok := e.stdout.(*checkedWriter); ok && out.err != nil && errors.Is(err, out.err) {
+	if out.err != nil && errors.Is(err, out.err) {
 		return protocol.ExitFailure // runEnv says why
 	}
 	return c.report(err, interrupted() != nil)
