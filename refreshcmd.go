@@ -12,6 +12,12 @@ import (
 // without --within), writes a line per profile on stderr, and exits 4 if
 // any needs a login (else with the first failure's code).
 func (c *cli) refresh(ctx context.Context) error {
+	// A token in the environment comes before every stored set: a bare
+	// PRUSA_TOKEN cannot be refreshed, and with --all PRUSA_TOKENS_JSON
+	// would be refreshed and saved under every profile.
+	if env := c.envSource; env != nil && (c.s.all || env.Bare()) {
+		return protocol.Errorf(protocol.InvalidRequest, "%s is set and would be used instead of the stored token sets; unset it to refresh them", env.Var)
+	}
 	if !c.s.all {
 		profile, err := c.profileFor("", false)
 		if err != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -50,6 +51,23 @@ func TestRefreshCommand(t *testing.T) {
 		t.Fatalf("one revoked: exit %d stderr %q", exit, p.stderr.String())
 	}
 	assertNoTokens(t, "stderr", p.stderr.String(), a.AccessToken, a.RefreshToken, a.IDToken)
+
+	// A token in the environment would stand in for the stored sets.
+	js, _ := json.Marshal(srv.Mint(userEmail, time.Hour))
+	for _, tc := range []struct {
+		name, value string
+		args        []string
+	}{
+		{"PRUSA_TOKEN", srv.Mint(userEmail, time.Hour).AccessToken, []string{"refresh"}},
+		{"PRUSA_TOKENS_JSON", string(js), []string{"refresh", "--all"}},
+	} {
+		srv.ResetCounts()
+		p := newInProcess(config, map[string]string{"PRUSA_ACCOUNT_URL": srv.URL, "PRUSA_CREDENTIAL_STORE": "file", tc.name: tc.value}, time.Now, nil)
+		if exit := p.run("", tc.args...); exit != 2 || srv.Count(authtest.KindTokenRefresh) != 0 ||
+			p.stderr.String() != prog+": "+tc.name+" is set and would be used instead of the stored token sets; unset it to refresh them\n" {
+			t.Errorf("%s: exit %d stderr %q", tc.name, exit, p.stderr.String())
+		}
+	}
 }
 
 func TestParseEtcdURL(t *testing.T) {
