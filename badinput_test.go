@@ -98,7 +98,7 @@ func TestBadInputCatalogue(t *testing.T) {
 		{name: "store: expires_in a string", args: []string{"store"}, stdin: set(func(m map[string]any) { m["expires_in"] = "7200" }), exit: 2, msg: "expires_in"},
 		{name: "store: JWT with standard base64", args: []string{"store"}, stdin: `{"access_token":"eyJhbGciOiJSUzI1NiJ9.eyJleHAiOjE3OTU3MzM4NjJ9+/==.c2ln"}`, exit: 2, msg: "not base64url"},
 		// Flags.
-		{name: "flag: unknown", args: []string{"get", "--verbose"}, exit: 2, msg: "unknown flag: --verbose"},
+		{name: "flag: unknown", args: []string{"get", "--verbose"}, exit: 2, msg: "unknown flag --verbose"},
 		{name: "flag: bad format", args: []string{"get", "--format", "yaml"}, exit: 2, msg: `invalid value "yaml"`},
 		{name: "flag: bad store", args: []string{"get", "--store", "cloud"}, exit: 2, msg: `invalid value "cloud"`},
 		{name: "flag: bad timeout", args: []string{"get", "--timeout", "soon"}, exit: 2, msg: "positive duration"},
@@ -106,7 +106,7 @@ func TestBadInputCatalogue(t *testing.T) {
 		{name: "flag: token file and keyring", args: []string{"get", "--store", "keyring", "--token-file", "/tmp/x"}, exit: 2, msg: "--token-file uses the file store"},
 		{name: "flag: extra argument", args: []string{"get", "now"}, exit: 2, msg: "takes no arguments"},
 		{name: "flag: login flag on get", args: []string{"get", "--password-stdin"}, exit: 2, msg: "not for get"},
-		{name: "command: unknown", args: []string{"refresh"}, exit: 2, msg: `unknown command "refresh"`},
+		{name: "command: unknown", args: []string{"renew"}, exit: 2, msg: `unknown command "renew"`},
 		// Profile names.
 		{name: "profile: empty", args: []string{"get", "--profile", ""}, exit: 2, msg: "empty"},
 		{name: "profile: too long", args: []string{"get", "--profile", strings.Repeat("p", 65)}, exit: 2, msg: "longer than 64"},

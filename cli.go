@@ -6,14 +6,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
-	"net/url"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"runtime"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/prusa-credential-helper/prusa-credential-helper/auth"
@@ -25,6 +21,10 @@ const prog = "prusa-credential-helper"
 
 // version is stamped by install.sh with -ldflags "-X main.version=…".
 var version = "0.1.0-dev"
+
+// ExitInterrupted is the exit code after an interrupt (128 + SIGINT), as a
+// shell gives.
+const ExitInterrupted = 130
 
 // env is what a run sees of the world; tests build their own.
 type env struct {
@@ -41,12 +41,11 @@ type env struct {
 	// stdinIsTerminal reports whether stdin is a terminal (then get does
 	// not read it).
 	stdinIsTerminal func() bool
-	// watchSignals makes ctx end on an interrupt; nil leaves it as it is.
-	watchSignals func(ctx context.Context) (context.Context, context.CancelFunc)
 }
 
 // run is the program: it parses args, runs a command and turns its error
-// into messages and an exit code. It is the only place that does.
+// into messages and an exit code. It is the only place that does. ctx ends
+// on an interrupt (main's signal.NotifyContext).
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	return runEnv(ctx, &env{
 		args: args, stdin: stdin, stdout: stdout, stderr: stderr,
@@ -55,197 +54,62 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		configDir:       func() string { return configDir(os.Getenv) },
 		openTerminal:    openTTY,
 		stdinIsTerminal: func() bool { return isTerminal(stdin) },
-		watchSignals: func(ctx context.Context) (context.Context, context.CancelFunc) {
-			return signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-		},
 	})
 }
 
-// settings are the resolved flags and environment of a run.
-type settings struct {
-	command string
-
-	profile     string // from --profile or PRUSA_PROFILE; "" if neither
-	store       string
-	accountURL  string
-	clientID    string
-	redirectURI string
-	tokenFile   string
-	timeout     time.Duration
-	debug       bool
-
-	format        protocol.Format
-	json          bool
-	email         string
-	passwordStdin bool
-
-	set map[string]bool // flags given on the command line
+// checkedWriter remembers the first error of a write to stdout, so that
+// every command fails when its output is lost (a full disk, a closed pipe).
+type checkedWriter struct {
+	w   io.Writer
+	err error
 }
 
-// choiceValue is a flag that takes one of a few words.
-type choiceValue struct {
-	v       *string
-	choices []string
-}
-
-func (c choiceValue) String() string {
-	if c.v == nil {
-		return ""
+func (cw *checkedWriter) Write(p []byte) (int, error) {
+	if cw.err != nil {
+		return 0, cw.err
 	}
-	return *c.v
-}
-
-func (c choiceValue) Set(s string) error {
-	for _, ch := range c.choices {
-		if s == ch {
-			*c.v = s
-			return nil
-		}
-	}
-	return fmt.Errorf("want %s", strings.Join(c.choices, ", "))
-}
-
-// durationValue is a positive duration.
-type durationValue struct{ v *time.Duration }
-
-func (d durationValue) String() string {
-	if d.v == nil {
-		return ""
-	}
-	return d.v.String()
-}
-
-func (d durationValue) Set(s string) error {
-	v, err := time.ParseDuration(s)
-	if err != nil || v <= 0 {
-		return errors.New("want a positive duration such as 20s or 2m")
-	}
-	*d.v = v
-	return nil
-}
-
-var formatNames = []string{"json", "token", "header", "env"}
-
-func newFlagSet(s *settings) *flag.FlagSet {
-	fs := flag.NewFlagSet(prog, flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	fs.StringVar(&s.profile, "profile", "", "")
-	fs.Var(choiceValue{&s.store, []string{helper.ModeAuto, helper.ModeKeyring, helper.ModeFile}}, "store", "")
-	fs.StringVar(&s.accountURL, "account-url", "", "")
-	fs.StringVar(&s.clientID, "client-id", "", "")
-	fs.StringVar(&s.redirectURI, "redirect-uri", "", "")
-	fs.StringVar(&s.tokenFile, "token-file", "", "")
-	fs.Var(durationValue{&s.timeout}, "timeout", "")
-	fs.BoolVar(&s.debug, "debug", false, "")
-	fs.Var(choiceValue{(*string)(&s.format), formatNames}, "format", "")
-	fs.BoolVar(&s.json, "json", false, "")
-	fs.StringVar(&s.email, "email", "", "")
-	fs.BoolVar(&s.passwordStdin, "password-stdin", false, "")
-	return fs
-}
-
-// commandFlags lists, per command, the flags it takes besides the global
-// ones.
-var commandFlags = map[string][]string{
-	"get":     {"format"},
-	"token":   {},
-	"store":   {"format"},
-	"erase":   {"format"},
-	"list":    {"format"},
-	"login":   {"email", "password-stdin"},
-	"logout":  {},
-	"status":  {"json"},
-	"version": {"json"},
-	"help":    {},
-}
-
-var globalFlags = []string{"profile", "store", "account-url", "client-id", "redirect-uri", "token-file", "timeout", "debug"}
-
-// usageError is a command line that cannot be run: unknown command or flag,
-// or a flag value of the wrong kind.
-type usageError struct{ msg string }
-
-func (e *usageError) Error() string { return e.msg }
-
-// parseArgs reads flags before and after the command.
-func parseArgs(args []string) (*settings, []string, error) {
-	s := &settings{set: map[string]bool{}}
-	fs := newFlagSet(s)
-	if err := fs.Parse(args); err != nil {
-		return s, nil, flagError(err)
-	}
-	rest := fs.Args()
-	if len(rest) == 0 {
-		return s, nil, &usageError{"no command given"}
-	}
-	s.command = rest[0]
-	if err := fs.Parse(rest[1:]); err != nil {
-		return s, nil, flagError(err)
-	}
-	positional := fs.Args()
-	fs.Visit(func(f *flag.Flag) { s.set[f.Name] = true })
-	if s.command == "help" {
-		return s, positional, nil
-	}
-	allowed, ok := commandFlags[s.command]
-	if !ok {
-		return s, nil, &usageError{fmt.Sprintf("unknown command %q", s.command)}
-	}
-	if len(positional) > 0 {
-		return s, nil, &usageError{fmt.Sprintf("%s takes no arguments (got %q)", s.command, positional[0])}
-	}
-	for name := range s.set {
-		if !contains(globalFlags, name) && !contains(allowed, name) {
-			return s, nil, &usageError{fmt.Sprintf("flag --%s is not for %s", name, s.command)}
-		}
-	}
-	if s.set["format"] && s.command != "get" && s.format != protocol.FormatJSON {
-		return s, nil, &usageError{fmt.Sprintf("%s prints JSON only (--format json)", s.command)}
-	}
-	return s, nil, nil
-}
-
-func flagError(err error) error {
-	if errors.Is(err, flag.ErrHelp) {
-		return err
-	}
-	msg := err.Error()
-	// The flag package says "invalid value "xml" for flag -format: want …".
-	msg = strings.Replace(msg, "flag provided but not defined: -", "unknown flag: --", 1)
-	msg = strings.Replace(msg, " flag -", " flag --", 1)
-	return &usageError{msg}
-}
-
-func contains(list []string, s string) bool {
-	for _, l := range list {
-		if l == s {
-			return true
-		}
-	}
-	return false
+	n, err := cw.w.Write(p)
+	cw.err = err
+	return n, err
 }
 
 func runEnv(ctx context.Context, e *env) int {
+	out := &checkedWriter{w: e.stdout}
+	withOut := *e
+	withOut.stdout = out
+	code := runCommand(ctx, &withOut, out)
+	if out.err != nil {
+		fmt.Fprintf(e.stderr, "%s: cannot write the output: %s\n", prog, protocol.OneLine(out.err.Error()))
+		if code == protocol.ExitOK {
+			code = protocol.ExitFailure
+		}
+	}
+	return code
+}
+
+// runCommand runs the command line; out is e.stdout, checked.
+func runCommand(ctx context.Context, e *env, out *checkedWriter) int {
 	s, positional, err := parseArgs(e.args)
-	if errors.Is(err, flag.ErrHelp) {
+	switch {
+	case errors.Is(err, flag.ErrHelp):
 		topic := ""
-		if s.command != "" && s.command != "help" {
+		if _, ok := commandFlags[s.command]; ok && s.command != "help" {
 			topic = s.command
 		}
 		io.WriteString(e.stdout, helpText(topic))
 		return protocol.ExitOK
-	}
-	if err != nil {
-		fmt.Fprintf(e.stderr, "%s: %v\n\n%s", prog, err, helpText(""))
+	case err != nil:
+		io.WriteString(e.stderr, usageLines(err, s.command))
 		return protocol.ExitUsage
-	}
-	if s.command == "help" {
+	case s.version:
+		s.command = "version"
+	case s.command == "help":
 		topic := ""
 		if len(positional) > 0 {
 			topic = positional[0]
 		}
 		if _, ok := commandFlags[topic]; topic != "" && !ok {
-			fmt.Fprintf(e.stderr, "%s: no help for unknown command %q\n\n%s", prog, topic, helpText(""))
+			io.WriteString(e.stderr, usageLines(fmt.Errorf("no help for unknown command %q", topic), ""))
 			return protocol.ExitUsage
 		}
 		io.WriteString(e.stdout, helpText(topic))
@@ -258,32 +122,12 @@ func runEnv(ctx context.Context, e *env) int {
 		s.format = protocol.FormatJSON
 	}
 	c := &cli{env: e, s: s}
+	interrupted := ctx.Err
 	err = c.resolve()
 	if err == nil {
-		c.deadline = time.Now().Add(s.timeout)
-		switch s.command {
-		case "get", "version":
-			// version needs nothing; get arms its budget on its slow path
-			// only (helper.Helper.Slow), and catches no interrupt at all:
-			// a timer starts the network poller and signal handling starts
-			// a thread, each costing every call measurably, and a killed
-			// get leaves the store whole (see cli.deadlineOnly).
-		case "list", "status":
-			var cancel context.CancelFunc // they only read: a budget, no signals
-			ctx, cancel = context.WithDeadline(ctx, c.deadline)
-			defer cancel()
-		case "login":
-			// Interrupts end it at once, prompts included; its budget
-			// starts after the email and password prompts (cli.login), so
-			// that a slow typist does not spend it.
-			if c.watchSignals != nil {
-				var cancel context.CancelFunc
-				ctx, cancel = c.watchSignals(ctx)
-				defer cancel()
-			}
-		default:
+		if s.command != "login" { // login's budget starts after its prompts
 			var cancel context.CancelFunc
-			ctx, cancel = c.budget(ctx)
+			ctx, cancel = context.WithTimeout(ctx, s.timeout)
 			defer cancel()
 		}
 		err = c.dispatch(ctx)
@@ -291,15 +135,33 @@ func runEnv(ctx context.Context, e *env) int {
 	if err == nil {
 		return protocol.ExitOK
 	}
+	if out.err != nil && errors.Is(err, out.err) {
+		return protocol.ExitFailure // runEnv says why
+	}
+	return c.report(err, interrupted() != nil)
+}
+
+// report turns a command's error into its messages and exit code: the
+// JSON document on stdout (protocol commands), one line of message and at
+// most one hint line on stderr.
+func (c *cli) report(err error, interrupted bool) int {
 	var se *silentExit
 	if errors.As(err, &se) {
 		return se.code
 	}
-	pe := c.classify(err)
-	if c.isProtocol() {
-		protocol.WriteError(e.stdout, s.format, pe)
+	pe, code := c.classify(err), 0
+	if interrupted {
+		// Whatever the error says (a read, a request or a lock wait cut
+		// short), the cause is the interrupt.
+		pe, code = &protocol.Error{Code: protocol.Internal, Message: "interrupted"}, ExitInterrupted
 	}
-	io.WriteString(e.stderr, pe.Stderr(prog))
+	if c.isProtocol() {
+		protocol.WriteError(c.stdout, c.s.format, pe)
+	}
+	io.WriteString(c.stderr, pe.Stderr(prog))
+	if code != 0 {
+		return code
+	}
 	return pe.Code.ExitCode()
 }
 
@@ -308,26 +170,7 @@ type cli struct {
 	*env
 	s         *settings
 	h         *helper.Helper
-	deadline  time.Time         // the end of the --timeout budget
 	envSource *helper.EnvSource // the environment's tokens, read once by resolve
-}
-
-// deadlineOnly bounds ctx by the command's deadline: get's slow path. It
-// does not catch interrupts: an interrupted refresh leaves the store as a
-// killed one does (the old set or the new, whole; the lock goes with the
-// process), and catching them would cost every refresh a signal thread.
-func (c *cli) deadlineOnly(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithDeadline(ctx, c.deadline)
-}
-
-// budget bounds ctx by the command's deadline and ends it on an interrupt.
-func (c *cli) budget(ctx context.Context) (context.Context, context.CancelFunc) {
-	ctx, cancelTimeout := context.WithDeadline(ctx, c.deadline)
-	if c.watchSignals == nil {
-		return ctx, cancelTimeout
-	}
-	ctx, cancelSignals := c.watchSignals(ctx)
-	return ctx, func() { cancelSignals(); cancelTimeout() }
 }
 
 func (c *cli) isProtocol() bool {
@@ -339,6 +182,9 @@ func (c *cli) isProtocol() bool {
 }
 
 func (c *cli) dispatch(ctx context.Context) error {
+	if c.s.store == modeEtcd && c.s.command != "version" {
+		return &protocol.Error{Code: protocol.StorageError, Message: "the etcd store is not available in this build"}
+	}
 	switch c.s.command {
 	case "get":
 		return c.get(ctx)
@@ -354,6 +200,8 @@ func (c *cli) dispatch(ctx context.Context) error {
 		return c.login(ctx)
 	case "status":
 		return c.status(ctx)
+	case "refresh":
+		return c.refresh(ctx)
 	case "version":
 		if c.s.json {
 			return protocol.WriteVersion(c.stdout, version)
@@ -362,107 +210,6 @@ func (c *cli) dispatch(ctx context.Context) error {
 		return err
 	}
 	return fmt.Errorf("unknown command %q", c.s.command) // parseArgs refuses these
-}
-
-// setting resolves a setting: the flag if given, else the environment
-// variable if not empty, else the default.
-func (c *cli) setting(flagName string, flagValue *string, envName, def string) {
-	if c.s.set[flagName] {
-		return
-	}
-	if v := c.getenv(envName); v != "" {
-		*flagValue = v
-		return
-	}
-	*flagValue = def
-}
-
-// resolve fills the settings from the environment and checks them all, so
-// that a bad one is an invalid_request before anything else happens.
-func (c *cli) resolve() error {
-	s := c.s
-	if !s.set["profile"] {
-		s.profile = c.getenv("PRUSA_PROFILE")
-	}
-	if s.set["profile"] || s.profile != "" {
-		if err := helper.CheckProfile(s.profile); err != nil {
-			return protocol.Errorf(protocol.InvalidRequest, "bad profile: %v", err)
-		}
-	}
-	c.setting("store", &s.store, "PRUSA_CREDENTIAL_STORE", helper.ModeAuto)
-	if (choiceValue{new(string), []string{helper.ModeAuto, helper.ModeKeyring, helper.ModeFile}}).Set(s.store) != nil {
-		return protocol.Errorf(protocol.InvalidRequest, "PRUSA_CREDENTIAL_STORE must be auto, keyring or file, not %q", s.store)
-	}
-	c.setting("account-url", &s.accountURL, "PRUSA_ACCOUNT_URL", auth.DefaultAccountURL)
-	if err := checkAccountURL(s.accountURL); err != nil {
-		return protocol.Errorf(protocol.InvalidRequest, "bad account URL: %v", err)
-	}
-	s.accountURL = strings.TrimRight(s.accountURL, "/")
-	c.setting("client-id", &s.clientID, "PRUSA_CLIENT_ID", auth.DefaultClientID)
-	if s.clientID == "" {
-		return protocol.Errorf(protocol.InvalidRequest, "the client ID is empty")
-	}
-	c.setting("redirect-uri", &s.redirectURI, "PRUSA_REDIRECT_URI", auth.DefaultRedirectURI)
-	if u, err := url.Parse(s.redirectURI); err != nil || u.Scheme == "" || u.Host == "" {
-		return protocol.Errorf(protocol.InvalidRequest, "bad redirect URI: want an absolute URL")
-	}
-	c.setting("token-file", &s.tokenFile, "PRUSA_TOKEN_FILE", "")
-	if s.set["token-file"] && s.tokenFile == "" {
-		return protocol.Errorf(protocol.InvalidRequest, "--token-file is empty")
-	}
-	if s.tokenFile != "" {
-		if s.set["store"] && s.store != helper.ModeFile {
-			return protocol.Errorf(protocol.InvalidRequest, "--token-file uses the file store; it cannot go with --store %s", s.store)
-		}
-		s.store = helper.ModeFile
-	}
-	if !s.set["timeout"] {
-		s.timeout = 20 * time.Second
-		if s.command == "login" {
-			s.timeout = 120 * time.Second
-		}
-		if v := c.getenv("PRUSA_HELPER_TIMEOUT"); v != "" {
-			d, err := time.ParseDuration(v)
-			if err != nil || d <= 0 {
-				return protocol.Errorf(protocol.InvalidRequest, "PRUSA_HELPER_TIMEOUT must be a positive duration such as 20s, not %q", v)
-			}
-			s.timeout = d
-		}
-	}
-	if !s.set["debug"] {
-		s.debug = c.getenv("PRUSA_HELPER_DEBUG") == "1"
-	}
-	src, err := helper.FromEnv(c.getenv)
-	if err != nil {
-		return err
-	}
-	c.envSource = src
-	return nil
-}
-
-// checkAccountURL requires https, or http on a loopback host.
-func checkAccountURL(raw string) error {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return errors.New("not a URL")
-	}
-	if u.Host == "" || u.Hostname() == "" {
-		return errors.New("no host")
-	}
-	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-		return errors.New("no user, query or fragment allowed")
-	}
-	switch u.Scheme {
-	case "https":
-		return nil
-	case "http":
-		host := u.Hostname()
-		if ip := net.ParseIP(host); host == "localhost" || (ip != nil && ip.IsLoopback()) {
-			return nil
-		}
-		return fmt.Errorf("http:// is allowed only for loopback hosts, not %s; use https://", host)
-	}
-	return fmt.Errorf("scheme %q: want https://", u.Scheme)
 }
 
 // helper builds the credential lifecycle for the settings.
@@ -486,7 +233,6 @@ func (c *cli) helper() *helper.Helper {
 		Env:     c.envSource,
 		Now:     c.now,
 		Debugf:  c.debugf(),
-		Slow:    c.deadlineOnly,
 	}
 	return c.h
 }
@@ -547,16 +293,15 @@ func (c *cli) classify(err error) *protocol.Error {
 		return pe
 	}
 	msg := err.Error()
-	loginHint := "run: " + prog + " login"
-	if c.s.profile != "" && c.s.profile != "default" {
-		loginHint += " --profile " + c.s.profile
-	}
 	var re *auth.RetrieveError
+	var lr *helper.LoginRequiredError
 	switch {
 	case errors.Is(err, helper.ErrInvalidEnv), errors.Is(err, auth.ErrInvalidTokenSet), errors.Is(err, auth.ErrInvalidTOTPSecret):
 		return &protocol.Error{Code: protocol.InvalidRequest, Message: msg}
+	case errors.As(err, &lr):
+		return &protocol.Error{Code: protocol.LoginRequired, Message: msg, Hint: "run: " + loginCommand(lr.Profile)}
 	case errors.Is(err, helper.ErrLoginRequired):
-		return &protocol.Error{Code: protocol.LoginRequired, Message: msg, Hint: loginHint}
+		return &protocol.Error{Code: protocol.LoginRequired, Message: msg, Hint: "run: " + loginCommand(c.s.profile)}
 	case errors.Is(err, auth.ErrInvalidCredentials):
 		return &protocol.Error{Code: protocol.LoginRequired, Message: "invalid email or password"}
 	case errors.Is(err, auth.ErrInvalidTOTP):
@@ -578,4 +323,17 @@ func (c *cli) classify(err error) *protocol.Error {
 		return &protocol.Error{Code: protocol.Internal, Message: msg, Hint: "accounts that sign in with Google or a passkey cannot log in here; set a password on the account first"}
 	}
 	return &protocol.Error{Code: protocol.Internal, Message: msg}
+}
+
+// loginCommand is the command line that logs the profile in.
+func loginCommand(profile string) string {
+	if profile == "" || profile == "default" {
+		return prog + " login"
+	}
+	return prog + " login --profile " + profile
+}
+
+// warnf writes a one-line warning on stderr.
+func (c *cli) warnf(format string, args ...any) {
+	fmt.Fprintf(c.stderr, "%s: warning: %s\n", prog, protocol.OneLine(fmt.Sprintf(format, args...)))
 }

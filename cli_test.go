@@ -52,7 +52,7 @@ type errorDoc struct {
 	Retryable bool   `json:"retryable"`
 }
 
-// TestErrorTable produces every row of SPEC.md's error table through the
+// TestErrorTable produces every row of the error table (exit codes) through the
 // real binary: its code, exit code and JSON; the store left as it was; and
 // no token on stderr.
 func TestErrorTable(t *testing.T) {

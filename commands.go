@@ -157,7 +157,7 @@ func (c *cli) status(ctx context.Context) error {
 		}
 		fmt.Fprintf(&b, "Store:    %s\n", entry.Store)
 		if loginRequired {
-			fmt.Fprintf(&b, "Login required: run %s login%s\n", prog, profileArg(profile))
+			fmt.Fprintf(&b, "Login required: run %s\n", loginCommand(profile))
 		}
 		io.WriteString(c.stdout, b.String())
 	}
@@ -165,13 +165,6 @@ func (c *cli) status(ctx context.Context) error {
 		return &silentExit{protocol.ExitLoginRequired}
 	}
 	return nil
-}
-
-func profileArg(profile string) string {
-	if profile == "default" {
-		return ""
-	}
-	return " --profile " + profile
 }
 
 // expiryLine tells when a token expires, relative to now.

@@ -61,3 +61,54 @@ func TestPythonExample(t *testing.T) {
 		t.Fatalf("%d refreshes, want 2 (the expired token, then the forced one)", n)
 	}
 }
+
+// TestPythonExampleWithoutBinary: with no helper on PATH, the Python class
+// says what to install, in a HelperError the caller can catch.
+func TestPythonExampleWithoutBinary(t *testing.T) {
+	python, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skip("python3 is not installed, so the Python example cannot be tested here")
+	}
+	// The interpreter itself, not a shim (pyenv's) that needs PATH.
+	real, err := exec.Command(python, "-c", "import sys; print(sys.executable)").Output()
+	if err != nil {
+		t.Fatalf("python3: %v", err)
+	}
+	python = strings.TrimSpace(string(real))
+	script := `
+import json
+from prusa_credential_helper import HelperAuth, HelperError, HelperNotInstalled
+try:
+    HelperAuth().before_request({})
+    print(json.dumps({"raised": None}))
+except HelperNotInstalled as e:
+    print(json.dumps({"raised": "HelperNotInstalled", "is_helper_error": isinstance(e, HelperError),
+                      "code": e.code, "exit_code": e.exit_code, "retryable": e.retryable, "message": str(e)}))
+`
+	cmd := exec.Command(python, "-c", script)
+	cmd.Dir = filepath.Join("examples", "python")
+	cmd.Env = []string{"PATH=" + t.TempDir(), "HOME=" + t.TempDir(), "PYTHONDONTWRITEBYTECODE=1"}
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("python: %v", err)
+	}
+	var got struct {
+		Raised        *string `json:"raised"`
+		IsHelperError bool    `json:"is_helper_error"`
+		Code          string  `json:"code"`
+		ExitCode      int     `json:"exit_code"`
+		Retryable     bool    `json:"retryable"`
+		Message       string  `json:"message"`
+	}
+	if err := json.Unmarshal(out, &got); err != nil || got.Raised == nil {
+		t.Fatalf("python printed %q", out)
+	}
+	if !got.IsHelperError || got.Code != "not_installed" || got.ExitCode != 127 || got.Retryable {
+		t.Fatalf("got %+v", got)
+	}
+	for _, want := range []string{"cannot run 'prusa-credential-helper' (not found)", "go install github.com/prusa-credential-helper/prusa-credential-helper@latest", "./install.sh"} {
+		if !strings.Contains(got.Message, want) {
+			t.Errorf("the message %q does not say %q", got.Message, want)
+		}
+	}
+}

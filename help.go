@@ -13,7 +13,8 @@ const generalHelp = `prusa-credential-helper gives programs a fresh Prusa Connec
 Usage:
   prusa-credential-helper [flags] COMMAND [flags]
 
-Commands for programs (one JSON document on stdout, even on error):
+Commands for programs (one JSON document on stdout, on success and on error;
+get --format token, header or env prints nothing on stdout on error):
   get       print a valid access token, refreshing it first if needed
   token     print the bare access token (get --format token)
   store     store the token set read from stdin
@@ -24,22 +25,33 @@ Commands for people:
   login     log in with email, password and TOTP code (once)
   logout    remove the stored token set
   status    show who is logged in and when the tokens expire
+  refresh   refresh the tokens now (--all --within DURATION: for timers)
   version   print the version
   help      show this help, or a command's: help COMMAND
 
 Command flags: get --format json|token|header|env; status and version --json;
-login --email E --password-stdin. See: prusa-credential-helper help COMMAND.
+login --email E --password-stdin; refresh --all --within DURATION.
+See: prusa-credential-helper help COMMAND.
 `
 
 const flagsHelp = `Flags (each also an environment variable; the flag wins):
   --profile NAME       stored account (PRUSA_PROFILE; default "default")
-  --store MODE         auto, keyring or file (PRUSA_CREDENTIAL_STORE; default auto)
+  --store MODE         auto, keyring, file or etcd://HOST:PORT[,HOST:PORT...]/PREFIX
+                       (PRUSA_CREDENTIAL_STORE; default auto)
   --token-file PATH    use exactly this token file (PRUSA_TOKEN_FILE)
   --account-url URL    account server (PRUSA_ACCOUNT_URL; default https://account.prusa3d.com)
   --client-id ID       OAuth client ID (PRUSA_CLIENT_ID)
   --redirect-uri URI   OAuth redirect URI (PRUSA_REDIRECT_URI)
-  --timeout DURATION   budget for network and lock waits (PRUSA_HELPER_TIMEOUT; default 20s, login 120s)
+  --timeout DURATION   budget for network and lock waits (PRUSA_HELPER_TIMEOUT;
+                       default 20s; login, and get with --auto-login, 120s)
   --debug              redacted diagnostics on stderr (PRUSA_HELPER_DEBUG=1)
+  --auto-login         get logs in from PRUSA_EMAIL, PRUSA_PASSWORD and PRUSA_TOTP_SECRET
+                       instead of answering login_required (PRUSA_AUTO_LOGIN=1)
+  --save-command CMD   run CMD, without a shell, with each newly saved token set on
+                       stdin (PRUSA_SAVE_COMMAND)
+  --etcd-cacert FILE, --etcd-cert FILE, --etcd-key FILE, --etcd-user USER:PASSWORD
+                       TLS and auth of an etcd:// store (PRUSA_ETCD_CACERT, ...)
+  --version            print the version
 `
 
 const footerHelp = `Tokens come from PRUSA_TOKENS_JSON, else PRUSA_TOKEN, else the store.
@@ -58,7 +70,10 @@ first if needed. Never prompts. stdin is empty or one JSON request:
   --format token    the token and a newline
   --format header   Authorization: Bearer <token>
   --format env      PRUSA_TOKEN=<token>
-With token, header and env, an error prints nothing on stdout.
+On error, --format json prints {"version":1,"success":false,"code":...} on
+stdout; token, header and env print nothing on stdout (so $(...) is empty).
+Either way the message is on stderr and the exit code says what failed:
+2 invalid request, 4 login required, 75 try again later, 1 anything else.
 `,
 	"token": `Usage: prusa-credential-helper token [flags]
 
@@ -95,6 +110,13 @@ Removes the profile's stored tokens (erase, for people).
 
 Shows who is logged in, when the access and refresh tokens expire, and where
 they are stored. Exits 4 when only a new login can give a token.
+`,
+	"refresh": `Usage: prusa-credential-helper refresh [--all [--within DURATION]] [flags]
+
+Refreshes the profile's tokens now. With --all, refreshes every stored
+profile (with --within, only those whose refresh token expires within
+DURATION, such as 72h), for cron and systemd timers. Writes a line per
+profile on stderr; exits 4 if any profile needs a login.
 `,
 	"version": `Usage: prusa-credential-helper version [--json]
 

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -67,32 +68,43 @@ func (c *cli) login(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if email, err = t.Prompt(ctx, "Prusa Account email: "); ctx.Err() != nil {
-			return ctx.Err()
-		} else if err != nil || email == "" {
-			return protocol.Errorf(protocol.InvalidRequest, "no email given")
+		if email, err = askUntilGiven(ctx, t, t.Prompt, "Prusa Account email: ", "email"); err != nil {
+			return err
 		}
 	}
-	if password == "" {
-		t, err := openTTY("password")
+	askPassword := password == ""
+	for try := 1; ; try++ {
+		if askPassword {
+			t, err := openTTY("password")
+			if err != nil {
+				return err
+			}
+			if password, err = askUntilGiven(ctx, t, t.PromptSecret, "Password for "+email+": ", "password"); err != nil {
+				return err
+			}
+		}
+		// The budget starts after the prompts, so that a slow typist does
+		// not spend it.
+		budget, cancel := context.WithTimeout(ctx, c.s.timeout)
+		defer cancel()
+		set, err := c.authClient().Login(budget, auth.LoginInput{Email: email, Password: password, TOTP: totp})
+		if errors.Is(err, auth.ErrInvalidCredentials) && askPassword && try < maxPasswordTries {
+			tty.Println("invalid email or password, try again")
+			continue
+		}
 		if err != nil {
 			return err
 		}
-		if password, err = t.PromptSecret(ctx, "Password for "+email+": "); ctx.Err() != nil {
-			return ctx.Err()
-		} else if err != nil || password == "" {
-			return protocol.Errorf(protocol.InvalidRequest, "no password given")
-		}
+		return c.saveLogin(budget, profile, email, &set)
 	}
+}
 
-	c.deadline = time.Now().Add(c.s.timeout)
-	ctx, cancel := context.WithDeadline(ctx, c.deadline)
-	defer cancel()
-	set, err := c.authClient().Login(ctx, auth.LoginInput{Email: email, Password: password, TOTP: totp})
-	if err != nil {
-		return err
-	}
-	where, err := c.helper().StoreSet(ctx, profile, &set)
+// maxPasswordTries is how many passwords an interactive login asks for.
+const maxPasswordTries = 3
+
+// saveLogin stores a new login's set and says so.
+func (c *cli) saveLogin(ctx context.Context, profile, email string, set *auth.TokenSet) error {
+	where, err := c.helper().StoreSet(ctx, profile, set)
 	if err != nil {
 		return err
 	}
@@ -101,8 +113,63 @@ func (c *cli) login(ctx context.Context) error {
 	if id, err := auth.ParseJWT(set.IDToken); err == nil && id.User != nil && id.User.Email != "" {
 		who = id.User.Email
 	}
-	fmt.Fprintf(c.stderr, "Logged in as %s (profile %s, stored in %s)\n", who, profile, where)
+	fmt.Fprintf(c.stderr, "Logged in as %s (profile %s, stored in %s)\n", protocol.OneLine(who), profile, where)
+	if c.envSource != nil {
+		c.warnf("%s is set, so get will keep using it instead of this login; unset it", c.envSource.Var)
+	}
 	return nil
+}
+
+// askUntilGiven asks until the answer is not empty, up to maxPasswordTries
+// times.
+func askUntilGiven(ctx context.Context, t terminal, prompt func(context.Context, string) (string, error), text, what string) (string, error) {
+	for try := 1; try <= maxPasswordTries; try++ {
+		v, err := prompt(ctx, text)
+		if ctx.Err() != nil {
+			return "", ctx.Err()
+		}
+		if err != nil {
+			break
+		}
+		if v != "" {
+			return v, nil
+		}
+		if try < maxPasswordTries {
+			t.Println("the " + what + " is empty, try again")
+		}
+	}
+	return "", protocol.Errorf(protocol.InvalidRequest, "no %s given", what)
+}
+
+// autoLogin logs in without a person, for get --auto-login: from
+// PRUSA_EMAIL, PRUSA_PASSWORD and, for an account with 2FA,
+// PRUSA_TOTP_SECRET (or PRUSA_TOTP_CODE). It never prompts: a missing input
+// is a login_required error that names it.
+func (c *cli) autoLogin(ctx context.Context) (*auth.TokenSet, error) {
+	missing := func(what string) error {
+		return &protocol.Error{Code: protocol.LoginRequired,
+			Message: "auto-login needs " + what,
+			Hint:    "set it, or run: " + loginCommand(c.s.profile)}
+	}
+	email := c.getenv("PRUSA_EMAIL")
+	if email == "" {
+		return nil, missing("PRUSA_EMAIL, which is not set")
+	}
+	password := c.getenv("PRUSA_PASSWORD")
+	if password == "" {
+		return nil, missing("PRUSA_PASSWORD, which is not set")
+	}
+	totp, err := c.totpSource(func(string) (terminal, error) {
+		return nil, missing("PRUSA_TOTP_SECRET: the account asks for a TOTP code")
+	})
+	if err != nil {
+		return nil, err
+	}
+	set, err := c.authClient().Login(ctx, auth.LoginInput{Email: email, Password: password, TOTP: totp})
+	if err != nil {
+		return nil, fmt.Errorf("auto-login: %w", err)
+	}
+	return &set, nil
 }
 
 func loginInputHint(what string) string {
@@ -120,6 +187,10 @@ func loginInputHint(what string) string {
 // terminal (up to 3 tries), opened only if the account asks.
 func (c *cli) totpSource(openTTY func(string) (terminal, error)) (auth.TOTPSource, error) {
 	if code := c.getenv("PRUSA_TOTP_CODE"); code != "" {
+		code, ok := totpCode(code)
+		if !ok {
+			return nil, protocol.Errorf(protocol.InvalidRequest, "PRUSA_TOTP_CODE is not a 6-digit code")
+		}
 		return func(_ context.Context, attempt int, _ time.Duration) (string, error) {
 			if attempt > 1 {
 				return "", auth.ErrInvalidTOTP
@@ -142,13 +213,29 @@ func (c *cli) totpSource(openTTY func(string) (terminal, error)) (auth.TOTPSourc
 		if attempt > 1 {
 			t.Println("invalid TOTP code, try again")
 		}
-		code, err := t.Prompt(ctx, "TOTP code: ")
-		if ctx.Err() != nil {
-			return "", ctx.Err()
+		for {
+			entry, err := t.Prompt(ctx, "TOTP code: ")
+			if ctx.Err() != nil {
+				return "", ctx.Err()
+			}
+			if err != nil {
+				return "", auth.ErrInvalidTOTP
+			}
+			// A typo is refused here, without using up one of the
+			// server's tries.
+			if code, ok := totpCode(entry); ok {
+				return code, nil
+			}
+			t.Println("a TOTP code is 6 digits, try again")
 		}
-		if err != nil || strings.TrimSpace(code) == "" {
-			return "", auth.ErrInvalidTOTP
-		}
-		return code, nil
 	}, nil
+}
+
+// totpCode reads a TOTP code: 6 digits, spaces allowed (and removed).
+func totpCode(entry string) (string, bool) {
+	code := strings.Join(strings.Fields(entry), "")
+	if len(code) != auth.TOTPDigits || strings.Trim(code, "0123456789") != "" {
+		return "", false
+	}
+	return code, true
 }

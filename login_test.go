@@ -117,13 +117,12 @@ func TestLoginInterruptedAtPrompt(t *testing.T) {
 			tty := &blockingTerminal{started: make(chan struct{})}
 			config := t.TempDir()
 			p := newInProcess(config, vars, time.Now, tty)
-			p.env.watchSignals = func(ctx context.Context) (context.Context, context.CancelFunc) {
-				ctx, cancel := context.WithCancel(ctx)
-				go func() { <-tty.started; cancel() }() // the user presses Ctrl-C at the prompt
-				return ctx, cancel
-			}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			go func() { <-tty.started; cancel() }() // the user presses Ctrl-C at the prompt
+			p.ctx = ctx
 			exit := p.run("", "login", "--store", "file")
-			if exit != 1 || p.stderr.String() != "prusa-credential-helper: interrupted\n" || p.stdout.Len() != 0 {
+			if exit != 130 || p.stderr.String() != "prusa-credential-helper: interrupted\n" || p.stdout.Len() != 0 {
 				t.Fatalf("exit %d stdout %q stderr %q", exit, p.stdout.String(), p.stderr.String())
 			}
 			if n := srv.Count(authtest.KindAuthorize) + srv.Count(authtest.KindLoginPost); n != 0 {

@@ -1,16 +1,17 @@
 // Command prusa-credential-helper gives any program a fresh Prusa Connect
-// access token: see README.md and SPEC.md in the shared folder.
+// access token: see README.md.
 package main
 
 import (
 	"context"
 	"os"
+	"os/signal"
+	"syscall"
 )
 
 func main() {
-	// Interrupts are watched (signal.NotifyContext) only by the commands
-	// that ask for input or write: login, logout, store, erase. get does
-	// not pay for a signal thread on every call; an interrupt ends it like
-	// a kill, which leaves the store whole.
-	os.Exit(run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
 }

@@ -25,6 +25,10 @@ var binary string
 
 func TestMain(m *testing.M) {
 	flag.Parse()
+	if how := os.Getenv("PCH_COLD_ENCODE"); how != "" { // a child of BenchmarkColdAnswerEncoding
+		coldEncodeChild(how)
+		os.Exit(0)
+	}
 	dir, err := os.MkdirTemp("", "pch-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -95,6 +99,7 @@ func storeIn(tb testing.TB, config, profile string, v any) []byte {
 // variables, config folder, clock and terminal are the test's.
 type inProcess struct {
 	env            *env
+	ctx            context.Context // nil: context.Background()
 	stdout, stderr bytes.Buffer
 }
 
@@ -123,7 +128,11 @@ func (p *inProcess) run(stdin string, args ...string) int {
 	p.stdout.Reset()
 	p.stderr.Reset()
 	p.env.args, p.env.stdin = args, strings.NewReader(stdin)
-	return runEnv(context.Background(), p.env)
+	ctx := p.ctx
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	return runEnv(ctx, p.env)
 }
 
 // jwtFor builds a canary JWT: fixed claims, a recognisable signature.

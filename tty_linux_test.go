@@ -10,12 +10,17 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/prusa-credential-helper/prusa-credential-helper/auth/authtest"
 )
 
 // openPTY opens a pseudo-terminal pair: the user's side (master) and the
@@ -132,4 +137,105 @@ func TestTerminalSecretPromptInterrupted(t *testing.T) {
 		t.Fatal("echo left off after an interrupted prompt")
 	}
 	master.Write([]byte("\n")) // ends the abandoned read
+}
+
+// startOnTerminal starts the built binary with the pseudo-terminal as its
+// controlling terminal (and stdin), as a user's shell would.
+func startOnTerminal(t *testing.T, slave *os.File, vars map[string]string, args ...string) (*exec.Cmd, *bytes.Buffer, *bytes.Buffer) {
+	t.Helper()
+	home := t.TempDir()
+	cmd := exec.Command(binary, args...)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "XDG_CONFIG_HOME=" + filepath.Join(home, ".config"), "PRUSA_CREDENTIAL_STORE=file"}
+	for k, v := range vars {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, &stdout, &stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return cmd, &stdout, &stderr
+}
+
+// waitShown waits (at most 20 s) until the terminal has shown text n times.
+func waitShown(t *testing.T, s *screen, text string, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if strings.Count(s.String(), text) >= n {
+			return
+		}
+	}
+	t.Fatalf("the terminal never showed %q %d times; it showed:\n%s", text, n, s.String())
+}
+
+func exitCode(t *testing.T, cmd *exec.Cmd) int {
+	t.Helper()
+	err := cmd.Wait()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return 0
+}
+
+// TestLoginCtrlC: Ctrl-C at the password prompt of a real terminal ends
+// login at once with exit 130, the terminal's echo back on, nothing sent.
+func TestLoginCtrlC(t *testing.T) {
+	srv := newServer(t, authtest.Options{})
+	master, slave := openPTY(t)
+	shown := watch(master)
+	cmd, stdout, stderr := startOnTerminal(t, slave, map[string]string{"PRUSA_ACCOUNT_URL": srv.URL, "PRUSA_EMAIL": userEmail}, "login")
+	waitShown(t, shown, "Password for "+userEmail, 1)
+	untilEchoOff(slave)
+	master.Write([]byte{3}) // Ctrl-C
+	if exit := exitCode(t, cmd); exit != 130 || stdout.Len() != 0 || stderr.String() != prog+": interrupted\n" {
+		t.Fatalf("exit %d stdout %q stderr %q", exit, stdout.String(), stderr.String())
+	}
+	if !echoOn(t, slave) {
+		t.Fatal("echo left off")
+	}
+	if n := srv.Count(authtest.KindAuthorize); n != 0 {
+		t.Fatalf("%d requests to the server", n)
+	}
+}
+
+// TestLoginOnTerminal: a whole interactive login on a real terminal: an
+// empty email asked again, a wrong password asked again, a TOTP entry of 5
+// digits refused on the spot, then a code with a space in it.
+func TestLoginOnTerminal(t *testing.T) {
+	srv := newServer(t, authtest.Options{})
+	master, slave := openPTY(t)
+	shown := watch(master)
+	cmd, stdout, stderr := startOnTerminal(t, slave, map[string]string{"PRUSA_ACCOUNT_URL": srv.URL}, "login")
+	type step struct{ wait, typed string }
+	good := goodTOTP()
+	for _, s := range []step{
+		{"Prusa Account email: ", "\n"},
+		{"the email is empty, try again", userEmail + "\n"},
+		{"Password for " + userEmail, "CANARY-wrong\n"},
+		{"invalid email or password, try again", userPassword + "\n"},
+		{"TOTP code: ", "12345\n"},
+		{"a TOTP code is 6 digits, try again", good[:3] + " " + good[3:] + "\n"},
+	} {
+		waitShown(t, shown, s.wait, 1)
+		if strings.HasPrefix(s.wait, "Password") || strings.HasPrefix(s.wait, "invalid email") {
+			untilEchoOff(slave)
+		}
+		master.Write([]byte(s.typed))
+	}
+	if exit := exitCode(t, cmd); exit != 0 || stdout.Len() != 0 || !strings.HasSuffix(stderr.String(), "Logged in as canary@example.com (profile default, stored in file)\n") {
+		t.Fatalf("exit %d stdout %q stderr %q", exit, stdout.String(), stderr.String())
+	}
+	time.Sleep(50 * time.Millisecond) // let the screen catch up
+	if s := shown.String(); strings.Contains(s, "CANARY") || strings.Contains(s, userPassword) {
+		t.Fatal("the terminal echoed a password")
+	}
+	if srv.Count(authtest.KindLoginPost) != 2 || srv.Count(authtest.KindTOTPPost) != 1 {
+		t.Fatalf("%d password posts, %d TOTP posts", srv.Count(authtest.KindLoginPost), srv.Count(authtest.KindTOTPPost))
+	}
 }

@@ -15,6 +15,7 @@ package protocol
 import (
 	"fmt"
 	"strings"
+	"unicode"
 )
 
 // Version is the protocol version: the "version" of every request and
@@ -78,25 +79,47 @@ func Errorf(code Code, format string, args ...any) *Error {
 }
 
 // JSONMessage is the message of the JSON document: the message and the
-// hint, joined by "; ".
+// hint, joined by "; ", on one line.
 func (e *Error) JSONMessage() string {
 	if e.Hint == "" {
-		return e.Message
+		return OneLine(e.Message)
 	}
-	return e.Message + "; " + e.Hint
+	return OneLine(e.Message + "; " + e.Hint)
 }
 
 // Stderr is what goes to stderr: the message line, prefixed with the
 // program's name, and the hint line if any.
 func (e *Error) Stderr(prog string) string {
 	var b strings.Builder
-	b.WriteString(prog + ": " + oneLine(e.Message) + "\n")
+	b.WriteString(prog + ": " + OneLine(e.Message) + "\n")
 	if e.Hint != "" {
-		b.WriteString("hint: " + oneLine(e.Hint) + "\n")
+		b.WriteString("hint: " + OneLine(e.Hint) + "\n")
 	}
 	return b.String()
 }
 
-func oneLine(s string) string {
-	return strings.NewReplacer("\r\n", " ", "\n", " ", "\r", " ").Replace(s)
+// OneLine makes s fit on one line: every run of line breaks (and the spaces
+// around it) becomes "; ", and other control characters become spaces.
+func OneLine(s string) string {
+	if !strings.ContainsFunc(s, unicode.IsControl) {
+		return s
+	}
+	var b strings.Builder
+	lines := strings.FieldsFunc(s, func(r rune) bool { return r == '\n' || r == '\r' })
+	for _, l := range lines {
+		l = strings.TrimSpace(strings.Map(func(r rune) rune {
+			if unicode.IsControl(r) {
+				return ' '
+			}
+			return r
+		}, l))
+		if l == "" {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(l)
+	}
+	return b.String()
 }

@@ -160,25 +160,3 @@ func FuzzReadRequest(f *testing.F) {
 		}
 	})
 }
-
-// TestWriteTokenMatchesEncodingJSON: the hand-written answer of get is the
-// one encoding/json would write, for any strings.
-func TestWriteTokenMatchesEncodingJSON(t *testing.T) {
-	for _, s := range []string{"eyJ.abc-_.x", `quo"te`, "back\\slash", "tab\tnew\nline", "ünïcode", "<&>", "\u2028", "bad\xffutf8", ""} {
-		tok := Token{Profile: s, TokenType: "Bearer", AccessToken: s, Expiry: time.Unix(1795733862, 0)}
-		var got, want bytes.Buffer
-		WriteToken(&got, FormatJSON, tok)
-		writeJSON(&want, struct {
-			Version        int    `json:"version"`
-			Success        bool   `json:"success"`
-			Profile        string `json:"profile"`
-			TokenType      string `json:"token_type"`
-			AccessToken    string `json:"access_token"`
-			ExpiresAt      string `json:"expires_at"`
-			ExpirationTime int64  `json:"expiration_time"`
-		}{1, true, s, "Bearer", s, "2026-11-26T22:57:42Z", 1795733862})
-		if got.String() != want.String() {
-			t.Errorf("%q:\n got %s\nwant %s", s, got.String(), want.String())
-		}
-	}
-}

@@ -101,14 +101,9 @@ func requestFrom(m map[string]json.RawMessage) (Request, error) {
 		}
 		req.Version = Version
 	}
-	if raw, ok := m["profile"]; ok {
-		if err := json.Unmarshal(raw, &req.Profile); err != nil || raw[0] != '"' {
-			return Request{}, Errorf(InvalidRequest, "profile must be a string")
-		}
-		if req.Profile == "" {
-			return Request{}, Errorf(InvalidRequest, "profile must not be empty")
-		}
-		req.HasProfile = true
+	var err error
+	if req.Profile, req.HasProfile, err = profileField(m); err != nil {
+		return Request{}, err
 	}
 	if raw, ok := m["min_ttl"]; ok {
 		n, ok := integral(raw)
@@ -160,16 +155,28 @@ func ReadTokenSetBody(r io.Reader) (body []byte, profile string, hasProfile bool
 	if err != nil {
 		return nil, "", false, err
 	}
-	if raw, ok := m["profile"]; ok {
-		if json.Unmarshal(raw, &profile) != nil || raw[0] != '"' {
-			return nil, "", false, Errorf(InvalidRequest, "profile must be a string")
-		}
-		if profile == "" {
-			return nil, "", false, Errorf(InvalidRequest, "profile must not be empty")
-		}
+	if profile, hasProfile, err = profileField(m); err != nil {
+		return nil, "", false, err
+	}
+	if hasProfile {
 		delete(m, "profile")
-		hasProfile = true
 		body, _ = json.Marshal(m)
 	}
 	return body, profile, hasProfile, nil
+}
+
+// profileField reads the optional "profile" of a request or token set: a
+// string, not empty.
+func profileField(m map[string]json.RawMessage) (profile string, ok bool, err error) {
+	raw, ok := m["profile"]
+	if !ok {
+		return "", false, nil
+	}
+	if json.Unmarshal(raw, &profile) != nil || raw[0] != '"' {
+		return "", false, Errorf(InvalidRequest, "profile must be a string")
+	}
+	if profile == "" {
+		return "", false, Errorf(InvalidRequest, "profile must not be empty")
+	}
+	return profile, true, nil
 }

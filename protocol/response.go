@@ -3,9 +3,9 @@ package protocol
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -31,7 +31,7 @@ func ParseFormat(s string) (Format, error) {
 			return f, nil
 		}
 	}
-	return "", fmt.Errorf("unknown format %q (want json, token, header or env)", s)
+	return "", errors.New("want json, token, header or env")
 }
 
 // TimeLayout is the layout of every time in the protocol: UTC, seconds.
@@ -85,41 +85,15 @@ func WriteToken(w io.Writer, f Format, t Token) error {
 		_, err := fmt.Fprintf(w, "PRUSA_TOKEN=%s\n", shellQuote(t.AccessToken))
 		return err
 	}
-	// Written by hand: get runs in a fresh process each time, where the
-	// first use of encoding/json's reflection is the costliest part of the
-	// answer. The bytes are those encoding/json gives (a test checks).
-	b := make([]byte, 0, 160+len(t.AccessToken))
-	b = append(b, `{"version":1,"success":true,"profile":`...)
-	b = appendString(b, t.Profile)
-	b = append(b, `,"token_type":`...)
-	b = appendString(b, t.TokenType)
-	b = append(b, `,"access_token":`...)
-	b = appendString(b, t.AccessToken)
-	b = append(b, `,"expires_at":"`...)
-	b = append(b, FormatTime(t.Expiry)...)
-	b = append(b, `","expiration_time":`...)
-	b = strconv.AppendInt(b, t.Expiry.Unix(), 10)
-	b = append(b, "}\n"...)
-	_, err := w.Write(b)
-	return err
-}
-
-// appendString appends s as a JSON string: as it is when it is printable
-// ASCII with no quote or backslash (JWTs, profile names), else through
-// encoding/json.
-func appendString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' {
-			var buf bytes.Buffer
-			enc := json.NewEncoder(&buf)
-			enc.SetEscapeHTML(false)
-			enc.Encode(s)
-			return append(b, bytes.TrimSuffix(buf.Bytes(), []byte("\n"))...)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
+	return writeJSON(w, struct {
+		Version        int    `json:"version"`
+		Success        bool   `json:"success"`
+		Profile        string `json:"profile"`
+		TokenType      string `json:"token_type"`
+		AccessToken    string `json:"access_token"`
+		ExpiresAt      string `json:"expires_at"`
+		ExpirationTime int64  `json:"expiration_time"`
+	}{Version, true, t.Profile, t.TokenType, t.AccessToken, FormatTime(t.Expiry), t.Expiry.Unix()})
 }
 
 // shellQuote leaves a JWT (base64url and dots) as it is, and single-quotes

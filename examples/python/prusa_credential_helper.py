@@ -6,17 +6,35 @@
 HelperAuth follows the Python SDK's AuthStrategy protocol (before_request).
 It execs `prusa-credential-helper get` and caches the token until shortly
 before its expiration_time, so most requests cost no process at all.
+See README.md beside this file.
 """
 import json
 import subprocess
 import time
 
+INSTALL_HINT = (
+    "install it with: go install "
+    "github.com/prusa-credential-helper/prusa-credential-helper@latest "
+    "(or ./install.sh from a checkout, which puts it in ~/.local/bin), "
+    "make sure it is on PATH, or pass HelperAuth(binary=\"/path/to/prusa-credential-helper\")"
+)
+
 
 class HelperError(Exception):
+    """The helper answered with an error: code is the protocol's error code
+    (login_required, network_error, ...), exit_code the helper's exit code."""
+
     def __init__(self, code, message, exit_code):
         super().__init__(f"{code}: {message}")
         self.code, self.message, self.exit_code = code, message, exit_code
         self.retryable = exit_code == 75
+
+
+class HelperNotInstalled(HelperError):
+    """The helper binary could not be run: it is not installed or not on PATH."""
+
+    def __init__(self, binary, why):
+        super().__init__("not_installed", f"cannot run {binary!r} ({why}); {INSTALL_HINT}", 127)
 
 
 class HelperAuth:
@@ -30,9 +48,18 @@ class HelperAuth:
             if self.profile:
                 request["profile"] = self.profile
             self.calls += 1
-            proc = subprocess.run([self.binary, "get"], input=json.dumps(request),
-                                  capture_output=True, text=True, check=False)
-            answer = json.loads(proc.stdout)
+            try:
+                proc = subprocess.run([self.binary, "get"], input=json.dumps(request),
+                                      capture_output=True, text=True, check=False)
+            except FileNotFoundError:
+                raise HelperNotInstalled(self.binary, "not found") from None
+            except PermissionError:
+                raise HelperNotInstalled(self.binary, "not executable") from None
+            try:
+                answer = json.loads(proc.stdout)
+            except ValueError:
+                first = (proc.stderr.strip().splitlines() or ["no output"])[0]
+                raise HelperError("internal", first, proc.returncode) from None
             if not answer.get("success"):
                 raise HelperError(answer["code"], answer["message"], proc.returncode)
             self._token, self._expires = answer["access_token"], answer["expiration_time"]

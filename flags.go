@@ -1,0 +1,214 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/prusa-credential-helper/prusa-credential-helper/protocol"
+)
+
+// settings are the resolved flags and environment of a run.
+type settings struct {
+	command string
+
+	profile     string // from --profile or PRUSA_PROFILE; "" if neither
+	store       string // helper.ModeAuto, ModeKeyring, ModeFile, or modeEtcd
+	etcd        etcdStore
+	accountURL  string
+	clientID    string
+	redirectURI string
+	tokenFile   string
+	timeout     time.Duration
+	debug       bool
+	autoLogin   bool
+	saveCommand []string // the words of --save-command; nil if unset
+
+	format        protocol.Format
+	json          bool
+	email         string
+	passwordStdin bool
+	all           bool          // refresh --all
+	within        time.Duration // refresh --within
+	version       bool          // --version
+
+	// Raw values of the flags that resolve checks with the environment.
+	rawAutoLogin   bool
+	rawSaveCommand string
+
+	set map[string]bool // flags given on the command line
+}
+
+// etcdStore is an etcd:// store and the TLS and auth settings to reach it.
+type etcdStore struct {
+	endpoints []string // HOST:PORT, at least one
+	prefix    string   // the key prefix, without leading or trailing slash
+	caCert    string   // --etcd-cacert / PRUSA_ETCD_CACERT
+	cert      string   // --etcd-cert / PRUSA_ETCD_CERT
+	key       string   // --etcd-key / PRUSA_ETCD_KEY
+	user      string   // --etcd-user / PRUSA_ETCD_USER, user:password
+}
+
+// durationValue is a positive duration.
+type durationValue struct{ v *time.Duration }
+
+func (d durationValue) String() string {
+	if d.v == nil {
+		return ""
+	}
+	return d.v.String()
+}
+
+func (d durationValue) Set(s string) error {
+	v, err := parseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d.v = v
+	return nil
+}
+
+func parseDuration(s string) (time.Duration, error) {
+	v, err := time.ParseDuration(s)
+	if err != nil || v <= 0 {
+		return 0, errors.New("want a positive duration such as 20s or 2m")
+	}
+	return v, nil
+}
+
+func newFlagSet(s *settings) *flag.FlagSet {
+	fs := flag.NewFlagSet(prog, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&s.profile, "profile", "", "")
+	fs.Func("store", "", func(v string) error {
+		s.store = v
+		return checkStore(v)
+	})
+	fs.StringVar(&s.accountURL, "account-url", "", "")
+	fs.StringVar(&s.clientID, "client-id", "", "")
+	fs.StringVar(&s.redirectURI, "redirect-uri", "", "")
+	fs.StringVar(&s.tokenFile, "token-file", "", "")
+	fs.Var(durationValue{&s.timeout}, "timeout", "")
+	fs.BoolVar(&s.debug, "debug", false, "")
+	fs.BoolVar(&s.rawAutoLogin, "auto-login", false, "")
+	fs.StringVar(&s.rawSaveCommand, "save-command", "", "")
+	fs.StringVar(&s.etcd.caCert, "etcd-cacert", "", "")
+	fs.StringVar(&s.etcd.cert, "etcd-cert", "", "")
+	fs.StringVar(&s.etcd.key, "etcd-key", "", "")
+	fs.StringVar(&s.etcd.user, "etcd-user", "", "")
+	fs.BoolVar(&s.version, "version", false, "")
+	fs.Func("format", "", func(v string) error {
+		f, err := protocol.ParseFormat(v)
+		s.format = f
+		return err
+	})
+	fs.BoolVar(&s.json, "json", false, "")
+	fs.StringVar(&s.email, "email", "", "")
+	fs.BoolVar(&s.passwordStdin, "password-stdin", false, "")
+	fs.BoolVar(&s.all, "all", false, "")
+	fs.Var(durationValue{&s.within}, "within", "")
+	return fs
+}
+
+// commandFlags lists, per command, the flags it takes besides the global
+// ones.
+var commandFlags = map[string][]string{
+	"get":     {"format"},
+	"token":   {},
+	"store":   {"format"},
+	"erase":   {"format"},
+	"list":    {"format"},
+	"login":   {"email", "password-stdin"},
+	"logout":  {},
+	"status":  {"json"},
+	"refresh": {"all", "within"},
+	"version": {"json"},
+	"help":    {},
+}
+
+var globalFlags = []string{
+	"profile", "store", "account-url", "client-id", "redirect-uri", "token-file", "timeout", "debug",
+	"auto-login", "save-command", "etcd-cacert", "etcd-cert", "etcd-key", "etcd-user", "version",
+}
+
+// usageError is a command line that cannot be run: unknown command or flag,
+// or a flag value of the wrong kind.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+// parseArgs reads flags before and after the command.
+func parseArgs(args []string) (*settings, []string, error) {
+	s := &settings{set: map[string]bool{}}
+	fs := newFlagSet(s)
+	if err := fs.Parse(args); err != nil {
+		return s, nil, flagError(err)
+	}
+	rest := fs.Args()
+	if len(rest) > 0 {
+		s.command = rest[0]
+		if err := fs.Parse(rest[1:]); err != nil {
+			return s, nil, flagError(err)
+		}
+	}
+	positional := fs.Args()
+	fs.Visit(func(f *flag.Flag) { s.set[f.Name] = true })
+	if s.version {
+		return s, nil, nil
+	}
+	if s.command == "" {
+		return s, nil, &usageError{"no command given"}
+	}
+	if s.command == "help" {
+		return s, positional, nil
+	}
+	allowed, ok := commandFlags[s.command]
+	if !ok {
+		return s, nil, &usageError{fmt.Sprintf("unknown command %q", s.command)}
+	}
+	if len(positional) > 0 {
+		return s, nil, &usageError{fmt.Sprintf("%s takes no arguments (got %q)", s.command, positional[0])}
+	}
+	for name := range s.set {
+		if !slices.Contains(globalFlags, name) && !slices.Contains(allowed, name) {
+			return s, nil, &usageError{fmt.Sprintf("flag --%s is not for %s", name, s.command)}
+		}
+	}
+	if s.set["format"] && s.command != "get" && s.format != protocol.FormatJSON {
+		return s, nil, &usageError{fmt.Sprintf("%s prints JSON only (--format json)", s.command)}
+	}
+	if s.set["within"] && !s.all {
+		return s, nil, &usageError{"--within goes with --all"}
+	}
+	return s, nil, nil
+}
+
+// flagError rewords the flag package's errors with double-dash flags.
+func flagError(err error) error {
+	if errors.Is(err, flag.ErrHelp) {
+		return err
+	}
+	msg := err.Error()
+	// The flag package says `flag provided but not defined: -bogus` and
+	// `invalid value "xml" for flag -format: want …`.
+	if name, ok := strings.CutPrefix(msg, "flag provided but not defined: -"); ok {
+		msg = "unknown flag --" + strings.TrimPrefix(name, "-")
+	}
+	msg = strings.Replace(msg, " for flag -", " for --", 1)
+	msg = strings.Replace(msg, "flag needs an argument: -", "flag needs a value: --", 1)
+	return &usageError{msg}
+}
+
+// usageLines is what a usage error prints on stderr: the problem, and where
+// to read more.
+func usageLines(err error, command string) string {
+	topic := ""
+	if _, ok := commandFlags[command]; ok && command != "help" {
+		topic = " " + command
+	}
+	return fmt.Sprintf("%s: %s\nRun '%s help%s' for usage.\n", prog, protocol.OneLine(err.Error()), prog, topic)
+}

@@ -1,0 +1,61 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/prusa-credential-helper/prusa-credential-helper/protocol"
+)
+
+// refresh refreshes the profile now. With --all it refreshes every stored
+// profile whose refresh token expires within --within (every profile
+// without --within), writes a line per profile on stderr, and exits 4 if
+// any needs a login (else with the first failure's code).
+func (c *cli) refresh(ctx context.Context) error {
+	// A token in the environment comes before every stored set: a bare
+	// PRUSA_TOKEN cannot be refreshed, and with --all PRUSA_TOKENS_JSON
+	// would be refreshed and saved under every profile.
+	if env := c.envSource; env != nil && (c.s.all || env.Bare()) {
+		return protocol.Errorf(protocol.InvalidRequest, "%s is set and would be used instead of the stored token sets; unset it to refresh them", env.Var)
+	}
+	if !c.s.all {
+		profile, err := c.profileFor("", false)
+		if err != nil {
+			return err
+		}
+		tok, err := c.helper().Get(ctx, profile, 0, true)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(c.stderr, "Refreshed profile %s: the access token is valid until %s\n", profile, protocol.FormatTime(tok.Expiry))
+		return nil
+	}
+	entries, err := c.helper().List(ctx)
+	if err != nil {
+		return err
+	}
+	now, code := c.now(), protocol.ExitOK
+	for _, e := range entries {
+		if c.s.within > 0 && !e.RefreshExpires.IsZero() && e.RefreshExpires.Sub(now) > c.s.within {
+			fmt.Fprintf(c.stderr, "%s: not due (the refresh token is valid until %s)\n", e.Profile, protocol.FormatTime(e.RefreshExpires))
+			continue
+		}
+		tok, err := c.helper().Get(ctx, e.Profile, 0, true)
+		if err != nil {
+			pe := c.classify(err)
+			fmt.Fprintf(c.stderr, "%s: %s\n", e.Profile, pe.JSONMessage())
+			switch {
+			case pe.Code == protocol.LoginRequired:
+				code = protocol.ExitLoginRequired
+			case code == protocol.ExitOK:
+				code = pe.Code.ExitCode()
+			}
+			continue
+		}
+		fmt.Fprintf(c.stderr, "%s: refreshed (the access token is valid until %s)\n", e.Profile, protocol.FormatTime(tok.Expiry))
+	}
+	if code != protocol.ExitOK {
+		return &silentExit{code}
+	}
+	return nil
+}

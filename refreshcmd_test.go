@@ -1,0 +1,161 @@
+package main
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prusa-credential-helper/prusa-credential-helper/auth/authtest"
+)
+
+// TestRefreshCommand: refresh refreshes one profile now; refresh --all
+// --within refreshes the stored profiles that are due, a line each on
+// stderr, and exits 4 when one needs a login.
+func TestRefreshCommand(t *testing.T) {
+	srv := newServer(t, authtest.Options{})
+	config := t.TempDir()
+	a := srv.Mint(userEmail, time.Hour)
+	storeIn(t, config, "a", a)
+	storeIn(t, config, "b", srv.Mint("plain@example.com", time.Hour))
+	p := newInProcess(config, map[string]string{"PRUSA_ACCOUNT_URL": srv.URL, "PRUSA_CREDENTIAL_STORE": "file"}, time.Now, nil)
+
+	if exit := p.run("", "refresh", "--profile", "a"); exit != 0 || srv.Count(authtest.KindTokenRefresh) != 1 ||
+		!strings.HasPrefix(p.stderr.String(), "Refreshed profile a: the access token is valid until ") || p.stdout.Len() != 0 {
+		t.Fatalf("refresh: exit %d stderr %q, %d refreshes", exit, p.stderr.String(), srv.Count(authtest.KindTokenRefresh))
+	}
+	if srv.ValidRefreshToken(a.RefreshToken) {
+		t.Fatal("the old refresh token still works: nothing was refreshed")
+	}
+
+	srv.ResetCounts()
+	exit := p.run("", "refresh", "--all", "--within", "1h")
+	if lines := strings.Split(strings.TrimSuffix(p.stderr.String(), "\n"), "\n"); exit != 0 || len(lines) != 2 ||
+		!strings.HasPrefix(lines[0], "a: not due (the refresh token is valid until ") || !strings.HasPrefix(lines[1], "b: not due") {
+		t.Fatalf("--within 1h: exit %d stderr %q", exit, p.stderr.String())
+	}
+	if n := srv.Count(authtest.KindTokenRefresh); n != 0 {
+		t.Fatalf("%d refreshes of profiles not due", n)
+	}
+
+	exit = p.run("", "refresh", "--all", "--within", "8760h")
+	if lines := strings.Split(strings.TrimSuffix(p.stderr.String(), "\n"), "\n"); exit != 0 || len(lines) != 2 ||
+		!strings.HasPrefix(lines[0], "a: refreshed") || !strings.HasPrefix(lines[1], "b: refreshed") || srv.Count(authtest.KindTokenRefresh) != 2 {
+		t.Fatalf("--within a year: exit %d stderr %q, %d refreshes", exit, p.stderr.String(), srv.Count(authtest.KindTokenRefresh))
+	}
+
+	srv.RevokeAll("plain@example.com")
+	exit = p.run("", "refresh", "--all")
+	if lines := strings.Split(strings.TrimSuffix(p.stderr.String(), "\n"), "\n"); exit != 4 || len(lines) != 2 ||
+		!strings.HasPrefix(lines[0], "a: refreshed") || !strings.HasPrefix(lines[1], "b: ") || !strings.Contains(lines[1], "login --profile b") {
+		t.Fatalf("one revoked: exit %d stderr %q", exit, p.stderr.String())
+	}
+	assertNoTokens(t, "stderr", p.stderr.String(), a.AccessToken, a.RefreshToken, a.IDToken)
+
+	// A token in the environment would stand in for the stored sets.
+	js, _ := json.Marshal(srv.Mint(userEmail, time.Hour))
+	for _, tc := range []struct {
+		name, value string
+		args        []string
+	}{
+		{"PRUSA_TOKEN", srv.Mint(userEmail, time.Hour).AccessToken, []string{"refresh"}},
+		{"PRUSA_TOKENS_JSON", string(js), []string{"refresh", "--all"}},
+	} {
+		srv.ResetCounts()
+		p := newInProcess(config, map[string]string{"PRUSA_ACCOUNT_URL": srv.URL, "PRUSA_CREDENTIAL_STORE": "file", tc.name: tc.value}, time.Now, nil)
+		if exit := p.run("", tc.args...); exit != 2 || srv.Count(authtest.KindTokenRefresh) != 0 ||
+			p.stderr.String() != prog+": "+tc.name+" is set and would be used instead of the stored token sets; unset it to refresh them\n" {
+			t.Errorf("%s: exit %d stderr %q", tc.name, exit, p.stderr.String())
+		}
+	}
+}
+
+func TestParseEtcdURL(t *testing.T) {
+	tests := []struct {
+		in        string
+		endpoints []string
+		prefix    string
+		wantErr   string
+	}{
+		{in: "etcd://127.0.0.1:2379/prusa", endpoints: []string{"127.0.0.1:2379"}, prefix: "prusa"},
+		{in: "etcd://a:1,b:2,[::1]:2379/ci/tokens/", endpoints: []string{"a:1", "b:2", "[::1]:2379"}, prefix: "ci/tokens"},
+		{in: "etcd://a:2379//p", endpoints: []string{"a:2379"}, prefix: "p"},
+		{in: "etcd://a:2379", wantErr: "no key prefix"},
+		{in: "etcd://a:2379/", wantErr: "no key prefix"},
+		{in: "etcd:///p", wantErr: "no HOST:PORT"},
+		{in: "etcd://a/p", wantErr: `"a" is not HOST:PORT`},
+		{in: "etcd://a:1,/p", wantErr: `"" is not HOST:PORT`},
+		{in: "etcd://:2379/p", wantErr: "is not HOST:PORT"},
+		{in: "etcd://a:0/p", wantErr: "bad port"},
+		{in: "etcd://a:65536/p", wantErr: "bad port"},
+		{in: "etcd://a:http/p", wantErr: "bad port"},
+		{in: "etcd://u:CANARY@a:1/p", wantErr: "no user in the URL"},
+		{in: "etcd://a:1/p?x=1", wantErr: "no query"},
+		{in: "http://a:1/p", wantErr: "want etcd://"},
+	}
+	for _, tt := range tests {
+		endpoints, prefix, err := parseEtcdURL(tt.in)
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) || strings.Contains(err.Error(), "CANARY") {
+				t.Errorf("%q: %q %q %v; want error %q", tt.in, endpoints, prefix, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil || strings.Join(endpoints, " ") != strings.Join(tt.endpoints, " ") || prefix != tt.prefix {
+			t.Errorf("%q: %q %q %v; want %q %q", tt.in, endpoints, prefix, err, tt.endpoints, tt.prefix)
+		}
+	}
+}
+
+// TestStoreAndEtcdSettings: --store and PRUSA_CREDENTIAL_STORE take an
+// etcd:// URL, kept parsed in the settings with the etcd flags and
+// variables (the flag wins).
+func TestStoreAndEtcdSettings(t *testing.T) {
+	c := newCLI(t, map[string]string{
+		"PRUSA_CREDENTIAL_STORE": "etcd://e1:2379,e2:2379/prusa",
+		"PRUSA_ETCD_CACERT":      "/env/ca.pem", "PRUSA_ETCD_CERT": "/env/c.pem", "PRUSA_ETCD_KEY": "/env/k.pem", "PRUSA_ETCD_USER": "env:pw",
+	}, nil, "--etcd-user", "flag:pw", "get")
+	e := c.s.etcd
+	if c.s.store != modeEtcd || strings.Join(e.endpoints, ",") != "e1:2379,e2:2379" || e.prefix != "prusa" ||
+		e.caCert != "/env/ca.pem" || e.cert != "/env/c.pem" || e.key != "/env/k.pem" || e.user != "flag:pw" {
+		t.Fatalf("settings %+v store %q", e, c.s.store)
+	}
+	c = newCLI(t, map[string]string{"PRUSA_CREDENTIAL_STORE": "etcd://e1:2379/prusa"}, nil, "--store", "file", "get")
+	if c.s.store != "file" || c.s.etcd.endpoints != nil {
+		t.Fatalf("the flag does not win: %q %+v", c.s.store, c.s.etcd)
+	}
+	for _, vars := range []map[string]string{
+		{"PRUSA_ETCD_CERT": "/c.pem"},
+		{"PRUSA_ETCD_KEY": "/k.pem"},
+		{"PRUSA_ETCD_USER": "nopassword"},
+		{"PRUSA_ETCD_USER": ":pw"},
+		{"PRUSA_CREDENTIAL_STORE": "etcd://e1/prusa"},
+	} {
+		p := newInProcess(t.TempDir(), vars, time.Now, nil)
+		if exit := p.run("", "get"); exit != 2 || !strings.Contains(p.stdout.String(), `"code":"invalid_request"`) {
+			t.Errorf("%v: exit %d stdout %q", vars, exit, p.stdout.String())
+		}
+	}
+}
+
+// TestSaveCommandSetting: --save-command, else PRUSA_SAVE_COMMAND, split
+// into words at once; a bad one is an invalid_request naming its source.
+func TestSaveCommandSetting(t *testing.T) {
+	c := newCLI(t, map[string]string{"PRUSA_SAVE_COMMAND": "gh secret set PRUSA_TOKENS_JSON --repo 'o/r'"}, nil, "get")
+	if strings.Join(c.s.saveCommand, "|") != "gh|secret|set|PRUSA_TOKENS_JSON|--repo|o/r" {
+		t.Fatalf("words %q", c.s.saveCommand)
+	}
+	c = newCLI(t, map[string]string{"PRUSA_SAVE_COMMAND": "from-env"}, nil, "--save-command", `sh -c 'cat > "$HOME/set.json"'`, "get")
+	if strings.Join(c.s.saveCommand, "|") != `sh|-c|cat > "$HOME/set.json"` {
+		t.Fatalf("words %q", c.s.saveCommand)
+	}
+	if c = newCLI(t, nil, nil, "get"); c.s.saveCommand != nil {
+		t.Fatalf("unset: %q", c.s.saveCommand)
+	}
+	for _, args := range [][]string{{"--save-command", "", "get"}, {"--save-command", "  ", "login"}} {
+		p := newInProcess(t.TempDir(), nil, time.Now, nil)
+		if exit := p.run("", args...); exit != 2 || !strings.Contains(p.stderr.String(), "--save-command names no command") {
+			t.Errorf("%q: exit %d stderr %q", args, exit, p.stderr.String())
+		}
+	}
+}

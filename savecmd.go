@@ -1,0 +1,221 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os/exec"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/prusa-credential-helper/prusa-credential-helper/auth"
+)
+
+// saveCommandTimeout is how long a --save-command may run.
+const saveCommandTimeout = 30 * time.Second
+
+// splitWords splits a --save-command into words the way a POSIX shell
+// does, but with no expansion of any kind, so that the command can be run
+// without a shell:
+//
+//   - words are separated by unquoted spaces, tabs and newlines;
+//   - 'single quotes' keep everything inside as it is;
+//   - "double quotes" keep everything inside as it is, except that \\, \",
+//     \$ and \` stand for the character after the backslash, and a
+//     backslash before a newline removes both;
+//   - outside quotes, a backslash keeps the next character as it is (and a
+//     backslash before a newline removes both).
+//
+// Anything a shell would expand or treat as an operator is refused when it
+// is not quoted or escaped, rather than passed on literally where the user
+// meant a shell's: | & ; < > ( ) and `, and $ (outside single quotes).
+// Globs (* ? [) and ~ are passed as they are. A user who wants a shell
+// writes sh -c '…'.
+func splitWords(s string) ([]string, error) {
+	var words []string
+	var word strings.Builder
+	inWord := false
+	end := func() {
+		if inWord {
+			words = append(words, word.String())
+			word.Reset()
+			inWord = false
+		}
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == ' ' || c == '\t' || c == '\n':
+			end()
+		case c == '\\':
+			if i+1 == len(s) {
+				return nil, errors.New("a backslash ends the command")
+			}
+			i++
+			if s[i] != '\n' {
+				word.WriteByte(s[i])
+				inWord = true
+			}
+		case c == '\'':
+			j := strings.IndexByte(s[i+1:], '\'')
+			if j < 0 {
+				return nil, errors.New("unterminated single quote")
+			}
+			word.WriteString(s[i+1 : i+1+j])
+			inWord = true
+			i += 1 + j
+		case c == '"':
+			inWord = true
+			closed := false
+			for i++; i < len(s); i++ {
+				c := s[i]
+				if c == '"' {
+					closed = true
+					break
+				}
+				switch c {
+				case '\\':
+					if i+1 < len(s) && strings.IndexByte("\\\"$`\n", s[i+1]) >= 0 {
+						i++
+						if s[i] != '\n' {
+							word.WriteByte(s[i])
+						}
+						continue
+					}
+				case '$', '`':
+					return nil, fmt.Errorf("%c in double quotes would be expanded by a shell: quote it with \\%c or single quotes (no expansion is done)", c, c)
+				}
+				word.WriteByte(c)
+			}
+			if !closed {
+				return nil, errors.New("unterminated double quote")
+			}
+		case strings.IndexByte("|&;<>()`$", c) >= 0:
+			return nil, fmt.Errorf("unquoted %c: no pipes, redirections or expansions are done (quote it, or use sh -c '…')", c)
+		default:
+			word.WriteByte(c)
+			inWord = true
+		}
+	}
+	end()
+	return words, nil
+}
+
+// saveCommand runs --save-command after a save, with the new set on stdin.
+type saveCommand struct {
+	argv    []string
+	timeout time.Duration    // saveCommandTimeout, unless a test says otherwise
+	warn    func(msg string) // one line on stderr
+}
+
+// saveHook is what runs --save-command after each successful save (login,
+// refresh, store): nil when it is not set. Its failures are warnings on
+// stderr.
+func (c *cli) saveHook() func(ctx context.Context, set *auth.TokenSet) {
+	if c.s.saveCommand == nil {
+		return nil
+	}
+	sc := &saveCommand{argv: c.s.saveCommand, warn: func(msg string) { c.warnf("%s", msg) }}
+	return sc.run
+}
+
+// run runs the command without a shell and waits for it, for at most its
+// timeout. Its stdout is discarded and its stderr is never shown as it is:
+// both may echo the set. A failure is a warning, showing the exit status
+// and the first line of its stderr with every token of the set and every
+// JWT-looking string in it redacted.
+//
+// The command has its own timeout: the end of ctx's deadline does not cut
+// it short (the set is saved by then, and handing it on is what the next
+// job needs), but an interrupt (ctx canceled) does. It is killed with the
+// processes it started.
+func (sc *saveCommand) run(ctx context.Context, set *auth.TokenSet) {
+	body, err := json.Marshal(set)
+	if err != nil {
+		sc.warn("save command not run: " + err.Error())
+		return
+	}
+	timeout := sc.timeout
+	if timeout <= 0 {
+		timeout = saveCommandTimeout
+	}
+	runCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() {
+		if ctx.Err() == context.Canceled {
+			cancel()
+		}
+	})
+	defer stop()
+	cmd := exec.CommandContext(runCtx, sc.argv[0], sc.argv[1:]...)
+	cmd.Stdin = bytes.NewReader(body)
+	var stderr limitedBuffer
+	cmd.Stderr = &stderr
+	cmd.WaitDelay = time.Second // a child that keeps stderr open does not hold us
+	killProcessGroup(cmd)
+	err = cmd.Run()
+	if err == nil {
+		return
+	}
+	what := err.Error()
+	switch {
+	case ctx.Err() == context.Canceled:
+		what = "interrupted"
+	case runCtx.Err() != nil:
+		what = fmt.Sprintf("killed after %s", timeout)
+	case errors.Is(err, exec.ErrNotFound):
+		what = "not found"
+	}
+	msg := fmt.Sprintf("save command %s failed: %s", sc.argv[0], what)
+	if line := firstLine(stderr.Bytes()); line != "" {
+		msg += ": " + redact(line, set)
+	}
+	sc.warn(msg + " (the set is saved)")
+}
+
+// limitedBuffer keeps the first 4 KiB written to it and drops the rest.
+type limitedBuffer struct{ bytes.Buffer }
+
+func (b *limitedBuffer) Write(p []byte) (int, error) {
+	if room := 4096 - b.Len(); room > 0 {
+		b.Buffer.Write(p[:min(len(p), room)])
+	}
+	return len(p), nil
+}
+
+// firstLine is the first non-blank line of b, at most 200 bytes.
+func firstLine(b []byte) string {
+	for _, l := range strings.Split(string(b), "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			if len(l) > 200 {
+				l = l[:200] + "…"
+			}
+			return l
+		}
+	}
+	return ""
+}
+
+// redact removes from s every value of the set and anything that looks like
+// a token.
+func redact(s string, set *auth.TokenSet) string {
+	for _, v := range []string{set.AccessToken, set.RefreshToken, set.IDToken, set.SharedSessionKey} {
+		if v != "" {
+			s = strings.ReplaceAll(s, v, "<redacted>")
+		}
+	}
+	// What may be a JWT or a part of one: a JWT header and what follows
+	// it, long base64url runs joined by dots, or one long base64url run.
+	// (Compiled here, not at start-up: only a failure needs it.)
+	jwtLike := regexp.MustCompile(`eyJ[A-Za-z0-9_.-]*|[A-Za-z0-9_-]{8,}(\.[A-Za-z0-9_-]{8,})+|[A-Za-z0-9_-]{24,}`)
+	s = jwtLike.ReplaceAllString(s, "<redacted>")
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, s)
+}

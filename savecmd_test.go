@@ -1,0 +1,191 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prusa-credential-helper/prusa-credential-helper/auth"
+)
+
+func TestSplitWords(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    []string
+		wantErr string
+	}{
+		{in: "", want: nil},
+		{in: "  \t\n ", want: nil},
+		{in: "gh secret set PRUSA_TOKENS_JSON", want: []string{"gh", "secret", "set", "PRUSA_TOKENS_JSON"}},
+		{in: "  a   b\tc\nd  ", want: []string{"a", "b", "c", "d"}},
+		{in: `sh -c 'cat > "$HOME/x"'`, want: []string{"sh", "-c", `cat > "$HOME/x"`}},
+		{in: `a 'b c' "d e"`, want: []string{"a", "b c", "d e"}},
+		{in: `a'b'"c"d`, want: []string{"abcd"}},
+		{in: `'' ""`, want: []string{"", ""}},
+		{in: `a\ b`, want: []string{"a b"}},
+		{in: `a\|b \$x \'`, want: []string{"a|b", "$x", "'"}},
+		{in: "a\\\nb", want: []string{"ab"}},
+		{in: `"a\\b\"c\$d\` + "`" + `e"`, want: []string{`a\b"c$d` + "`" + "e"}},
+		{in: `"a\nb\x"`, want: []string{`a\nb\x`}}, // other backslashes stay in double quotes
+		{in: "\"a\\\nb\"", want: []string{"ab"}},
+		{in: `'a\b'`, want: []string{`a\b`}},
+		{in: `'$x | y'`, want: []string{"$x | y"}},
+		{in: `"| > < & ; ( )"`, want: []string{"| > < & ; ( )"}},
+		{in: `cp /dev/stdin ~/x* ?`, want: []string{"cp", "/dev/stdin", "~/x*", "?"}}, // no globbing or tilde
+		{in: `a 'b`, wantErr: "unterminated single quote"},
+		{in: `a "b`, wantErr: "unterminated double quote"},
+		{in: `a "b\"`, wantErr: "unterminated double quote"},
+		{in: `a\`, wantErr: "a backslash ends the command"},
+		{in: `cat | tee x`, wantErr: "unquoted |"},
+		{in: `cat > x`, wantErr: "unquoted >"},
+		{in: `cat < x`, wantErr: "unquoted <"},
+		{in: `a; b`, wantErr: "unquoted ;"},
+		{in: `a && b`, wantErr: "unquoted &"},
+		{in: `echo $HOME`, wantErr: "unquoted $"},
+		{in: "echo `id`", wantErr: "unquoted `"},
+		{in: `(a)`, wantErr: "unquoted ("},
+		{in: `echo "$HOME"`, wantErr: "$ in double quotes"},
+		{in: "echo \"`id`\"", wantErr: "` in double quotes"},
+	}
+	for _, tt := range tests {
+		got, err := splitWords(tt.in)
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("%q: %q, %v; want error %q", tt.in, got, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil || !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("%q: %q, %v; want %q", tt.in, got, err, tt.want)
+		}
+	}
+}
+
+// runSave runs a save command on a canary set and returns the warnings.
+func runSave(t *testing.T, timeout time.Duration, argv ...string) (*auth.TokenSet, []string) {
+	t.Helper()
+	b, _ := json.Marshal(canarySet(time.Now().Add(time.Hour), time.Now().Add(24*time.Hour)))
+	set, err := auth.ParseTokenSet(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var warnings []string
+	sc := &saveCommand{argv: argv, timeout: timeout, warn: func(m string) { warnings = append(warnings, m) }}
+	sc.run(context.Background(), set)
+	return set, warnings
+}
+
+func needSh(t *testing.T) {
+	if _, err := exec.LookPath("sh"); err != nil {
+		t.Skip("no sh on this system to run a save command with")
+	}
+}
+
+// TestSaveCommandGetsTheSet: the command reads the set, as JSON, on stdin.
+func TestSaveCommandGetsTheSet(t *testing.T) {
+	needSh(t)
+	out := filepath.Join(t.TempDir(), "saved.json")
+	set, warnings := runSave(t, 0, "sh", "-c", `cat > "$1"`, "sh", out)
+	if len(warnings) != 0 {
+		t.Fatalf("warnings: %q", warnings)
+	}
+	got, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := json.Marshal(set)
+	if string(got) != string(want) {
+		t.Fatalf("the command got %d bytes, not the set's %d", len(got), len(want))
+	}
+}
+
+// TestSaveCommandOutputNotPassedOn: a command that echoes the set on its
+// stdout and stderr and fails leaks none of it: the warning is one line
+// with its exit status and a redacted first line.
+func TestSaveCommandOutputNotPassedOn(t *testing.T) {
+	needSh(t)
+	set, warnings := runSave(t, 0, "sh", "-c", `echo "gh: bad credentials"; tr -d '\n' | tee /dev/stderr; echo; echo second line >&2; exit 3`)
+	if len(warnings) != 1 {
+		t.Fatalf("warnings: %q", warnings)
+	}
+	w := warnings[0]
+	if !strings.Contains(w, "save command sh failed: exit status 3") || strings.ContainsAny(w, "\r\n") || strings.Contains(w, "second line") {
+		t.Fatalf("warning %q", w)
+	}
+	assertNoTokens(t, "the warning", w, set.AccessToken, set.RefreshToken, set.IDToken)
+	if strings.Contains(w, "CANARY") || strings.Contains(w, set.SharedSessionKey) {
+		t.Fatalf("the warning leaks the set: %q", w)
+	}
+	// What the command printed on stdout went nowhere: the warning shows
+	// stderr's first line only.
+	if strings.Contains(w, "bad credentials") {
+		t.Fatalf("stdout reached the warning: %q", w)
+	}
+}
+
+// TestSaveCommandTimeout: a command that does not end is killed at the
+// timeout, and said so.
+func TestSaveCommandTimeout(t *testing.T) {
+	needSh(t)
+	_, warnings := runSave(t, 200*time.Millisecond, "sh", "-c", "sleep 30")
+	if len(warnings) != 1 || !strings.Contains(warnings[0], "killed after 200ms") {
+		t.Fatalf("warnings: %q", warnings)
+	}
+}
+
+// TestSaveCommandMissing: a command that is not installed is a warning.
+func TestSaveCommandMissing(t *testing.T) {
+	_, warnings := runSave(t, 0, "prusa-no-such-command-7f3a")
+	if len(warnings) != 1 || !strings.Contains(warnings[0], "save command prusa-no-such-command-7f3a failed: not found") {
+		t.Fatalf("warnings: %q", warnings)
+	}
+}
+
+// TestSaveCommandOutlivesTheBudget: a get whose --timeout budget is spent
+// by the time the set is saved still hands the set on; an interrupt stops
+// the command.
+func TestSaveCommandOutlivesTheBudget(t *testing.T) {
+	needSh(t)
+	b, _ := json.Marshal(canarySet(time.Now().Add(time.Hour), time.Now().Add(24*time.Hour)))
+	set, _ := auth.ParseTokenSet(b)
+	out := filepath.Join(t.TempDir(), "saved.json")
+	var warnings []string
+	sc := &saveCommand{argv: []string{"sh", "-c", `cat > "$1"`, "sh", out}, warn: func(m string) { warnings = append(warnings, m) }}
+	spent, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+	defer cancel()
+	sc.run(spent, set)
+	want, _ := json.Marshal(set)
+	if got, err := os.ReadFile(out); err != nil || string(got) != string(want) || len(warnings) != 0 {
+		t.Fatalf("after the budget: %d bytes (want %d), %v, warnings %q", len(got), len(want), err, warnings)
+	}
+	interrupted, cancel := context.WithCancel(context.Background())
+	cancel()
+	sc.argv = []string{"sh", "-c", "sleep 30"}
+	sc.run(interrupted, set)
+	if len(warnings) != 1 || !strings.Contains(warnings[0], "interrupted") {
+		t.Fatalf("after an interrupt: warnings %q", warnings)
+	}
+}
+
+// TestSaveHook: the hook of --save-command warns on stderr, on one line,
+// and there is none without the setting.
+func TestSaveHook(t *testing.T) {
+	if c := newCLI(t, nil, nil, "get"); c.saveHook() != nil {
+		t.Fatal("a hook without --save-command")
+	}
+	c := newCLI(t, nil, nil, "--save-command", "prusa-no-such-command-7f3a 'an arg'", "get")
+	var stderr strings.Builder
+	c.stderr = &stderr
+	b, _ := json.Marshal(canarySet(time.Now().Add(time.Hour), time.Now().Add(24*time.Hour)))
+	set, _ := auth.ParseTokenSet(b)
+	c.saveHook()(context.Background(), set)
+	if stderr.String() != prog+": warning: save command prusa-no-such-command-7f3a failed: not found (the set is saved)\n" {
+		t.Fatalf("stderr %q", stderr.String())
+	}
+}

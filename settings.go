@@ -1,0 +1,258 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prusa-credential-helper/prusa-credential-helper/auth"
+	"github.com/prusa-credential-helper/prusa-credential-helper/helper"
+	"github.com/prusa-credential-helper/prusa-credential-helper/protocol"
+)
+
+// modeEtcd is the store mode of an etcd:// store.
+const modeEtcd = "etcd"
+
+// Default budgets of --timeout.
+const (
+	defaultTimeout = 20 * time.Second
+	loginTimeout   = 120 * time.Second // login, and a get that may log in (--auto-login)
+)
+
+// setting resolves a setting: the flag if given, else the environment
+// variable if not empty, else the default.
+func (c *cli) setting(flagName string, flagValue *string, envName, def string) {
+	if c.s.set[flagName] {
+		return
+	}
+	if v := c.getenv(envName); v != "" {
+		*flagValue = v
+		return
+	}
+	*flagValue = def
+}
+
+// resolve fills the settings from the environment and checks them all, so
+// that a bad one is an invalid_request before anything else happens.
+func (c *cli) resolve() error {
+	s := c.s
+	if !s.set["profile"] {
+		s.profile = c.getenv("PRUSA_PROFILE")
+	}
+	if s.set["profile"] || s.profile != "" {
+		if err := helper.CheckProfile(s.profile); err != nil {
+			return protocol.Errorf(protocol.InvalidRequest, "bad profile: %v", err)
+		}
+	}
+	c.setting("store", &s.store, "PRUSA_CREDENTIAL_STORE", helper.ModeAuto)
+	if err := checkStore(s.store); err != nil {
+		return protocol.Errorf(protocol.InvalidRequest, "PRUSA_CREDENTIAL_STORE %q: %v", s.store, err)
+	}
+	if strings.HasPrefix(s.store, "etcd://") {
+		s.etcd.endpoints, s.etcd.prefix, _ = parseEtcdURL(s.store) // checked above
+		s.store = modeEtcd
+	}
+	if err := c.resolveEtcd(); err != nil {
+		return err
+	}
+	c.setting("account-url", &s.accountURL, "PRUSA_ACCOUNT_URL", auth.DefaultAccountURL)
+	if err := checkAccountURL(s.accountURL); err != nil {
+		return protocol.Errorf(protocol.InvalidRequest, "bad account URL: %v", err)
+	}
+	s.accountURL = strings.TrimRight(s.accountURL, "/")
+	c.setting("client-id", &s.clientID, "PRUSA_CLIENT_ID", auth.DefaultClientID)
+	if s.clientID == "" {
+		return protocol.Errorf(protocol.InvalidRequest, "the client ID is empty")
+	}
+	c.setting("redirect-uri", &s.redirectURI, "PRUSA_REDIRECT_URI", auth.DefaultRedirectURI)
+	if u, err := url.Parse(s.redirectURI); err != nil || u.Scheme == "" || u.Host == "" {
+		return protocol.Errorf(protocol.InvalidRequest, "bad redirect URI: want an absolute URL")
+	}
+	c.setting("token-file", &s.tokenFile, "PRUSA_TOKEN_FILE", "")
+	if s.set["token-file"] && s.tokenFile == "" {
+		return protocol.Errorf(protocol.InvalidRequest, "--token-file is empty")
+	}
+	if s.tokenFile != "" {
+		if (s.set["store"] || s.store == modeEtcd) && s.store != helper.ModeFile {
+			return protocol.Errorf(protocol.InvalidRequest, "--token-file uses the file store; it cannot go with --store %s", s.store)
+		}
+		s.store = helper.ModeFile
+	}
+	if err := c.resolveAutoLogin(); err != nil {
+		return err
+	}
+	if err := c.resolveTimeout(); err != nil {
+		return err
+	}
+	if !s.set["debug"] {
+		s.debug = c.getenv("PRUSA_HELPER_DEBUG") == "1"
+	}
+	if err := c.resolveSaveCommand(); err != nil {
+		return err
+	}
+	src, err := helper.FromEnv(c.getenv)
+	if err != nil {
+		return err
+	}
+	c.envSource = src
+	return nil
+}
+
+// resolveTimeout sets the budget: --timeout, else PRUSA_HELPER_TIMEOUT,
+// else 20 s, or login's 120 s for login and for a get that may log in.
+func (c *cli) resolveTimeout() error {
+	s := c.s
+	if s.set["timeout"] {
+		return nil
+	}
+	s.timeout = defaultTimeout
+	if s.command == "login" || s.autoLogin && (s.command == "get" || s.command == "refresh") {
+		s.timeout = loginTimeout
+	}
+	if v := c.getenv("PRUSA_HELPER_TIMEOUT"); v != "" {
+		d, err := parseDuration(v)
+		if err != nil {
+			return protocol.Errorf(protocol.InvalidRequest, "PRUSA_HELPER_TIMEOUT must be a positive duration such as 20s, not %q", v)
+		}
+		s.timeout = d
+	}
+	return nil
+}
+
+// resolveAutoLogin reads --auto-login, else PRUSA_AUTO_LOGIN: 1 or true is
+// on; 0, false or empty is off.
+func (c *cli) resolveAutoLogin() error {
+	s := c.s
+	if s.set["auto-login"] {
+		s.autoLogin = s.rawAutoLogin
+		return nil
+	}
+	switch v := c.getenv("PRUSA_AUTO_LOGIN"); strings.ToLower(v) {
+	case "1", "true":
+		s.autoLogin = true
+	case "0", "false", "":
+		s.autoLogin = false
+	default:
+		return protocol.Errorf(protocol.InvalidRequest, "PRUSA_AUTO_LOGIN must be 1, true, 0 or false, not %q", v)
+	}
+	return nil
+}
+
+// resolveSaveCommand splits --save-command, else PRUSA_SAVE_COMMAND, into
+// words (see splitWords).
+func (c *cli) resolveSaveCommand() error {
+	s := c.s
+	name, raw := "--save-command", s.rawSaveCommand
+	if !s.set["save-command"] {
+		name, raw = "PRUSA_SAVE_COMMAND", c.getenv("PRUSA_SAVE_COMMAND")
+		if raw == "" {
+			return nil
+		}
+	}
+	words, err := splitWords(raw)
+	if err != nil {
+		return protocol.Errorf(protocol.InvalidRequest, "bad %s: %v", name, err)
+	}
+	if len(words) == 0 {
+		return protocol.Errorf(protocol.InvalidRequest, "%s names no command", name)
+	}
+	s.saveCommand = words
+	return nil
+}
+
+// resolveEtcd reads the TLS and auth settings of an etcd:// store. They are
+// checked whatever the store, so that a typo does not wait for the day the
+// store is etcd.
+func (c *cli) resolveEtcd() error {
+	e := &c.s.etcd
+	c.setting("etcd-cacert", &e.caCert, "PRUSA_ETCD_CACERT", "")
+	c.setting("etcd-cert", &e.cert, "PRUSA_ETCD_CERT", "")
+	c.setting("etcd-key", &e.key, "PRUSA_ETCD_KEY", "")
+	c.setting("etcd-user", &e.user, "PRUSA_ETCD_USER", "")
+	if (e.cert == "") != (e.key == "") {
+		return protocol.Errorf(protocol.InvalidRequest, "--etcd-cert and --etcd-key (PRUSA_ETCD_CERT, PRUSA_ETCD_KEY) go together")
+	}
+	if e.user != "" {
+		if user, _, ok := strings.Cut(e.user, ":"); !ok || user == "" {
+			// Never the value: it holds a password.
+			return protocol.Errorf(protocol.InvalidRequest, "--etcd-user (PRUSA_ETCD_USER) must be user:password")
+		}
+	}
+	return nil
+}
+
+// checkStore checks a --store value: auto, keyring, file or an etcd:// URL.
+func checkStore(v string) error {
+	switch v {
+	case helper.ModeAuto, helper.ModeKeyring, helper.ModeFile:
+		return nil
+	}
+	if strings.HasPrefix(v, "etcd://") {
+		_, _, err := parseEtcdURL(v)
+		return err
+	}
+	return errors.New("want auto, keyring, file or etcd://HOST:PORT/PREFIX")
+}
+
+// parseEtcdURL reads etcd://HOST:PORT[,HOST:PORT...]/PREFIX. The prefix is
+// the path without its leading and trailing slashes, and must not be empty.
+func parseEtcdURL(raw string) (endpoints []string, prefix string, err error) {
+	rest, ok := strings.CutPrefix(raw, "etcd://")
+	if !ok {
+		return nil, "", errors.New("want etcd://HOST:PORT/PREFIX")
+	}
+	if strings.ContainsAny(rest, "?#") {
+		return nil, "", errors.New("etcd:// URL: no query or fragment allowed")
+	}
+	hosts, path, _ := strings.Cut(rest, "/")
+	if strings.Contains(hosts, "@") {
+		return nil, "", errors.New("etcd:// URL: no user in the URL; use --etcd-user or PRUSA_ETCD_USER")
+	}
+	if hosts == "" {
+		return nil, "", errors.New("etcd:// URL names no HOST:PORT")
+	}
+	for _, hp := range strings.Split(hosts, ",") {
+		host, port, err := net.SplitHostPort(hp)
+		if err != nil || host == "" {
+			return nil, "", fmt.Errorf("etcd:// URL: %q is not HOST:PORT", hp)
+		}
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return nil, "", fmt.Errorf("etcd:// URL: bad port in %q", hp)
+		}
+		endpoints = append(endpoints, hp)
+	}
+	prefix = strings.Trim(path, "/")
+	if prefix == "" {
+		return nil, "", errors.New("etcd:// URL names no key prefix (etcd://HOST:PORT/PREFIX)")
+	}
+	return endpoints, prefix, nil
+}
+
+// checkAccountURL requires https, or http on a loopback host.
+func checkAccountURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return errors.New("not a URL")
+	}
+	if u.Host == "" || u.Hostname() == "" {
+		return errors.New("no host")
+	}
+	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return errors.New("no user, query or fragment allowed")
+	}
+	switch u.Scheme {
+	case "https":
+		return nil
+	case "http":
+		host := u.Hostname()
+		if ip := net.ParseIP(host); host == "localhost" || (ip != nil && ip.IsLoopback()) {
+			return nil
+		}
+		return fmt.Errorf("http:// is allowed only for loopback hosts, not %s; use https://", host)
+	}
+	return fmt.Errorf("scheme %q: want https://", u.Scheme)
+}
