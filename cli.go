@@ -262,13 +262,13 @@ func runEnv(ctx context.Context, e *env) int {
 	if err == nil {
 		c.deadline = time.Now().Add(s.timeout)
 		switch s.command {
-		case "get", "version":
+		case "version":
 			// version needs nothing; get arms its budget on its slow path
 			// only (helper.Helper.Slow), and catches no interrupt at all:
 			// a timer starts the network poller and signal handling starts
 			// a thread, each costing every call measurably, and a killed
 			// get leaves the store whole (see cli.deadlineOnly).
-		case "list", "status":
+		case "get", "list", "status":
 			var cancel context.CancelFunc // they only read: a budget, no signals
 			ctx, cancel = context.WithDeadline(ctx, c.deadline)
 			defer cancel()
@@ -470,24 +470,17 @@ func (c *cli) helper() *helper.Helper {
 	if c.h != nil {
 		return c.h
 	}
-	dir := filepath.Join(c.configDir(), prog)
-	warn := func(msg string) { fmt.Fprintf(c.stderr, "%s: %s\n", prog, msg) }
-	fileStore := &helper.FileStore{Dir: dir, Path: c.s.tokenFile, Warn: warn, Now: c.now}
-	var ks *helper.KeyringStore
-	if c.s.store == helper.ModeKeyring || !helper.SessionBusAbsent(c.getenv) {
-		ks = helper.NewKeyringStore(dir)
-	}
-	c.h = &helper.Helper{
-		Mode:    c.s.store,
-		File:    fileStore,
-		Keyring: ks,
-		Auth:    c.authClient(),
-		Getenv:  c.getenv,
-		Env:     c.envSource,
-		Now:     c.now,
-		Debugf:  c.debugf(),
-		Slow:    c.deadlineOnly,
-	}
+	c.h = helper.New(helper.Config{
+		Mode:      c.s.store,
+		Dir:       filepath.Join(c.configDir(), prog),
+		TokenFile: c.s.tokenFile,
+		NoKeyring: helper.SessionBusAbsent(c.getenv),
+		Auth:      c.authClient(),
+		Env:       c.envSource,
+		Now:       c.now,
+		Debugf:    c.debugf(),
+		Warn:      func(msg string) { fmt.Fprintf(c.stderr, "%s: %s\n", prog, msg) },
+	})
 	return c.h
 }
 
@@ -556,6 +549,9 @@ func (c *cli) classify(err error) *protocol.Error {
 	case errors.Is(err, helper.ErrInvalidEnv), errors.Is(err, auth.ErrInvalidTokenSet), errors.Is(err, auth.ErrInvalidTOTPSecret):
 		return &protocol.Error{Code: protocol.InvalidRequest, Message: msg}
 	case errors.Is(err, helper.ErrLoginRequired):
+		if le := (*helper.LoginRequiredError)(nil); errors.As(err, &le) && le.Hint != "" {
+			loginHint = le.Hint
+		}
 		return &protocol.Error{Code: protocol.LoginRequired, Message: msg, Hint: loginHint}
 	case errors.Is(err, auth.ErrInvalidCredentials):
 		return &protocol.Error{Code: protocol.LoginRequired, Message: "invalid email or password"}

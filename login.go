@@ -20,6 +20,9 @@ func (c *cli) login(ctx context.Context) error {
 	if err := c.checkKeyringReachable(); err != nil {
 		return err
 	}
+	if _, err := c.helper().CheckWritable(ctx, profile); err != nil {
+		return err
+	}
 	var tty terminal
 	openTTY := func(what string) (terminal, error) {
 		if tty != nil {
@@ -92,11 +95,12 @@ func (c *cli) login(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	where, err := c.helper().StoreSet(ctx, profile, &set)
+	saved, err := c.helper().StoreSet(ctx, profile, &set)
 	if err != nil {
 		return err
 	}
-	c.noteFallback(profile)
+	where := saved.Store
+	c.noteFallback(saved)
 	who := email
 	if id, err := auth.ParseJWT(set.IDToken); err == nil && id.User != nil && id.User.Email != "" {
 		who = id.User.Email
