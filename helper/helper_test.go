@@ -334,10 +334,11 @@ func TestInvalidGrantRereadsStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.srv.FailToken(authtest.Fault{Delay: 300 * time.Millisecond, AfterProcessing: true, Status: 400, Body: `{"error": "invalid_grant"}`})
+	path := e.h.file.File("default")
 	go func() {
 		time.Sleep(100 * time.Millisecond)
 		data, _ := json.Marshal(other)
-		os.WriteFile(e.h.file.File("default"), data, 0o600) // no lock, like the SDK
+		os.WriteFile(path, data, 0o600) // no lock, like the SDK
 	}()
 	tok, err := e.get("default", 0, false)
 	if err != nil {
