@@ -207,3 +207,51 @@ func roughDuration(d time.Duration) string {
 type silentExit struct{ code int }
 
 func (e *silentExit) Error() string { return fmt.Sprintf("exit %d", e.code) }
+
+// refresh refreshes the profile now; with all, every stored profile whose
+// refresh token expires within `within` (for cron and timers). It writes
+// one line per profile on stderr, and exits 4 if any profile needs a login.
+func (c *cli) refresh(ctx context.Context, all bool, within time.Duration) error {
+	if err := c.checkKeyringReachable(); err != nil {
+		return err
+	}
+	h := c.helper()
+	if !all {
+		profile, err := c.profileFor("", false)
+		if err != nil {
+			return err
+		}
+		tok, err := h.Refresh(ctx, profile)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(c.stderr, "Refreshed profile %q: access token valid until %s\n", profile, protocol.FormatTime(tok.Expiry))
+		return nil
+	}
+	profiles, err := h.Expiring(ctx, within)
+	if err != nil {
+		return err
+	}
+	if len(profiles) == 0 {
+		fmt.Fprintf(c.stderr, "No stored refresh token expires within %s\n", within)
+	}
+	exit := protocol.ExitOK
+	for _, p := range profiles {
+		tok, err := h.Refresh(ctx, p)
+		if err != nil {
+			pe := c.classify(err)
+			fmt.Fprintf(c.stderr, "%s: profile %q: %s\n", prog, p, pe.Message)
+			if pe.Code == protocol.LoginRequired {
+				exit = protocol.ExitLoginRequired
+			} else if exit == protocol.ExitOK {
+				exit = pe.Code.ExitCode()
+			}
+			continue
+		}
+		fmt.Fprintf(c.stderr, "Refreshed profile %q: access token valid until %s\n", p, protocol.FormatTime(tok.Expiry))
+	}
+	if exit != protocol.ExitOK {
+		return &silentExit{exit}
+	}
+	return nil
+}

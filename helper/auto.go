@@ -3,7 +3,6 @@ package helper
 import (
 	"context"
 	"errors"
-	"fmt"
 
 	"github.com/prusa-credential-helper/prusa-credential-helper/auth"
 )
@@ -65,7 +64,7 @@ func (a *AutoStore) Get(ctx context.Context, profile string) (*auth.TokenSet, Re
 	}
 	if kerr != nil && fromFile == nil {
 		if named, known := a.Keyring.Indexed(profile); named || !known || a.KeyringOnly {
-			return nil, Result{Store: "keyring"}, fmt.Errorf("%w (it may hold profile %q)", kerr, profile)
+			return nil, Result{Store: "keyring"}, mayHold(kerr, profile, "")
 		}
 	}
 	switch {

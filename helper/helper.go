@@ -544,11 +544,11 @@ func (h *Helper) Erase(ctx context.Context, profile string) (Erased, error) {
 		// As for Get: the keyring may hold the profile when the index names
 		// it, or when there is no index and the file held nothing.
 		if named, known := h.keyring.Indexed(profile); h.cfg.Mode == ModeKeyring || named || !known && !out.Any() {
-			what := "nothing"
+			did := "removed nothing: "
 			if out.Any() {
-				what = "the file store's copy"
+				did = "removed the file store's copy, but "
 			}
-			return out, fmt.Errorf("%w; removed %s, but the keyring, which may hold profile %q, could not be reached", err, what, profile)
+			return out, mayHold(err, profile, did)
 		}
 		h.cfg.Debugf("erase: %v", err)
 	default:
@@ -652,7 +652,7 @@ func (h *Helper) listKeyring(ctx context.Context, out *[]protocol.Profile) error
 			*out = append(*out, Describe(p, "keyring", set))
 		case errors.Is(err, ErrNotFound):
 		case errors.Is(err, ErrUnavailable):
-			return fmt.Errorf("%w (its index names profile %q)", err, p)
+			return mayHold(err, p, "")
 		default:
 			return err
 		}

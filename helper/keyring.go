@@ -120,6 +120,17 @@ func (e *UnavailableError) Is(target error) bool {
 	return target == ErrStorage || target == ErrUnavailable
 }
 
+// mayHold is an unreachable keyring that may hold the profile, said the way
+// a user reads it; did says what was done meanwhile ("" for nothing).
+func mayHold(err error, profile, did string) error {
+	reason := err.Error()
+	var ue *UnavailableError
+	if errors.As(err, &ue) {
+		reason = ue.Reason
+	}
+	return &UnavailableError{Reason: fmt.Sprintf("%sthe keyring, which may hold profile %q, cannot be reached (%s)", did, profile, reason)}
+}
+
 func oneLine(s string) string {
 	s = strings.ReplaceAll(s, "\n", " ")
 	if len(s) > 200 {

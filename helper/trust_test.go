@@ -113,7 +113,7 @@ func TestUnreachableKeyringMayHold(t *testing.T) {
 	e.kr.err = lockedKeyring
 	os.WriteFile(e.h.file.File("default"), mustJSON(t, e.mint(0)), 0o600)
 	erased, err := e.h.Erase(ctx, "default")
-	if !errors.Is(err, ErrStorage) || !strings.Contains(err.Error(), "removed the file store's copy") || !strings.Contains(err.Error(), "could not be reached") {
+	if !errors.Is(err, ErrStorage) || !strings.Contains(err.Error(), "removed the file store's copy") || !strings.Contains(err.Error(), "cannot be reached") {
 		t.Errorf("erase with the keyring locked: %v", err)
 	}
 	if len(erased.Removed) != 1 || erased.Removed[0] != "file" {
@@ -147,7 +147,9 @@ func TestListKeyringModeUnreachable(t *testing.T) {
 // failingSet is a keyring that reads and deletes but will not take a Set.
 type failingSet struct{ *fakeKeyring }
 
-func (f failingSet) Set(s, u, p string) error { return errors.New("org.freedesktop.DBus.Error.NoReply: no reply") }
+func (f failingSet) Set(s, u, p string) error {
+	return errors.New("org.freedesktop.DBus.Error.NoReply: no reply")
+}
 
 // TestCheckWritable (issue 11.5): login checks the keyring before it asks
 // for anything.
