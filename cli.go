@@ -263,13 +263,11 @@ func runEnv(ctx context.Context, e *env) int {
 		c.deadline = time.Now().Add(s.timeout)
 		switch s.command {
 		case "version":
-			// version needs nothing; get arms its budget on its slow path
-			// only (helper.Helper.Slow), and catches no interrupt at all:
-			// a timer starts the network poller and signal handling starts
-			// a thread, each costing every call measurably, and a killed
-			// get leaves the store whole (see cli.deadlineOnly).
+			// version needs nothing.
 		case "get", "list", "status":
-			var cancel context.CancelFunc // they only read: a budget, no signals
+			// A budget, no signals: a killed get leaves the store whole
+			// (the old set or the new; the lock goes with the process).
+			var cancel context.CancelFunc
 			ctx, cancel = context.WithDeadline(ctx, c.deadline)
 			defer cancel()
 		case "login":
@@ -310,14 +308,6 @@ type cli struct {
 	h         *helper.Helper
 	deadline  time.Time         // the end of the --timeout budget
 	envSource *helper.EnvSource // the environment's tokens, read once by resolve
-}
-
-// deadlineOnly bounds ctx by the command's deadline: get's slow path. It
-// does not catch interrupts: an interrupted refresh leaves the store as a
-// killed one does (the old set or the new, whole; the lock goes with the
-// process), and catching them would cost every refresh a signal thread.
-func (c *cli) deadlineOnly(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithDeadline(ctx, c.deadline)
 }
 
 // budget bounds ctx by the command's deadline and ends it on an interrupt.
