@@ -57,6 +57,7 @@ func TestLoginChecksKeyringFirst(t *testing.T) {
 	vars["PRUSA_ACCOUNT_URL"] = srv.URL
 	vars["PRUSA_EMAIL"] = userEmail
 	vars["PRUSA_PASSWORD"] = userPassword
+	vars["PRUSA_TOTP_SECRET"] = userTOTPSecret
 	r := execHelper(t, home, vars, "", "login", "--store", "keyring")
 	if r.exit != 1 || !strings.Contains(r.stderr, "keyring will not take") {
 		t.Fatalf("exit %d, stderr %q", r.exit, r.stderr)

@@ -117,9 +117,6 @@ func New(cfg Config) *Helper {
 	return h
 }
 
-// StoreName is where a new set of the mode goes first: "keyring" or "file".
-func (h *Helper) StoreName() string { return h.store.Name() }
-
 func (h *Helper) lock(ctx context.Context, profile string) (func(), error) {
 	return lockFile(ctx, h.file.LockFile(profile))
 }
