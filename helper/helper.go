@@ -16,6 +16,13 @@ import (
 	"github.com/prusa-credential-helper/prusa-credential-helper/protocol"
 )
 
+// freshWindow is how recent a refresh or login saved by another process
+// must be, before this one started, to count as made "meanwhile": a set
+// that fresh serves whatever min_ttl says (see Helper.slow), so that
+// processes started together with a min_ttl above what the server grants
+// make one refresh, not one each.
+const freshWindow = 2 * time.Second
+
 // MinMargin is the least time an access token must stay valid to be handed
 // out without a refresh: a caller needs time to use it.
 const MinMargin = 60 * time.Second
@@ -75,6 +82,7 @@ type Config struct {
 // Helper runs the credential lifecycle for one invocation.
 type Helper struct {
 	cfg     Config
+	start   time.Time // when New ran: about when this process started
 	debug   bool
 	file    *FileStore
 	keyring *KeyringStore // nil where the keyring is not to be tried
@@ -93,6 +101,7 @@ func New(cfg Config) *Helper {
 	if h.cfg.Now == nil {
 		h.cfg.Now = time.Now
 	}
+	h.start = time.Now() // the file system's clock, not the tokens'; see savedSince
 	if h.cfg.Debugf == nil {
 		h.cfg.Debugf = func(string, ...any) {}
 	}
@@ -334,19 +343,28 @@ func (h *Helper) slow(ctx context.Context, profile, current string, margin time.
 		return protocol.Token{}, err
 	}
 	now := h.cfg.Now()
-	if c, err := auth.ParseJWT(set.AccessToken); err == nil {
-		changed := set.AccessToken != current && auth.ValidFor(c.Expiry.Time, now, 0)
-		if changed || !force && auth.ValidFor(c.Expiry.Time, now, margin) {
-			// Another process refreshed meanwhile: its token serves,
-			// whatever min_ttl or force_refresh ask.
-			h.cfg.Debugf("another process refreshed: %s", auth.Describe(set.AccessToken))
-			if h.cfg.Mode == ModeKeyring && res.Store == "file" {
-				return h.moveBack(ctx, profile, set, c.Expiry.Time)
-			}
-			return token(profile, res.Store, set, c.Expiry.Time), nil
-		}
+	c, err := auth.ParseJWT(set.AccessToken)
+	if err != nil {
+		return h.refreshLocked(ctx, profile, set, force)
 	}
-	return h.refreshLocked(ctx, profile, set, force)
+	exp := c.Expiry.Time
+	switch {
+	case !force && auth.ValidFor(exp, now, margin):
+	case set.AccessToken != current && auth.ValidFor(exp, now, 0):
+		// Another process refreshed after this one read: its token
+		// serves, whatever min_ttl or force_refresh ask.
+	case !force && savedSince(h.file.LockFile(profile), h.start.Add(-freshWindow)) && auth.ValidFor(exp, now, MinMargin):
+		// The same when a process that started with this one saved the
+		// set before this one read it: a refresh now would give no
+		// longer a lifetime.
+	default:
+		return h.refreshLocked(ctx, profile, set, force)
+	}
+	h.cfg.Debugf("no refresh needed: %s", auth.Describe(set.AccessToken))
+	if h.cfg.Mode == ModeKeyring && res.Store == "file" {
+		return h.moveBack(ctx, profile, set, exp)
+	}
+	return token(profile, res.Store, set, exp), nil
 }
 
 // moveBack moves a set that a refresh kept in the file (the keyring would
@@ -405,6 +423,7 @@ func (h *Helper) save(ctx context.Context, profile string, save reservation, set
 	if err != nil {
 		return protocol.Token{}, fmt.Errorf("saving the new tokens: %w", err)
 	}
+	markSaved(h.file.LockFile(profile))
 	h.saved(ctx, set)
 	c, err := auth.ParseJWT(set.AccessToken)
 	if err != nil {

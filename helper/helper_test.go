@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -286,10 +287,20 @@ func TestGetMinTTLAndForce(t *testing.T) {
 	if err != nil || tok.AccessToken == set.AccessToken {
 		t.Fatalf("min_ttl 900 s did not refresh a token valid for 600 s: %v", err)
 	}
-	// A refreshed token that still falls short of min_ttl is returned anyway.
+	// A refreshed token that still falls short of min_ttl is returned
+	// anyway. A process started seconds after that refresh (its lock
+	// file's stamp is older) refreshes it again.
+	markedAt := func(t time.Time) {
+		os.WriteFile(e.h.file.LockFile("default"), []byte(strconv.FormatInt(t.UnixNano(), 10)), 0o600)
+	}
+	markedAt(time.Now().Add(-2 * freshWindow))
 	tok2, err := e.get("default", 24*time.Hour, false)
 	if err != nil || tok2.AccessToken == tok.AccessToken {
 		t.Fatalf("min_ttl 1 day: %v", err)
+	}
+	// Within the window a min_ttl above the grant does not refresh again.
+	if again, err := e.get("default", 24*time.Hour, false); err != nil || again.AccessToken != tok2.AccessToken {
+		t.Fatalf("min_ttl 1 day right after a refresh: %v", err)
 	}
 	tok3, err := e.get("default", 0, true)
 	if err != nil || tok3.AccessToken == tok2.AccessToken {

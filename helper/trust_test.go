@@ -388,23 +388,7 @@ func TestTempCleanupLiteral(t *testing.T) {
 func TestMinTTLAboveGrantRefreshesOnce(t *testing.T) {
 	e := newEnv(t, ModeFile, authtest.Options{})
 	e.store("default", e.mint(-time.Minute))
-	var wg sync.WaitGroup
-	toks := make([]string, 16)
-	for i := range toks {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			h := New(e.cfg)
-			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-			defer cancel()
-			tok, err := h.Get(ctx, "default", 86400*time.Second, false)
-			if err != nil {
-				t.Error(err)
-			}
-			toks[i] = tok.AccessToken
-		}()
-	}
-	wg.Wait()
+	toks := concurrentGets(t, e.cfg, 16, 86400*time.Second)
 	if n := e.srv.Count(authtest.KindTokenRefresh); n != 1 {
 		t.Fatalf("%d refreshes, want 1", n)
 	}
@@ -412,6 +396,39 @@ func TestMinTTLAboveGrantRefreshesOnce(t *testing.T) {
 		if tok != toks[0] {
 			t.Fatal("the gets printed different tokens")
 		}
+	}
+}
+
+// concurrentGets runs n Gets of the default profile at once, each with a
+// Helper of its own (as n processes would), and returns their tokens.
+func concurrentGets(t *testing.T, cfg Config, n int, minTTL time.Duration) []string {
+	t.Helper()
+	var wg sync.WaitGroup
+	toks := make([]string, n)
+	for i := range toks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			tok, err := New(cfg).Get(ctx, "default", minTTL, false)
+			if err != nil {
+				t.Error(err)
+			}
+			toks[i] = tok.AccessToken
+		}()
+	}
+	wg.Wait()
+	return toks
+}
+
+// loginHook is a Config.Login that logs in to the emulator and counts.
+func (e *env) loginHook(count *atomic.Int32) func(context.Context) (*auth.TokenSet, error) {
+	return func(ctx context.Context) (*auth.TokenSet, error) {
+		count.Add(1)
+		totp, _ := auth.TOTPFromSecret(totpSecret, nil, nil)
+		set, err := e.cfg.Auth.Login(ctx, auth.LoginInput{Email: email, Password: password, TOTP: totp})
+		return &set, err
 	}
 }
 
@@ -434,32 +451,12 @@ func TestExpiredEnvTokenHint(t *testing.T) {
 func TestAutoLoginOnce(t *testing.T) {
 	e := newEnv(t, ModeFile, authtest.Options{})
 	var logins, saves atomic.Int32
-	e.cfg.Login = func(ctx context.Context) (*auth.TokenSet, error) {
-		logins.Add(1)
-		totp, _ := auth.TOTPFromSecret(totpSecret, nil, nil)
-		set, err := e.cfg.Auth.Login(ctx, auth.LoginInput{Email: email, Password: password, TOTP: totp})
-		return &set, err
-	}
+	e.cfg.Login = e.loginHook(&logins)
 	e.cfg.OnSave = func(_ context.Context, set *auth.TokenSet) error {
 		saves.Add(1)
 		return errors.New("exit status 1")
 	}
-	var wg sync.WaitGroup
-	toks := make([]string, 32)
-	for i := range toks {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-			defer cancel()
-			tok, err := New(e.cfg).Get(ctx, "default", 0, false)
-			if err != nil {
-				t.Error(err)
-			}
-			toks[i] = tok.AccessToken
-		}()
-	}
-	wg.Wait()
+	toks := concurrentGets(t, e.cfg, 32, 0)
 	if n := logins.Load(); n != 1 {
 		t.Fatalf("%d logins, want 1", n)
 	}
@@ -494,12 +491,7 @@ func TestAutoLoginReplacesEnvSet(t *testing.T) {
 	e.srv.RevokeAll(email)
 	e.vars[EnvTokensJSON] = string(mustJSON(t, seed))
 	var logins atomic.Int32
-	e.cfg.Login = func(ctx context.Context) (*auth.TokenSet, error) {
-		logins.Add(1)
-		totp, _ := auth.TOTPFromSecret(totpSecret, nil, nil)
-		set, err := e.cfg.Auth.Login(ctx, auth.LoginInput{Email: email, Password: password, TOTP: totp})
-		return &set, err
-	}
+	e.cfg.Login = e.loginHook(&logins)
 	first, err := e.get("default", 0, false)
 	if err != nil {
 		t.Fatal(err)
