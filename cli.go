@@ -539,8 +539,8 @@ func (c *cli) classify(err error) *protocol.Error {
 	case errors.Is(err, helper.ErrInvalidEnv), errors.Is(err, auth.ErrInvalidTokenSet), errors.Is(err, auth.ErrInvalidTOTPSecret):
 		return &protocol.Error{Code: protocol.InvalidRequest, Message: msg}
 	case errors.Is(err, helper.ErrLoginRequired):
-		if le := (*helper.LoginRequiredError)(nil); errors.As(err, &le) && le.Hint != "" {
-			loginHint = le.Hint
+		if le := (*helper.LoginRequiredError)(nil); errors.As(err, &le) && le.Unset != "" {
+			loginHint = "unset " + le.Unset + ", then " + loginHint
 		}
 		return &protocol.Error{Code: protocol.LoginRequired, Message: msg, Hint: loginHint}
 	case errors.Is(err, auth.ErrInvalidCredentials):

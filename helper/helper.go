@@ -41,8 +41,10 @@ var ErrLoginRequired = errors.New("login required")
 type LoginRequiredError struct {
 	Profile string
 	Reason  string // such as `no stored credentials for profile "default"`
-	Hint    string // what to do, when a plain login is not enough; "" otherwise
-	Err     error  // the cause, if any
+	// Unset names an environment variable that must be unset before a
+	// login helps (it shadows the store); "" otherwise.
+	Unset string
+	Err   error // the cause, if any
 }
 
 func (e *LoginRequiredError) Error() string        { return e.Reason }
@@ -244,8 +246,7 @@ func (h *Helper) Get(ctx context.Context, profile string, minTTL time.Duration, 
 		// A bare token cannot be refreshed: it serves until it expires.
 		if !auth.ValidFor(env.Access.Expiry.Time, now, 0) {
 			return protocol.Token{}, &LoginRequiredError{Profile: profile,
-				Reason: EnvToken + " has expired and cannot be refreshed",
-				Hint:   "unset " + EnvToken + ", then run: prusa-credential-helper login" + profileFlag(profile)}
+				Reason: EnvToken + " has expired and cannot be refreshed", Unset: EnvToken}
 		}
 		return token(profile, EnvToken, env.Set, env.Access.Expiry.Time), nil
 	}
@@ -264,13 +265,6 @@ func (h *Helper) Get(ctx context.Context, profile string, minTTL time.Duration, 
 		return token(profile, res.Store, set, c.Expiry.Time), nil
 	}
 	return h.slow(ctx, profile, set.AccessToken, margin, force)
-}
-
-func profileFlag(profile string) string {
-	if profile == "default" {
-		return ""
-	}
-	return " --profile " + profile
 }
 
 // reserve makes room for the refreshed set before the request that spends

@@ -439,8 +439,7 @@ func TestExpiredEnvTokenHint(t *testing.T) {
 	e.vars[EnvToken] = e.mint(-time.Second).AccessToken
 	_, err := e.get("work", 0, false)
 	var le *LoginRequiredError
-	if !errors.As(err, &le) || le.Reason != "PRUSA_TOKEN has expired and cannot be refreshed" ||
-		le.Hint != "unset PRUSA_TOKEN, then run: prusa-credential-helper login --profile work" {
+	if !errors.As(err, &le) || le.Reason != "PRUSA_TOKEN has expired and cannot be refreshed" || le.Unset != EnvToken {
 		t.Fatalf("err = %#v", err)
 	}
 }
