@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -217,23 +218,22 @@ func (c *cli) helper() *helper.Helper {
 	if c.h != nil {
 		return c.h
 	}
-	dir := filepath.Join(c.configDir(), prog)
-	warn := func(msg string) { fmt.Fprintf(c.stderr, "%s: %s\n", prog, msg) }
-	fileStore := &helper.FileStore{Dir: dir, Path: c.s.tokenFile, Warn: warn, Now: c.now}
-	var ks *helper.KeyringStore
-	if c.s.store == helper.ModeKeyring || !helper.SessionBusAbsent(c.getenv) {
-		ks = helper.NewKeyringStore(dir)
+	cfg := helper.Config{
+		Mode:      c.s.store,
+		Dir:       filepath.Join(c.configDir(), prog),
+		TokenFile: c.s.tokenFile,
+		NoKeyring: helper.SessionBusAbsent(c.getenv),
+		Auth:      c.authClient(),
+		Env:       c.envSource,
+		Now:       c.now,
+		Debugf:    c.debugf(),
+		Warn:      func(msg string) { fmt.Fprintf(c.stderr, "%s: %s\n", prog, msg) },
+		OnSave:    c.saveHook(),
 	}
-	c.h = &helper.Helper{
-		Mode:    c.s.store,
-		File:    fileStore,
-		Keyring: ks,
-		Auth:    c.authClient(),
-		Getenv:  c.getenv,
-		Env:     c.envSource,
-		Now:     c.now,
-		Debugf:  c.debugf(),
+	if c.s.autoLogin {
+		cfg.Login = c.autoLogin
 	}
+	c.h = helper.New(cfg)
 	return c.h
 }
 
@@ -299,7 +299,11 @@ func (c *cli) classify(err error) *protocol.Error {
 	case errors.Is(err, helper.ErrInvalidEnv), errors.Is(err, auth.ErrInvalidTokenSet), errors.Is(err, auth.ErrInvalidTOTPSecret):
 		return &protocol.Error{Code: protocol.InvalidRequest, Message: msg}
 	case errors.As(err, &lr):
-		return &protocol.Error{Code: protocol.LoginRequired, Message: msg, Hint: "run: " + loginCommand(lr.Profile)}
+		hint := "run: " + loginCommand(cmp.Or(lr.Profile, c.s.profile))
+		if lr.Unset != "" {
+			hint = "unset " + lr.Unset + ", then " + hint
+		}
+		return &protocol.Error{Code: protocol.LoginRequired, Message: msg, Hint: hint}
 	case errors.Is(err, helper.ErrLoginRequired):
 		return &protocol.Error{Code: protocol.LoginRequired, Message: msg, Hint: "run: " + loginCommand(c.s.profile)}
 	case errors.Is(err, auth.ErrInvalidCredentials):

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -38,9 +37,7 @@ func (c *cli) get(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return protocol.WriteToken(c.stdout, c.s.format, protocol.Token{
-		Profile: profile, TokenType: tok.TokenType, AccessToken: tok.AccessToken, Expiry: tok.Expiry,
-	})
+	return protocol.WriteToken(c.stdout, c.s.format, tok)
 }
 
 func (c *cli) storeCmd(ctx context.Context) error {
@@ -59,18 +56,18 @@ func (c *cli) storeCmd(ctx context.Context) error {
 	if err := c.checkKeyringReachable(); err != nil {
 		return err
 	}
-	where, err := c.helper().StoreSet(ctx, profile, set)
+	saved, err := c.helper().StoreSet(ctx, profile, set)
 	if err != nil {
 		return err
 	}
-	c.noteFallback(profile)
-	return protocol.WriteStored(c.stdout, profile, where)
+	c.noteFallback(saved)
+	return protocol.WriteStored(c.stdout, profile, saved.Store)
 }
 
 // noteFallback says on stderr that auto put the set in the file store.
-func (c *cli) noteFallback(profile string) {
-	if a, ok := c.helper().Store().(*helper.AutoStore); ok && a.Where == "file" && a.Fallback != "" {
-		fmt.Fprintf(c.stderr, "%s: note: no keyring available (%s); stored in the file store %s\n", prog, a.Fallback, c.h.File.File(profile))
+func (c *cli) noteFallback(saved helper.Result) {
+	if saved.Store == "file" && saved.Fallback != "" {
+		fmt.Fprintf(c.stderr, "%s: note: no keyring available (%s); stored in the file store %s\n", prog, saved.Fallback, saved.Path)
 	}
 }
 
@@ -97,26 +94,29 @@ func (c *cli) erase(ctx context.Context, human bool) error {
 		return err
 	}
 	if human {
-		if erased {
+		if erased.Any() {
 			fmt.Fprintf(c.stderr, "Logged out: removed the tokens of profile %q\n", profile)
 		} else {
 			fmt.Fprintf(c.stderr, "Nothing stored for profile %q\n", profile)
 		}
 		return nil
 	}
-	return protocol.WriteErased(c.stdout, profile, erased)
+	return protocol.WriteErased(c.stdout, profile, erased.Any())
 }
 
 func (c *cli) list(ctx context.Context) error {
-	entries, err := c.helper().List(ctx)
+	profile, err := c.profileFor("", false) // names a --token-file's entry
 	if err != nil {
 		return err
 	}
-	out := make([]protocol.Profile, 0, len(entries))
-	for _, e := range entries {
-		out = append(out, protocol.Profile(e))
+	if err := c.checkKeyringReachable(); err != nil {
+		return err
 	}
-	return protocol.WriteList(c.stdout, out)
+	entries, err := c.helper().List(ctx, profile)
+	if err != nil {
+		return err
+	}
+	return protocol.WriteList(c.stdout, entries)
 }
 
 // status shows who is logged in; exit 4 when only a login gives a token.
@@ -125,20 +125,25 @@ func (c *cli) status(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	h := c.helper()
-	entry, err := h.Status(ctx, profile)
-	found := err == nil
-	if errors.Is(err, helper.ErrNotFound) {
-		entry = helper.Entry{Profile: profile, Store: h.Store().Name()}
-	} else if err != nil {
+	if err := c.checkKeyringReachable(); err != nil {
+		return err
+	}
+	entry, found, err := c.helper().Status(ctx, profile)
+	if err != nil {
 		return err
 	}
 	now := c.now()
+	if entry.Store == helper.EnvToken || entry.Store == helper.EnvTokensJSON {
+		c.warnf("%s is set and is used instead of the stored credentials; unset it to use the store", entry.Store)
+	}
+	if found && !entry.RefreshExpires.IsZero() && now.Before(entry.RefreshExpires) && entry.RefreshExpires.Sub(now) < 7*24*time.Hour {
+		c.warnf("the refresh token of profile %q expires in %s; run: %s (or log in again)", profile, roughDuration(entry.RefreshExpires.Sub(now)), strings.Replace(loginCommand(profile), " login", " refresh", 1))
+	}
 	accessOK := !entry.AccessExpires.IsZero() && now.Before(entry.AccessExpires)
 	refreshOK := !entry.RefreshExpires.IsZero() && now.Before(entry.RefreshExpires)
 	loginRequired := !accessOK && !refreshOK
 	if c.s.json {
-		if err := protocol.WriteStatus(c.stdout, protocol.Profile(entry), loginRequired); err != nil {
+		if err := protocol.WriteStatus(c.stdout, entry, loginRequired); err != nil {
 			return err
 		}
 	} else {

@@ -21,6 +21,9 @@ func (c *cli) login(ctx context.Context) error {
 	if err := c.checkKeyringReachable(); err != nil {
 		return err
 	}
+	if _, err := c.helper().CheckWritable(ctx, profile); err != nil {
+		return err
+	}
 	var tty terminal
 	openTTY := func(what string) (terminal, error) {
 		if tty != nil {
@@ -104,11 +107,12 @@ const maxPasswordTries = 3
 
 // saveLogin stores a new login's set and says so.
 func (c *cli) saveLogin(ctx context.Context, profile, email string, set *auth.TokenSet) error {
-	where, err := c.helper().StoreSet(ctx, profile, set)
+	saved, err := c.helper().StoreSet(ctx, profile, set)
 	if err != nil {
 		return err
 	}
-	c.noteFallback(profile)
+	where := saved.Store
+	c.noteFallback(saved)
 	who := email
 	if id, err := auth.ParseJWT(set.IDToken); err == nil && id.User != nil && id.User.Email != "" {
 		who = id.User.Email

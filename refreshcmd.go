@@ -23,14 +23,18 @@ func (c *cli) refresh(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		tok, err := c.helper().Get(ctx, profile, 0, true)
+		tok, err := c.helper().Refresh(ctx, profile)
 		if err != nil {
 			return err
 		}
 		fmt.Fprintf(c.stderr, "Refreshed profile %s: the access token is valid until %s\n", profile, protocol.FormatTime(tok.Expiry))
 		return nil
 	}
-	entries, err := c.helper().List(ctx)
+	profile, err := c.profileFor("", false)
+	if err != nil {
+		return err
+	}
+	entries, err := c.helper().List(ctx, profile)
 	if err != nil {
 		return err
 	}
@@ -40,7 +44,7 @@ func (c *cli) refresh(ctx context.Context) error {
 			fmt.Fprintf(c.stderr, "%s: not due (the refresh token is valid until %s)\n", e.Profile, protocol.FormatTime(e.RefreshExpires))
 			continue
 		}
-		tok, err := c.helper().Get(ctx, e.Profile, 0, true)
+		tok, err := c.helper().Refresh(ctx, e.Profile)
 		if err != nil {
 			pe := c.classify(err)
 			fmt.Fprintf(c.stderr, "%s: %s\n", e.Profile, pe.JSONMessage())

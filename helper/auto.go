@@ -10,80 +10,70 @@ import (
 // AutoStore is the "auto" store: the keyring where one answers, else the
 // file. Keyring is nil where there is no session bus: it is then not even
 // tried.
+//
+// With KeyringOnly it is the "keyring" store: sets go to the keyring alone,
+// and the file is read only for a set a refresh saved there because the
+// keyring would not take it (see Helper.Get, which moves it back).
 type AutoStore struct {
-	Keyring *KeyringStore
-	File    *FileStore
-	// Fallback, after a Set, holds why the set went to the file store
-	// instead of the keyring ("" when it did not).
-	Fallback string
-	// Where, after a Get or Set, names the store that answered.
-	Where string
+	Keyring     *KeyringStore
+	File        *FileStore
+	KeyringOnly bool
 }
 
-// Name is "keyring" or "file": where the last Get found or Set put the set,
-// else where a Set would go first.
+// Name is where a Set goes first.
 func (a *AutoStore) Name() string {
-	if a.Where != "" {
-		return a.Where
-	}
 	if a.Keyring != nil {
 		return "keyring"
 	}
 	return "file"
 }
 
-// GetAccess reads the access token alone, from the keyring first, then the
-// file: the fast path.
-func (a *AutoStore) GetAccess(ctx context.Context, profile string) (string, error) {
-	if a.Keyring != nil {
-		tok, err := a.Keyring.GetAccess(ctx, profile)
-		if err == nil {
-			a.Where = "keyring"
-			return tok, nil
-		}
-		if !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrUnavailable) {
-			return "", err
-		}
-	}
-	tok, err := a.File.GetAccess(ctx, profile)
-	if err != nil {
-		return "", err
-	}
-	a.Where = "file"
-	return tok, nil
-}
-
 // Get reads both stores and returns the set whose access token expires
 // last: a set saved to the file while the keyring did not answer beats an
 // older one left in the keyring.
-func (a *AutoStore) Get(ctx context.Context, profile string) (*auth.TokenSet, error) {
+//
+// A keyring that cannot be reached, when the file has no set, is a storage
+// error if the keyring may hold the profile: its index names the profile,
+// or there is no index (nothing else is known), or the mode is keyring.
+// Only an index that exists and does not name the profile says it is not
+// there. A set in the file is used as it is: it is newer than anything in
+// the keyring, since every keyring Set removes the file copy.
+func (a *AutoStore) Get(ctx context.Context, profile string) (*auth.TokenSet, Result, error) {
 	var fromKeyring *auth.TokenSet
+	var kerr error
 	if a.Keyring != nil {
-		set, err := a.Keyring.Get(ctx, profile)
+		set, _, err := a.Keyring.Get(ctx, profile)
 		switch {
 		case err == nil:
 			fromKeyring = set
-		case errors.Is(err, ErrNotFound), errors.Is(err, ErrUnavailable):
+		case errors.Is(err, ErrNotFound):
+		case errors.Is(err, ErrUnavailable):
+			kerr = err
 		default:
-			return nil, err
+			return nil, Result{Store: "keyring"}, err
 		}
 	}
-	fromFile, err := a.File.Get(ctx, profile)
-	if err != nil && !errors.Is(err, ErrNotFound) {
-		if fromKeyring == nil {
-			return nil, err
+	fromFile, fres, err := a.File.Get(ctx, profile)
+	var ce *CorruptError
+	switch {
+	case err == nil, errors.Is(err, ErrNotFound):
+	case errors.As(err, &ce) || fromKeyring == nil:
+		return nil, fres, err
+	default:
+		fromFile = nil // the keyring's set answers
+	}
+	if kerr != nil && fromFile == nil {
+		if named, known := a.Keyring.Indexed(profile); named || !known || a.KeyringOnly {
+			return nil, Result{Store: "keyring"}, mayHold(kerr, profile, "")
 		}
-		fromFile = nil
 	}
 	switch {
 	case fromKeyring == nil && fromFile == nil:
-		return nil, ErrNotFound
+		return nil, Result{Store: a.Name()}, ErrNotFound
 	case fromFile == nil || (fromKeyring != nil && !expiresLater(fromFile, fromKeyring)):
-		a.Where = "keyring"
-		return fromKeyring, nil
+		return fromKeyring, Result{Store: "keyring"}, nil
 	default:
-		a.Where = "file"
-		return fromFile, nil
+		return fromFile, fres, nil
 	}
 }
 
@@ -94,30 +84,28 @@ func expiresLater(a, b *auth.TokenSet) bool {
 	return err1 == nil && err2 == nil && ea.After(eb)
 }
 
-// Set saves to the keyring and removes any file copy; where the keyring
-// does not answer, it saves to the file and says why in Fallback.
-func (a *AutoStore) Set(ctx context.Context, profile string, set *auth.TokenSet) error {
-	a.Fallback = "no D-Bus session bus"
+// Set saves to the keyring and removes any file copy; in auto mode, where
+// the keyring does not answer, it saves to the file and says why in the
+// result's Fallback.
+func (a *AutoStore) Set(ctx context.Context, profile string, set *auth.TokenSet) (Result, error) {
+	fallback := "no D-Bus session bus"
 	if a.Keyring != nil {
-		err := a.Keyring.Set(ctx, profile, set)
+		res, err := a.Keyring.Set(ctx, profile, set)
 		if err == nil {
-			a.Fallback, a.Where = "", "keyring"
 			if derr := a.File.Delete(ctx, profile); derr != nil && !errors.Is(derr, ErrNotFound) {
-				return derr
+				return res, derr
 			}
-			return nil
+			return res, nil
 		}
 		var ue *UnavailableError
-		if !errors.As(err, &ue) {
-			return err
+		if a.KeyringOnly || !errors.As(err, &ue) {
+			return res, err
 		}
-		a.Fallback = ue.Reason
+		fallback = ue.Reason
 	}
-	if err := a.File.Set(ctx, profile, set); err != nil {
-		return err
-	}
-	a.Where = "file"
-	return nil
+	res, err := a.File.Set(ctx, profile, set)
+	res.Fallback = fallback
+	return res, err
 }
 
 // reserve reserves in the file store when that is where Set will go (no
@@ -126,25 +114,7 @@ func (a *AutoStore) reserve(ctx context.Context, profile string) (reservation, e
 	if a.Keyring != nil {
 		return nil, nil
 	}
-	w, err := a.File.reserve(ctx, profile)
-	if err != nil {
-		return nil, err
-	}
-	return &autoFileSet{reservation: w, a: a}, nil
-}
-
-// autoFileSet is a file reservation that records where the set went.
-type autoFileSet struct {
-	reservation
-	a *AutoStore
-}
-
-func (w *autoFileSet) commit(set *auth.TokenSet) error {
-	if err := w.reservation.commit(set); err != nil {
-		return err
-	}
-	w.a.Where = "file"
-	return nil
+	return a.File.reserve(ctx, profile)
 }
 
 // Delete removes the profile from both stores.
@@ -154,7 +124,7 @@ func (a *AutoStore) Delete(ctx context.Context, profile string) error {
 		err := a.Keyring.Delete(ctx, profile)
 		if err == nil {
 			found = true
-		} else if !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrUnavailable) {
+		} else if !errors.Is(err, ErrNotFound) {
 			return err
 		}
 	}

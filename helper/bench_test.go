@@ -14,28 +14,18 @@ func benchStore(b *testing.B) *FileStore {
 	b.Cleanup(srv.Close)
 	fs := &FileStore{Dir: b.TempDir()}
 	set := srv.Mint(email, time.Hour)
-	if err := fs.Set(context.Background(), "default", &set); err != nil {
+	if _, err := fs.Set(context.Background(), "default", &set); err != nil {
 		b.Fatal(err)
 	}
 	return fs
 }
 
-// BenchmarkFileGetAccess is the store read of get's fast path.
-func BenchmarkFileGetAccess(b *testing.B) {
-	fs := benchStore(b)
-	for b.Loop() {
-		if _, err := fs.GetAccess(context.Background(), "default"); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
-// BenchmarkFileGet is the full read and validation of a stored set (the
-// slow path's re-read).
+// BenchmarkFileGet is the read and validation of a stored set: get's fast
+// path in the file store.
 func BenchmarkFileGet(b *testing.B) {
 	fs := benchStore(b)
 	for b.Loop() {
-		if _, err := fs.Get(context.Background(), "default"); err != nil {
+		if _, _, err := fs.Get(context.Background(), "default"); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -57,49 +58,108 @@ func (s *FileStore) warn(format string, args ...any) {
 	}
 }
 
-// Get reads the profile's file. A file that is not a token set (empty,
-// garbage, valid JSON of another shape, a malformed JWT) is moved aside to
-// <file>.corrupt-<UTC time> with a warning, and counts as absent.
-func (s *FileStore) Get(_ context.Context, profile string) (*auth.TokenSet, error) {
+// Parse retries: a file that another program rewrites in place (the
+// Python SDK opens it with "w") can be read half-written, so a file that
+// does not parse is read again before it counts as corrupt.
+const (
+	parseTries = 5
+	parseWait  = 20 * time.Millisecond
+)
+
+// Get reads the profile's file. A file that is still not a token set after
+// a few reads (empty, garbage, valid JSON of another shape, a malformed
+// JWT) is a *CorruptError: the Helper moves it aside under the profile's
+// lock (see MoveAside). A FIFO, device or other non-regular file is a
+// storage error at once.
+func (s *FileStore) Get(ctx context.Context, profile string) (*auth.TokenSet, Result, error) {
 	path := s.File(profile)
-	b, err := readNoFollow(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, ErrNotFound
+	res := Result{Store: "file", Path: path}
+	var perr error
+	for try := range parseTries {
+		if try > 0 {
+			select {
+			case <-ctx.Done():
+				return nil, res, fmt.Errorf("reading %s: %w", path, ctx.Err())
+			case <-time.After(parseWait):
+			}
+		}
+		b, err := readFile(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, res, ErrNotFound
+		}
+		if err != nil {
+			return nil, res, fmt.Errorf("%w: read %s: %w", ErrStorage, path, unwrapPath(err))
+		}
+		set, err := auth.ParseTokenSet(b)
+		if err == nil {
+			return set, res, nil
+		}
+		perr = err
 	}
-	if err != nil {
-		return nil, fmt.Errorf("%w: read %s: %w", ErrStorage, path, unwrapPath(err))
-	}
-	set, perr := auth.ParseTokenSet(b)
-	if perr == nil {
-		return set, nil
-	}
-	aside := path + ".corrupt-" + s.now().UTC().Format("20060102T150405.000000000Z")
-	if err := os.Rename(path, aside); err != nil {
-		return nil, fmt.Errorf("%w: %s is not a token set and cannot be moved aside: %w", ErrStorage, path, unwrapPath(err))
-	}
-	s.warn("warning: %s was not a token set (%s); moved it to %s", path, reason(perr), filepath.Base(aside))
-	return nil, ErrNotFound
+	return nil, res, &CorruptError{Path: path, Err: perr}
 }
 
-// GetAccess returns the profile's access token, decoding nothing else
-// (with auth's lean decoder): the fast path of Get. A file it cannot read
-// that way goes through Get, which decodes it fully and moves it aside if
-// it is corrupt.
-func (s *FileStore) GetAccess(ctx context.Context, profile string) (string, error) {
-	b, err := readNoFollow(s.File(profile))
-	if errors.Is(err, fs.ErrNotExist) {
-		return "", ErrNotFound
+// CorruptError is a file that is not a token set.
+type CorruptError struct {
+	Path string
+	Err  error // why it does not parse
+}
+
+func (e *CorruptError) Error() string {
+	return fmt.Sprintf("%s: %s is not a token set: %s", ErrStorage, e.Path, reason(e.Err))
+}
+
+func (e *CorruptError) Is(target error) bool { return target == ErrStorage }
+
+// MoveAside renames a corrupt file to <file>.corrupt-<UTC time>, with a
+// warning, so that it counts as absent. The caller holds the profile's lock
+// and has read the file again under it.
+func (s *FileStore) MoveAside(ce *CorruptError) error {
+	aside := ce.Path + ".corrupt-" + s.now().UTC().Format("20060102T150405.000000000Z")
+	if err := os.Rename(ce.Path, aside); err != nil {
+		return fmt.Errorf("%w: %s is not a token set and cannot be moved aside: %w", ErrStorage, ce.Path, unwrapPath(err))
 	}
-	if err == nil {
-		if tok, ok := auth.TopLevelString(b, "access_token"); ok && tok != "" {
-			return tok, nil
-		}
-	}
-	set, err := s.Get(ctx, profile)
+	s.warn("warning: %s was not a token set (%s); moved it to %s", ce.Path, reason(ce.Err), filepath.Base(aside))
+	return nil
+}
+
+// readFile reads a token file: never through a symlink in its last
+// component (a link planted at the token path is not followed into another
+// file), never from a FIFO, device or other non-regular file (opened
+// without blocking, then refused), and at most maxFileSize+1 bytes.
+func readFile(path string) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|openNoFollow|openNonBlock, 0)
 	if err != nil {
-		return "", err
+		if isSymlinkErr(err) {
+			return nil, &fs.PathError{Op: "open", Path: path, Err: errors.New("is a symbolic link; not following it")}
+		}
+		return nil, err
 	}
-	return set.AccessToken, nil
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, &fs.PathError{Op: "open", Path: path, Err: notRegular(fi.Mode())}
+	}
+	return io.ReadAll(io.LimitReader(f, maxFileSize+1)) // larger than any set: corrupt
+}
+
+// notRegular says what a non-regular file is, for a human.
+func notRegular(m fs.FileMode) error {
+	kind := "a " + m.Type().String() + " file"
+	switch {
+	case m.IsDir():
+		return errors.New("is a directory")
+	case m&fs.ModeNamedPipe != 0:
+		kind = "a FIFO"
+	case m&fs.ModeSocket != 0:
+		kind = "a socket"
+	case m&fs.ModeDevice != 0:
+		kind = "a device"
+	}
+	return fmt.Errorf("is %s, not a regular file", kind)
 }
 
 // reason gives a token-set error without its sentinel prefix.
@@ -116,10 +176,10 @@ func (s *FileStore) now() time.Time {
 
 // Set writes the profile's file atomically (see writeAtomic). The caller
 // holds the profile's lock.
-func (s *FileStore) Set(_ context.Context, profile string, set *auth.TokenSet) error {
+func (s *FileStore) Set(_ context.Context, profile string, set *auth.TokenSet) (Result, error) {
 	w, err := s.pending(profile, 0)
 	if err != nil {
-		return err
+		return Result{}, err
 	}
 	return w.commit(set)
 }
@@ -148,13 +208,14 @@ func (s *FileStore) pending(profile string, room int) (*pendingSet, error) {
 // pendingSet is a token set's pendingFile.
 type pendingSet struct{ p *pendingFile }
 
-func (w *pendingSet) commit(set *auth.TokenSet) error {
+func (w *pendingSet) commit(set *auth.TokenSet) (Result, error) {
+	res := Result{Store: "file", Path: w.p.path}
 	data, err := json.Marshal(set)
 	if err != nil {
 		w.p.abort()
-		return fmt.Errorf("%w: %w", ErrStorage, err)
+		return res, fmt.Errorf("%w: %w", ErrStorage, err)
 	}
-	return w.p.commit(data)
+	return res, w.p.commit(data)
 }
 
 func (w *pendingSet) release() { w.p.abort() }
@@ -194,11 +255,7 @@ func createPending(path string, reserve int) (*pendingFile, error) {
 	if dir == "" {
 		dir = "."
 	}
-	if old, _ := filepath.Glob(filepath.Join(dir, "."+base+".tmp-*")); len(old) > 0 {
-		for _, o := range old {
-			os.Remove(o)
-		}
-	}
+	removeTemps(dir, base)
 	var rnd [8]byte
 	rand.Read(rnd[:])
 	tmp := filepath.Join(dir, "."+base+".tmp-"+hex.EncodeToString(rnd[:]))
@@ -215,6 +272,22 @@ func createPending(path string, reserve int) (*pendingFile, error) {
 		}
 	}
 	return p, nil
+}
+
+// removeTemps removes the temp files a crashed writer of base left in dir.
+// Names are matched literally (a glob would read a "[" in dir as a
+// pattern). The caller holds the file's lock, so no one else is writing.
+func removeTemps(dir, base string) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	prefix := "." + base + ".tmp-"
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), prefix) {
+			os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
 }
 
 // commit writes data over the temp file's start, cuts it there, syncs it,

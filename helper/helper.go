@@ -1,14 +1,26 @@
 package helper
 
 import (
+	"cmp"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/prusa-credential-helper/prusa-credential-helper/auth"
+	"github.com/prusa-credential-helper/prusa-credential-helper/protocol"
 )
+
+// freshWindow is how recent a refresh or login saved by another process
+// must be, before this one started, to count as made "meanwhile": a set
+// that fresh serves whatever min_ttl says (see Helper.slow), so that
+// processes started together with a min_ttl above what the server grants
+// make one refresh, not one each.
+const freshWindow = 2 * time.Second
 
 // MinMargin is the least time an access token must stay valid to be handed
 // out without a refresh: a caller needs time to use it.
@@ -28,235 +40,254 @@ var ErrLoginRequired = errors.New("login required")
 type LoginRequiredError struct {
 	Profile string
 	Reason  string // such as `no stored credentials for profile "default"`
-	Err     error  // the cause, if any
+	// Unset names an environment variable that must be unset before a
+	// login helps (it shadows the store); "" otherwise.
+	Unset string
+	Err   error // the cause, if any
 }
 
 func (e *LoginRequiredError) Error() string        { return e.Reason }
 func (e *LoginRequiredError) Unwrap() error        { return e.Err }
 func (e *LoginRequiredError) Is(target error) bool { return target == ErrLoginRequired }
 
+// Config is what a Helper is built from. Zero fields take their defaults.
+type Config struct {
+	Mode string // ModeAuto (the default), ModeKeyring or ModeFile
+	// Dir is the file store's directory: <profile>.json, <profile>.lock,
+	// and the index of the profiles kept in the keyring.
+	Dir string
+	// TokenFile, if set, is the one file used as the store whatever the
+	// profile (the SDK's from_file; lock TokenFile+".lock"). It implies
+	// ModeFile, and nothing else (no keyring) is read or erased.
+	TokenFile string
+	// NoKeyring: do not even try the keyring (no D-Bus session bus). It
+	// does not apply to ModeKeyring.
+	NoKeyring bool
+	Auth      *auth.Client // for refreshes
+	// Env is the environment's token source (see FromEnv), nil for none.
+	Env    *EnvSource
+	Now    func() time.Time                 // default time.Now
+	Debugf func(format string, args ...any) // redacted diagnostics; default none
+	Warn   func(msg string)                 // messages a human must see; default none
+	// Login, if set, logs in without a person. A Get that would answer
+	// login_required calls it under the profile's lock, saves the set and
+	// answers with it.
+	Login func(ctx context.Context) (*auth.TokenSet, error)
+	// OnSave, if set, is called after every successful save (login,
+	// refresh, store). It reports its own failures: a save stands whatever
+	// it does.
+	OnSave func(ctx context.Context, set *auth.TokenSet)
+
+	keyring keyringAPI // tests: a fake keyring instead of the OS's
+}
+
 // Helper runs the credential lifecycle for one invocation.
 type Helper struct {
-	Mode    string        // ModeAuto, ModeKeyring or ModeFile
-	File    *FileStore    // always set: the file store, and where lock files live
-	Keyring *KeyringStore // nil where the keyring is not to be tried
-	Auth    *auth.Client  // for refreshes
-	Getenv  func(string) string
-	// Env, if set, is the environment's token source as the caller already
-	// read it with FromEnv (so it is parsed once); nil reads it from Getenv.
-	Env    *EnvSource
-	Now    func() time.Time
-	Debugf func(format string, args ...any)
-	// Slow, if set, wraps the context of get's slow path (lock, refresh,
-	// save): the CLI arms its time budget there, so that the fast path does
-	// not pay for it.
-	Slow func(ctx context.Context) (context.Context, context.CancelFunc)
-
-	store Store
+	cfg     Config
+	start   time.Time // when New ran: about when this process started
+	debug   bool
+	file    *FileStore
+	keyring *KeyringStore // nil where the keyring is not to be tried
+	store   Store         // the store of the mode
 }
 
-// Token is what Get returns: never the refresh token.
-type Token struct {
-	Profile     string
-	AccessToken string
-	TokenType   string
-	Expiry      time.Time
-	Store       string // where it came from: "keyring", "file" or an environment variable
-}
-
-// String describes the token without its value.
-func (t Token) String() string {
-	return fmt.Sprintf("helper.Token{profile: %s, %s, from %s}", t.Profile, auth.Describe(t.AccessToken), t.Store)
-}
-
-// GoString is String, so that %#v does not print the token either.
-func (t Token) GoString() string { return t.String() }
-
-func (h *Helper) now() time.Time {
-	if h.Now != nil {
-		return h.Now()
+// New returns a Helper for cfg, with its defaults applied.
+func New(cfg Config) *Helper {
+	if cfg.Mode == "" {
+		cfg.Mode = ModeAuto
 	}
-	return time.Now()
-}
-
-func (h *Helper) debugf(format string, args ...any) {
-	if h.Debugf != nil {
-		h.Debugf(format, args...)
+	if cfg.TokenFile != "" {
+		cfg.Mode = ModeFile
 	}
-}
-
-// fromEnv is the environment's token source: h.Env, else read now.
-func (h *Helper) fromEnv() (*EnvSource, error) {
-	if h.Env != nil {
-		return h.Env, nil
+	h := &Helper{cfg: cfg, debug: cfg.Debugf != nil}
+	if h.cfg.Now == nil {
+		h.cfg.Now = time.Now
 	}
-	return FromEnv(h.getenv)
-}
-
-func (h *Helper) getenv(k string) string {
-	if h.Getenv != nil {
-		return h.Getenv(k)
+	h.start = time.Now() // the file system's clock, not the tokens'; see savedSince
+	if h.cfg.Debugf == nil {
+		h.cfg.Debugf = func(string, ...any) {}
 	}
-	return ""
-}
-
-// Store returns the store of h's mode.
-func (h *Helper) Store() Store {
-	if h.store != nil {
-		return h.store
+	if h.cfg.Warn == nil {
+		h.cfg.Warn = func(string) {}
 	}
-	switch h.Mode {
-	case ModeKeyring:
-		h.store = h.Keyring
+	h.file = &FileStore{Dir: cfg.Dir, Path: cfg.TokenFile, Warn: h.cfg.Warn, Now: h.cfg.Now}
+	if cfg.TokenFile == "" && (cfg.Mode == ModeKeyring || !cfg.NoKeyring) {
+		h.keyring = NewKeyringStore(cfg.Dir)
+		if cfg.keyring != nil {
+			h.keyring.api = cfg.keyring
+		}
+	}
+	switch cfg.Mode {
 	case ModeFile:
-		h.store = h.File
+		h.store = h.file
+	case ModeKeyring:
+		h.store = &AutoStore{Keyring: h.keyring, File: h.file, KeyringOnly: true}
 	default:
-		h.store = &AutoStore{Keyring: h.Keyring, File: h.File}
+		h.store = &AutoStore{Keyring: h.keyring, File: h.file}
 	}
-	return h.store
-}
-
-// accessGetter is implemented by stores that read the access token alone
-// more cheaply than the whole set.
-type accessGetter interface {
-	GetAccess(ctx context.Context, profile string) (string, error)
-}
-
-func (h *Helper) getAccess(ctx context.Context, profile string) (string, error) {
-	if g, ok := h.Store().(accessGetter); ok {
-		return g.GetAccess(ctx, profile)
-	}
-	set, err := h.Store().Get(ctx, profile)
-	if err != nil {
-		return "", err
-	}
-	return set.AccessToken, nil
+	return h
 }
 
 func (h *Helper) lock(ctx context.Context, profile string) (func(), error) {
-	return lockFile(ctx, h.File.LockFile(profile))
+	return lockFile(ctx, h.file.LockFile(profile))
 }
 
-func (h *Helper) token(profile, where string, set *auth.TokenSet, exp time.Time) *Token {
-	return &Token{Profile: profile, AccessToken: set.AccessToken, TokenType: tokenType(set), Expiry: exp, Store: where}
-}
-
-func tokenType(set *auth.TokenSet) string {
-	if set.TokenType == "" {
-		return "Bearer"
+func token(profile, where string, set *auth.TokenSet, exp time.Time) protocol.Token {
+	tt := set.TokenType
+	if tt == "" {
+		tt = "Bearer"
 	}
-	return set.TokenType
+	return protocol.Token{Profile: profile, AccessToken: set.AccessToken, TokenType: tt, Expiry: exp, Store: where}
 }
 
 func noCredentials(profile string) error {
 	return &LoginRequiredError{Profile: profile, Reason: fmt.Sprintf("no stored credentials for profile %q", profile)}
 }
 
-// prefer returns the stored set instead of the environment's when it
-// belongs to the same session and its access token expires later: the
-// result of an earlier refresh of the environment's set.
-func prefer(env *EnvSource, stored *auth.Claims) bool {
-	return stored != nil && stored.SessionID != "" && stored.SessionID == env.Access.SessionID &&
-		stored.Expiry.Time.After(env.Access.Expiry.Time)
+// envHash names an environment set by the sha256 of its refresh token, as
+// the set saved by an auto-login that replaced it records it
+// (auth.TokenSet.ReplacedEnv): never the token itself.
+func envHash(set *auth.TokenSet) string {
+	sum := sha256.Sum256([]byte(set.RefreshToken))
+	return hex.EncodeToString(sum[:])
+}
+
+// prefer reports whether the stored set answers instead of the
+// environment's: it is the result of an earlier refresh of the
+// environment's set (same session, later expiry), or of an auto-login that
+// replaced it.
+func prefer(env *EnvSource, stored *auth.TokenSet) bool {
+	if env.Set.RefreshToken != "" && stored.ReplacedEnv == envHash(env.Set) {
+		return true
+	}
+	c, err := auth.ParseJWT(stored.AccessToken)
+	return err == nil && c.SessionID != "" && c.SessionID == env.Access.SessionID &&
+		c.Expiry.Time.After(env.Access.Expiry.Time)
+}
+
+// read returns the set Get would use: the stored one, or the environment's
+// unless the stored one is its successor, and where it is. A corrupt file
+// is read again under the profile's lock (taken here unless locked says
+// the caller holds it) and only then moved aside. Without the lock (the
+// fast path), a store that cannot be read does not stop an environment
+// set; under it, it does: a refresh spends the refresh token, and a store
+// that cannot be read will hardly take the new one.
+func (h *Helper) read(ctx context.Context, profile string, locked bool) (*auth.TokenSet, Result, error) {
+	env := h.cfg.Env
+	stored, res, err := h.store.Get(ctx, profile)
+	var ce *CorruptError
+	if errors.As(err, &ce) {
+		stored, res, err = h.moveAside(ctx, profile, locked, h.store.Get)
+	}
+	if env != nil {
+		switch {
+		case err == nil && prefer(env, stored):
+			return stored, res, nil
+		case err == nil, errors.Is(err, ErrNotFound):
+		case locked:
+			return nil, res, err
+		default:
+			h.cfg.Debugf("store: %v (using %s)", err, EnvTokensJSON)
+		}
+		return env.Set, Result{Store: EnvTokensJSON}, nil
+	}
+	if errors.Is(err, ErrNotFound) {
+		return nil, res, noCredentials(profile)
+	}
+	return stored, res, err
+}
+
+// moveAside reads the profile again (with get) under its lock and moves a
+// file that is still corrupt aside, then reads once more.
+func (h *Helper) moveAside(ctx context.Context, profile string, locked bool, get func(context.Context, string) (*auth.TokenSet, Result, error)) (*auth.TokenSet, Result, error) {
+	if !locked {
+		unlock, err := h.lock(ctx, profile)
+		if err != nil {
+			return nil, Result{}, err
+		}
+		defer unlock()
+	}
+	set, res, err := get(ctx, profile)
+	var ce *CorruptError
+	if !errors.As(err, &ce) {
+		return set, res, err
+	}
+	if err := h.file.MoveAside(ce); err != nil {
+		return nil, res, err
+	}
+	return get(ctx, profile)
 }
 
 // Get returns an access token that stays valid for more than
 // max(MinMargin, minTTL), refreshing first if needed (or if force). The
 // fast path — a valid token — reads the store once and takes no lock and
 // makes no request.
-func (h *Helper) Get(ctx context.Context, profile string, minTTL time.Duration, force bool) (*Token, error) {
+func (h *Helper) Get(ctx context.Context, profile string, minTTL time.Duration, force bool) (protocol.Token, error) {
 	margin := max(MinMargin, minTTL)
-	env, err := h.fromEnv()
-	if err != nil {
-		return nil, err
-	}
-	now := h.now()
-	if env != nil && env.Bare() {
+	now := h.cfg.Now()
+	if env := h.cfg.Env; env != nil && env.Bare() {
 		// A bare token cannot be refreshed: it serves until it expires.
 		if !auth.ValidFor(env.Access.Expiry.Time, now, 0) {
-			return nil, &LoginRequiredError{Profile: profile, Reason: EnvToken + " has expired and cannot be refreshed"}
+			return protocol.Token{}, &LoginRequiredError{Profile: profile,
+				Reason: EnvToken + " has expired and cannot be refreshed", Unset: EnvToken}
 		}
-		return h.token(profile, EnvToken, env.Set, env.Access.Expiry.Time), nil
+		return token(profile, EnvToken, env.Set, env.Access.Expiry.Time), nil
 	}
-
-	var current string
-	where := EnvTokensJSON
-	if env != nil {
-		current = env.Set.AccessToken
-		if stored, err := h.getAccess(ctx, profile); err == nil {
-			if c, err := auth.ParseJWT(stored); err == nil && prefer(env, c) {
-				current, where = stored, h.Store().Name()
-			}
-		} else if !errors.Is(err, ErrNotFound) {
-			h.debugf("store: %v (using %s)", err, EnvTokensJSON)
+	set, res, err := h.read(ctx, profile, false)
+	if errors.Is(err, ErrLoginRequired) && h.cfg.Login != nil {
+		return h.slow(ctx, profile, "", margin, force)
+	}
+	if err != nil {
+		return protocol.Token{}, err
+	}
+	rescued := h.cfg.Mode == ModeKeyring && res.Store == "file"
+	if c, err := auth.ParseJWT(set.AccessToken); err == nil && !force && !rescued && auth.ValidFor(c.Expiry.Time, now, margin) {
+		if h.debug {
+			h.cfg.Debugf("fast path: %s from %s, valid for %s", auth.Describe(set.AccessToken), res.Store, c.Expiry.Time.Sub(now).Round(time.Second))
 		}
-	} else {
-		current, err = h.getAccess(ctx, profile)
-		if errors.Is(err, ErrNotFound) {
-			return nil, noCredentials(profile)
-		}
-		if err != nil {
-			return nil, err
-		}
-		where = h.Store().Name()
+		return token(profile, res.Store, set, c.Expiry.Time), nil
 	}
-	// The fast path decodes the exp claim alone (auth.AccessExpiry); a
-	// token it cannot read goes the slow way, where ParseJWT decides.
-	if exp, ok := auth.AccessExpiry(current); ok && !force && auth.ValidFor(exp, now, margin) {
-		if h.Debugf != nil {
-			h.debugf("fast path: %s from %s, valid for %s", auth.Describe(current), where, exp.Sub(now).Round(time.Second))
-		}
-		return &Token{Profile: profile, AccessToken: current, TokenType: "Bearer", Expiry: exp, Store: where}, nil
-	}
-	return h.refresh(ctx, profile, env, current, margin, force)
-}
-
-// load reads the full set under the lock: the stored one, or the
-// environment's unless the stored one is its refreshed successor.
-func (h *Helper) load(ctx context.Context, profile string, env *EnvSource) (*auth.TokenSet, string, error) {
-	stored, err := h.Store().Get(ctx, profile)
-	if err != nil && !errors.Is(err, ErrNotFound) {
-		// Even with a set from the environment: a refresh spends its
-		// refresh token, and a store that cannot be read will hardly take
-		// the new one. Better to stop before than to lose it after.
-		return nil, "", err
-	}
-	if env != nil {
-		if stored != nil {
-			if c, err := auth.ParseJWT(stored.AccessToken); err == nil && prefer(env, c) {
-				return stored, h.Store().Name(), nil
-			}
-		}
-		return env.Set, EnvTokensJSON, nil
-	}
-	if stored == nil {
-		return nil, "", noCredentials(profile)
-	}
-	return stored, h.Store().Name(), nil
+	return h.slow(ctx, profile, set.AccessToken, margin, force)
 }
 
 // reserve makes room for the refreshed set before the request that spends
 // the old refresh token (see reserver); where the store reserves nothing,
 // the set goes through its Set.
 func (h *Helper) reserve(ctx context.Context, profile string) (reservation, error) {
-	if r, ok := h.Store().(reserver); ok {
+	if r, ok := h.store.(reserver); ok {
 		w, err := r.reserve(ctx, profile)
 		if err != nil || w != nil {
 			return w, err
 		}
 	}
-	return storeSet{h.Store(), ctx, profile}, nil
+	return storeSet{h, ctx, profile}, nil
 }
 
-// storeSet is the reservation of a store that reserves nothing.
+// storeSet is the reservation of a store that reserves nothing: the
+// keyring. A set the keyring will not take after a refresh spent the old
+// refresh token is kept in the profile's file instead (0600), with a
+// warning; the next get moves it back into the keyring.
 type storeSet struct {
-	s       Store
+	h       *Helper
 	ctx     context.Context
 	profile string
 }
 
-func (w storeSet) commit(set *auth.TokenSet) error { return w.s.Set(w.ctx, w.profile, set) }
-func (storeSet) release()                          {}
+func (w storeSet) commit(set *auth.TokenSet) (Result, error) {
+	res, err := w.h.store.Set(w.ctx, w.profile, set)
+	if err == nil || res.Store != "keyring" {
+		return res, err
+	}
+	fres, ferr := w.h.file.Set(w.ctx, w.profile, set)
+	if ferr != nil {
+		return res, fmt.Errorf("%w (and the file store: %w)", err, ferr)
+	}
+	w.h.cfg.Warn(fmt.Sprintf("warning: the keyring did not take the new tokens of profile %q (%v); kept them in %s (mode 0600), and the next get moves them back into the keyring", w.profile, err, fres.Path))
+	fres.Fallback = err.Error()
+	return fres, nil
+}
+
+func (storeSet) release() {}
 
 // refreshFailed says which refresh failures need a new login.
 func refreshFailed(profile string, err error) error {
@@ -271,135 +302,254 @@ func refreshFailed(profile string, err error) error {
 	return err
 }
 
-// refresh is the slow path: lock → re-read → still needed? → refresh →
-// save → unlock. The new set is saved before its token is returned,
-// because the old refresh token is spent the moment the server answers.
-func (h *Helper) refresh(ctx context.Context, profile string, env *EnvSource, current string, margin time.Duration, force bool) (*Token, error) {
-	if h.Slow != nil {
-		var cancel context.CancelFunc
-		ctx, cancel = h.Slow(ctx)
-		defer cancel()
-	}
+// slow is get's slow path: lock → re-read → still needed? → refresh (or
+// auto-login) → save → unlock. The new set is saved before its token is
+// returned, because the old refresh token is spent the moment the server
+// answers. current is the access token read before the lock ("" if none).
+func (h *Helper) slow(ctx context.Context, profile, current string, margin time.Duration, force bool) (protocol.Token, error) {
 	unlock, err := h.lock(ctx, profile)
 	if err != nil {
-		return nil, err
+		return protocol.Token{}, err
 	}
 	defer unlock()
-	set, where, err := h.load(ctx, profile, env)
+	set, res, err := h.read(ctx, profile, true)
+	if errors.Is(err, ErrLoginRequired) {
+		return h.autoLogin(ctx, profile, err)
+	}
 	if err != nil {
-		return nil, err
+		return protocol.Token{}, err
 	}
-	now := h.now()
-	if exp, err := auth.ExpiryOf(set.AccessToken); err == nil {
-		if !force && auth.ValidFor(exp, now, margin) {
-			h.debugf("another process refreshed: %s", auth.Describe(set.AccessToken))
-			return h.token(profile, where, set, exp), nil
-		}
-		if force && set.AccessToken != current && auth.ValidFor(exp, now, 0) {
-			h.debugf("force_refresh: another process refreshed meanwhile: %s", auth.Describe(set.AccessToken))
-			return h.token(profile, where, set, exp), nil
-		}
+	now := h.cfg.Now()
+	c, err := auth.ParseJWT(set.AccessToken)
+	if err != nil {
+		return h.refreshLocked(ctx, profile, set, force)
 	}
-	if h.Debugf != nil {
-		h.debugf("refreshing %s with %s", auth.Describe(set.AccessToken), auth.Describe(set.RefreshToken))
+	exp := c.Expiry.Time
+	switch {
+	case !force && auth.ValidFor(exp, now, margin):
+	case set.AccessToken != current && auth.ValidFor(exp, now, 0):
+		// Another process refreshed after this one read: its token
+		// serves, whatever min_ttl or force_refresh ask.
+	case !force && savedSince(h.file.LockFile(profile), h.start.Add(-freshWindow)) && auth.ValidFor(exp, now, MinMargin):
+		// The same when a process that started with this one saved the
+		// set before this one read it: a refresh now would give no
+		// longer a lifetime.
+	default:
+		return h.refreshLocked(ctx, profile, set, force)
 	}
-	if err := h.Auth.Refreshable(*set); err != nil {
-		return nil, refreshFailed(profile, err) // no request, so nothing to save
+	h.cfg.Debugf("no refresh needed: %s", auth.Describe(set.AccessToken))
+	if h.cfg.Mode == ModeKeyring && res.Store == "file" {
+		return h.moveBack(ctx, profile, set, exp)
+	}
+	return token(profile, res.Store, set, exp), nil
+}
+
+// moveBack moves a set that a refresh kept in the file (the keyring would
+// not take it) back into the keyring. The caller holds the lock. A keyring
+// that still refuses leaves the file as it is.
+func (h *Helper) moveBack(ctx context.Context, profile string, set *auth.TokenSet, exp time.Time) (protocol.Token, error) {
+	if _, err := h.keyring.Set(ctx, profile, set); err != nil {
+		h.cfg.Debugf("keyring still refuses: %v", err)
+		return token(profile, "file", set, exp), nil
+	}
+	if err := h.file.Delete(ctx, profile); err != nil && !errors.Is(err, ErrNotFound) {
+		return protocol.Token{}, err
+	}
+	h.cfg.Warn(fmt.Sprintf("moved the tokens of profile %q from %s back into the keyring", profile, h.file.File(profile)))
+	return token(profile, "keyring", set, exp), nil
+}
+
+// refreshLocked refreshes set and saves the result; the caller holds the
+// lock and has re-read set under it.
+func (h *Helper) refreshLocked(ctx context.Context, profile string, set *auth.TokenSet, force bool) (protocol.Token, error) {
+	if h.debug {
+		h.cfg.Debugf("refreshing %s with %s", auth.Describe(set.AccessToken), auth.Describe(set.RefreshToken))
+	}
+	if err := h.cfg.Auth.Refreshable(*set); err != nil {
+		return h.autoLogin(ctx, profile, refreshFailed(profile, err)) // no request, so nothing to save
 	}
 	save, err := h.reserve(ctx, profile)
 	if err != nil {
-		return nil, err // before the request: the refresh token is not spent
+		return protocol.Token{}, err // before the request: the refresh token is not spent
 	}
 	defer save.release()
-	fresh, err := h.Auth.Refresh(ctx, *set)
+	fresh, err := h.cfg.Auth.Refresh(ctx, *set)
 	if errors.Is(err, auth.ErrInvalidGrant) {
 		// Another process (one that does not take our lock, or a store
 		// command) may have rotated the token: look once more.
-		again, againWhere, rerr := h.load(ctx, profile, env)
+		again, againRes, rerr := h.read(ctx, profile, true)
 		if rerr == nil && again.RefreshToken != set.RefreshToken {
-			h.debugf("refresh token was rotated by someone else; using the stored one")
-			if exp, err := auth.ExpiryOf(again.AccessToken); err == nil && auth.ValidFor(exp, now, 0) && !force {
-				return h.token(profile, againWhere, again, exp), nil
+			h.cfg.Debugf("refresh token was rotated by someone else; using the stored one")
+			if c, err := auth.ParseJWT(again.AccessToken); err == nil && auth.ValidFor(c.Expiry.Time, h.cfg.Now(), 0) && !force {
+				return token(profile, againRes.Store, again, c.Expiry.Time), nil
 			}
 			set = again
-			fresh, err = h.Auth.Refresh(ctx, *again)
+			fresh, err = h.cfg.Auth.Refresh(ctx, *again)
 		}
 	}
 	if err != nil {
-		return nil, refreshFailed(profile, err)
+		return h.autoLogin(ctx, profile, refreshFailed(profile, err))
 	}
-	if err := save.commit(&fresh); err != nil {
-		return nil, fmt.Errorf("saving the refreshed tokens: %w", err)
-	}
-	exp, err := auth.ExpiryOf(fresh.AccessToken)
+	return h.save(ctx, profile, save, &fresh)
+}
+
+// save commits a new set (refreshed or logged in), runs OnSave, and
+// answers with its token.
+func (h *Helper) save(ctx context.Context, profile string, save reservation, set *auth.TokenSet) (protocol.Token, error) {
+	res, err := save.commit(set)
 	if err != nil {
-		return nil, fmt.Errorf("refreshed access token: %w", err) // never: Refresh validated the answer
+		return protocol.Token{}, fmt.Errorf("saving the new tokens: %w", err)
 	}
-	if h.Debugf != nil {
-		h.debugf("refreshed: %s, saved to %s", auth.Describe(fresh.AccessToken), h.Store().Name())
+	markSaved(h.file.LockFile(profile))
+	h.saved(ctx, set)
+	c, err := auth.ParseJWT(set.AccessToken)
+	if err != nil {
+		return protocol.Token{}, fmt.Errorf("new access token: %w", err) // never: Refresh and Login validate
 	}
-	return &Token{Profile: profile, AccessToken: fresh.AccessToken, TokenType: tokenType(&fresh), Expiry: exp, Store: h.Store().Name()}, nil
+	if h.debug {
+		h.cfg.Debugf("saved %s to %s", auth.Describe(set.AccessToken), res.Store)
+	}
+	return token(profile, res.Store, set, c.Expiry.Time), nil
+}
+
+// saved runs OnSave.
+func (h *Helper) saved(ctx context.Context, set *auth.TokenSet) {
+	if h.cfg.OnSave != nil {
+		h.cfg.OnSave(ctx, set)
+	}
+}
+
+// autoLogin answers a login_required (why) with Config.Login, when set:
+// under the lock the caller holds, it logs in, saves the set and answers.
+// A set that replaces the environment's records which (by a hash of its
+// refresh token), so that later gets prefer the stored one.
+func (h *Helper) autoLogin(ctx context.Context, profile string, why error) (protocol.Token, error) {
+	if h.cfg.Login == nil || !errors.Is(why, ErrLoginRequired) {
+		return protocol.Token{}, why
+	}
+	h.cfg.Debugf("auto-login: %v", why)
+	save, err := h.reserve(ctx, profile)
+	if err != nil {
+		return protocol.Token{}, err
+	}
+	defer save.release()
+	set, err := h.cfg.Login(ctx)
+	if err != nil {
+		return protocol.Token{}, err
+	}
+	if env := h.cfg.Env; env != nil && env.Set.RefreshToken != "" {
+		set.ReplacedEnv = envHash(env.Set)
+	}
+	return h.save(ctx, profile, save, set)
+}
+
+// Refresh refreshes the profile's set now, under its lock, whatever its
+// expiry, and returns the new token.
+func (h *Helper) Refresh(ctx context.Context, profile string) (protocol.Token, error) {
+	unlock, err := h.lock(ctx, profile)
+	if err != nil {
+		return protocol.Token{}, err
+	}
+	defer unlock()
+	set, _, err := h.read(ctx, profile, true)
+	if err != nil {
+		return protocol.Token{}, err
+	}
+	return h.refreshLocked(ctx, profile, set, true)
 }
 
 // StoreSet validates a token set and saves it under the profile's lock. A
-// set that does not validate changes nothing. It returns the store used.
-func (h *Helper) StoreSet(ctx context.Context, profile string, set *auth.TokenSet) (string, error) {
+// set that does not validate changes nothing. It says where the set went.
+func (h *Helper) StoreSet(ctx context.Context, profile string, set *auth.TokenSet) (Result, error) {
 	if err := set.Validate(); err != nil {
-		return "", err
+		return Result{}, err
 	}
 	unlock, err := h.lock(ctx, profile)
 	if err != nil {
-		return "", err
+		return Result{}, err
 	}
 	defer unlock()
-	if err := h.Store().Set(ctx, profile, set); err != nil {
-		return "", err
+	res, err := h.store.Set(ctx, profile, set)
+	if err != nil {
+		return res, err
 	}
-	return h.Store().Name(), nil
+	h.saved(ctx, set)
+	return res, nil
 }
+
+// CheckWritable checks, before a login asks for anything, that the store a
+// new set of the profile would go to takes it: the keyring gets a small
+// item written and removed. It returns that store's name. In auto mode a
+// keyring that cannot be reached is no error: the set would go to the
+// file.
+func (h *Helper) CheckWritable(ctx context.Context, profile string) (string, error) {
+	if h.keyring == nil || h.cfg.Mode == ModeFile {
+		return "file", nil
+	}
+	err := h.keyring.CheckWritable(ctx, profile)
+	if err == nil {
+		return "keyring", nil
+	}
+	if h.cfg.Mode == ModeAuto && errors.Is(err, ErrUnavailable) {
+		return "file", nil
+	}
+	return "keyring", fmt.Errorf("the keyring will not take the tokens of profile %q: %w", profile, err)
+}
+
+// Erased says what Erase removed.
+type Erased struct {
+	Removed []string // the stores that held the profile
+}
+
+// Any reports whether anything was removed.
+func (e Erased) Any() bool { return len(e.Removed) > 0 }
 
 // Erase removes the profile from every store it may be in, whatever the
-// mode: the file store and, where it can be reached, the keyring. It
-// reports whether anything was there.
-func (h *Helper) Erase(ctx context.Context, profile string) (bool, error) {
+// mode: the file store and the keyring (with a token file: that file
+// alone). A keyring that cannot be reached while it may hold the profile
+// is a storage error that says what was removed: erase does not claim a
+// profile gone that may still be there.
+func (h *Helper) Erase(ctx context.Context, profile string) (Erased, error) {
 	unlock, err := h.lock(ctx, profile)
 	if err != nil {
-		return false, err
+		return Erased{}, err
 	}
 	defer unlock()
-	erased := false
-	stores := []Store{h.File}
-	if h.Keyring != nil {
-		stores = append(stores, h.Keyring)
+	var out Erased
+	switch err := h.file.Delete(ctx, profile); {
+	case err == nil:
+		out.Removed = append(out.Removed, "file")
+	case !errors.Is(err, ErrNotFound):
+		return out, err
 	}
-	for _, s := range stores {
-		err := s.Delete(ctx, profile)
-		switch {
-		case err == nil:
-			erased = true
-		case errors.Is(err, ErrNotFound):
-		case errors.Is(err, ErrUnavailable) && h.Mode != ModeKeyring:
-			h.debugf("erase: %v", err)
-		default:
-			return erased, err
+	if h.keyring == nil {
+		return out, nil
+	}
+	err = h.keyring.Delete(ctx, profile)
+	switch {
+	case err == nil:
+		out.Removed = append(out.Removed, "keyring")
+	case errors.Is(err, ErrNotFound):
+	case errors.Is(err, ErrUnavailable):
+		// As for Get: the keyring may hold the profile when the index names
+		// it, or when there is no index and the file held nothing.
+		if named, known := h.keyring.Indexed(profile); h.cfg.Mode == ModeKeyring || named || !known && !out.Any() {
+			did := "removed nothing: "
+			if out.Any() {
+				did = "removed the file store's copy, but "
+			}
+			return out, mayHold(err, profile, did)
 		}
+		h.cfg.Debugf("erase: %v", err)
+	default:
+		return out, err
 	}
-	return erased, nil
+	return out, nil
 }
 
-// Entry describes a stored profile with no secrets.
-type Entry struct {
-	Profile        string
-	Store          string
-	UserID         string
-	Email          string    // "" without an id token
-	AccessExpires  time.Time // zero if unknown
-	RefreshExpires time.Time // zero without a refresh token
-}
-
-// Describe returns the entry of a token set.
-func Describe(profile, store string, set *auth.TokenSet) Entry {
-	e := Entry{Profile: profile, Store: store}
+// Describe returns what list and status show of a token set: no secrets.
+func Describe(profile, store string, set *auth.TokenSet) protocol.Profile {
+	e := protocol.Profile{Profile: profile, Store: store}
 	if c, err := auth.ParseJWT(set.AccessToken); err == nil {
 		e.UserID, e.AccessExpires = string(c.Subject), c.Expiry.Time
 	}
@@ -416,72 +566,86 @@ func Describe(profile, store string, set *auth.TokenSet) Entry {
 }
 
 // Status describes the set Get would use for the profile — from the
-// environment or the store, in Get's order — or returns ErrNotFound.
-func (h *Helper) Status(ctx context.Context, profile string) (Entry, error) {
-	env, err := h.fromEnv()
-	if err != nil {
-		return Entry{}, err
+// environment or the store, in Get's order. found is false when nothing is
+// stored (the entry then names the store a login would use).
+func (h *Helper) Status(ctx context.Context, profile string) (entry protocol.Profile, found bool, err error) {
+	if env := h.cfg.Env; env != nil && env.Bare() {
+		return Describe(profile, EnvToken, env.Set), true, nil
 	}
-	if env != nil && env.Bare() {
-		return Describe(profile, EnvToken, env.Set), nil
-	}
-	set, where, err := h.load(ctx, profile, env)
+	set, res, err := h.read(ctx, profile, false)
 	if errors.Is(err, ErrLoginRequired) {
-		return Entry{}, ErrNotFound
+		return protocol.Profile{Profile: profile, Store: h.store.Name()}, false, nil
 	}
 	if err != nil {
-		return Entry{}, err
+		return protocol.Profile{}, false, err
 	}
-	return Describe(profile, where, set), nil
+	return Describe(profile, res.Store, set), true, nil
 }
 
 // List describes every stored profile: the files of the file store and the
-// profiles the keyring index names, sorted by profile then store.
-func (h *Helper) List(ctx context.Context) ([]Entry, error) {
-	var out []Entry
-	names, err := h.File.Profiles()
-	if err != nil {
-		return nil, err
+// profiles the keyring index names, sorted by profile then store. With a
+// token file it describes that file alone, as profile.
+func (h *Helper) List(ctx context.Context, profile string) ([]protocol.Profile, error) {
+	var out []protocol.Profile
+	names := []string{profile}
+	if h.cfg.TokenFile == "" {
+		var err error
+		if names, err = h.file.Profiles(); err != nil {
+			return nil, err
+		}
 	}
 	for _, p := range names {
-		set, err := h.File.Get(ctx, p)
-		if err == nil {
+		set, _, err := h.file.Get(ctx, p)
+		var ce *CorruptError
+		if errors.As(err, &ce) {
+			set, _, err = h.moveAside(ctx, p, false, h.file.Get)
+		}
+		switch {
+		case err == nil:
 			out = append(out, Describe(p, "file", set))
-		} else if !errors.Is(err, ErrNotFound) {
+		case errors.Is(err, ErrNotFound):
+		default:
 			return nil, err
 		}
 	}
-	if h.Keyring != nil {
-		names, err := h.Keyring.Profiles()
-		if err != nil {
+	if h.keyring != nil {
+		if err := h.listKeyring(ctx, &out); err != nil {
 			return nil, err
 		}
-		for _, p := range names {
-			set, err := h.Keyring.Get(ctx, p)
-			switch {
-			case err == nil:
-				out = append(out, Describe(p, "keyring", set))
-			case errors.Is(err, ErrNotFound):
-			case errors.Is(err, ErrUnavailable) && h.Mode != ModeKeyring:
-				h.debugf("list: %v", err)
-			default:
-				return nil, err
-			}
-		}
 	}
-	slices.SortFunc(out, func(a, b Entry) int {
-		if a.Profile != b.Profile {
-			if a.Profile < b.Profile {
-				return -1
-			}
-			return 1
-		}
-		if a.Store < b.Store {
-			return -1
-		} else if a.Store > b.Store {
-			return 1
-		}
-		return 0
-	})
+	sortProfiles(out)
 	return out, nil
+}
+
+// sortProfiles sorts by profile, then store.
+func sortProfiles(ps []protocol.Profile) {
+	slices.SortFunc(ps, func(a, b protocol.Profile) int {
+		return cmp.Or(strings.Compare(a.Profile, b.Profile), strings.Compare(a.Store, b.Store))
+	})
+}
+
+// listKeyring adds the profiles of the keyring index. A keyring that
+// cannot be reached is a storage error when the index names a profile, or
+// in keyring mode: never an empty list.
+func (h *Helper) listKeyring(ctx context.Context, out *[]protocol.Profile) error {
+	names, err := h.keyring.Profiles()
+	if err != nil {
+		return err
+	}
+	if len(names) == 0 && h.cfg.Mode == ModeKeyring {
+		return h.keyring.Reachable(ctx)
+	}
+	for _, p := range names {
+		set, _, err := h.keyring.Get(ctx, p)
+		switch {
+		case err == nil:
+			*out = append(*out, Describe(p, "keyring", set))
+		case errors.Is(err, ErrNotFound):
+		case errors.Is(err, ErrUnavailable):
+			return mayHold(err, p, "")
+		default:
+			return err
+		}
+	}
+	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/prusa-credential-helper/prusa-credential-helper/auth"
 	"github.com/prusa-credential-helper/prusa-credential-helper/auth/authtest"
+	"github.com/prusa-credential-helper/prusa-credential-helper/protocol"
 )
 
 const (
@@ -99,6 +101,7 @@ type env struct {
 	t        *testing.T
 	srv      *authtest.Server
 	dir      string
+	cfg      Config
 	h        *Helper
 	kr       *fakeKeyring
 	warnings *strings.Builder
@@ -113,16 +116,30 @@ func newEnv(t *testing.T, mode string, opts authtest.Options) *env {
 	t.Cleanup(srv.Close)
 	dir := filepath.Join(t.TempDir(), "prusa-credential-helper")
 	e := &env{t: t, srv: srv, dir: dir, kr: newFakeKeyring(), warnings: &strings.Builder{}, vars: map[string]string{}}
-	ks := NewKeyringStore(dir)
-	ks.api = e.kr
-	e.h = &Helper{
+	e.cfg = Config{
 		Mode:    mode,
-		File:    &FileStore{Dir: dir, Warn: func(m string) { e.warnings.WriteString(m + "\n") }},
-		Keyring: ks,
+		Dir:     dir,
+		Warn:    func(m string) { e.warnings.WriteString(m + "\n") },
 		Auth:    &auth.Client{HTTP: srv.Client(), AccountURL: srv.URL, ClientID: auth.DefaultClientID, RedirectURI: auth.DefaultRedirectURI, UserAgent: "test"},
-		Getenv:  func(k string) string { return e.vars[k] },
+		keyring: e.kr,
+	}
+	if err := e.rebuild(); err != nil {
+		t.Fatal(err)
 	}
 	return e
+}
+
+// rebuild makes e.h anew from e.cfg and the environment variables in
+// e.vars, as the CLI does for each run.
+func (e *env) rebuild() error {
+	src, err := FromEnv(func(k string) string { return e.vars[k] })
+	if err != nil {
+		return err
+	}
+	cfg := e.cfg
+	cfg.Env = src
+	e.h = New(cfg)
+	return nil
 }
 
 func (e *env) mint(ttl time.Duration) *auth.TokenSet {
@@ -132,12 +149,18 @@ func (e *env) mint(ttl time.Duration) *auth.TokenSet {
 
 func (e *env) store(profile string, set *auth.TokenSet) {
 	e.t.Helper()
+	if err := e.rebuild(); err != nil {
+		e.t.Fatal(err)
+	}
 	if _, err := e.h.StoreSet(context.Background(), profile, set); err != nil {
 		e.t.Fatal(err)
 	}
 }
 
-func (e *env) get(profile string, minTTL time.Duration, force bool) (*Token, error) {
+func (e *env) get(profile string, minTTL time.Duration, force bool) (protocol.Token, error) {
+	if err := e.rebuild(); err != nil {
+		return protocol.Token{}, err
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return e.h.Get(ctx, profile, minTTL, force)
@@ -196,7 +219,7 @@ func TestGetFastPath(t *testing.T) {
 			set := e.mint(0)
 			e.store("default", set)
 			// Hold the profile's lock: the fast path must not need it.
-			unlock, err := lockFile(context.Background(), e.h.File.LockFile("default"))
+			unlock, err := lockFile(context.Background(), e.h.file.LockFile("default"))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -204,6 +227,7 @@ func TestGetFastPath(t *testing.T) {
 			e.kr.mu.Lock()
 			e.kr.gets = 0
 			e.kr.mu.Unlock()
+			items := len(e.kr.snapshot())
 			tok, err := e.get("default", 0, false)
 			if err != nil {
 				t.Fatal(err)
@@ -214,8 +238,8 @@ func TestGetFastPath(t *testing.T) {
 			if n := e.srv.Count(authtest.KindTokenRefresh); n != 0 {
 				t.Fatalf("%d requests on the fast path", n)
 			}
-			if mode != ModeFile && e.kr.gets != 1 {
-				t.Fatalf("%d keyring reads on the fast path, want 1 (the main item)", e.kr.gets)
+			if mode != ModeFile && e.kr.gets != items {
+				t.Fatalf("%d keyring reads on the fast path, want %d (the set's items, once each)", e.kr.gets, items)
 			}
 		})
 	}
@@ -234,7 +258,7 @@ func TestGetRefreshesOnceAndSaves(t *testing.T) {
 			if tok.AccessToken == old.AccessToken || !e.srv.ValidAccessToken(tok.AccessToken) {
 				t.Fatal("not refreshed")
 			}
-			stored, err := e.h.Store().Get(context.Background(), "default")
+			stored, _, err := e.h.store.Get(context.Background(), "default")
 			if err != nil || stored.AccessToken != tok.AccessToken || !e.srv.ValidRefreshToken(stored.RefreshToken) {
 				t.Fatalf("refreshed set not saved: %v", err)
 			}
@@ -263,10 +287,20 @@ func TestGetMinTTLAndForce(t *testing.T) {
 	if err != nil || tok.AccessToken == set.AccessToken {
 		t.Fatalf("min_ttl 900 s did not refresh a token valid for 600 s: %v", err)
 	}
-	// A refreshed token that still falls short of min_ttl is returned anyway.
+	// A refreshed token that still falls short of min_ttl is returned
+	// anyway. A process started seconds after that refresh (its lock
+	// file's stamp is older) refreshes it again.
+	markedAt := func(t time.Time) {
+		os.WriteFile(e.h.file.LockFile("default"), []byte(strconv.FormatInt(t.UnixNano(), 10)), 0o600)
+	}
+	markedAt(time.Now().Add(-2 * freshWindow))
 	tok2, err := e.get("default", 24*time.Hour, false)
 	if err != nil || tok2.AccessToken == tok.AccessToken {
 		t.Fatalf("min_ttl 1 day: %v", err)
+	}
+	// Within the window a min_ttl above the grant does not refresh again.
+	if again, err := e.get("default", 24*time.Hour, false); err != nil || again.AccessToken != tok2.AccessToken {
+		t.Fatalf("min_ttl 1 day right after a refresh: %v", err)
 	}
 	tok3, err := e.get("default", 0, true)
 	if err != nil || tok3.AccessToken == tok2.AccessToken {
@@ -284,13 +318,13 @@ func TestForceRefreshUsesAnotherProcessRefresh(t *testing.T) {
 	e := newEnv(t, ModeFile, authtest.Options{})
 	a := e.mint(0)
 	e.store("default", a)
-	b, err := e.h.Auth.Refresh(context.Background(), *a)
+	b, err := e.cfg.Auth.Refresh(context.Background(), *a)
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.store("default", &b)
 	e.srv.ResetCounts()
-	tok, err := e.h.refresh(context.Background(), "default", nil, a.AccessToken, MinMargin, true)
+	tok, err := e.h.slow(context.Background(), "default", a.AccessToken, MinMargin, true)
 	if err != nil || tok.AccessToken != b.AccessToken {
 		t.Fatalf("force after another refresh: %v", err)
 	}
@@ -306,15 +340,16 @@ func TestInvalidGrantRereadsStore(t *testing.T) {
 	e := newEnv(t, ModeFile, authtest.Options{})
 	old := e.mint(-time.Minute)
 	e.store("default", old)
-	other, err := e.h.Auth.Refresh(context.Background(), *old) // spends old
+	other, err := e.cfg.Auth.Refresh(context.Background(), *old) // spends old
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.srv.FailToken(authtest.Fault{Delay: 300 * time.Millisecond, AfterProcessing: true, Status: 400, Body: `{"error": "invalid_grant"}`})
+	path := e.h.file.File("default")
 	go func() {
 		time.Sleep(100 * time.Millisecond)
 		data, _ := json.Marshal(other)
-		os.WriteFile(e.h.File.File("default"), data, 0o600) // no lock, like the SDK
+		os.WriteFile(path, data, 0o600) // no lock, like the SDK
 	}()
 	tok, err := e.get("default", 0, false)
 	if err != nil {
@@ -397,7 +432,7 @@ func TestEnvTokensJSON(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stored, err := e.h.File.Get(context.Background(), "default")
+	stored, _, err := e.h.file.Get(context.Background(), "default")
 	if err != nil || stored.AccessToken != tok.AccessToken {
 		t.Fatalf("refreshed environment set not saved: %v", err)
 	}
@@ -468,24 +503,24 @@ func TestEraseEveryStore(t *testing.T) {
 	e := newEnv(t, ModeFile, authtest.Options{})
 	set := e.mint(0)
 	e.store("default", set)
-	if err := e.h.Keyring.Set(context.Background(), "default", set); err != nil {
+	if _, err := e.h.keyring.Set(context.Background(), "default", set); err != nil {
 		t.Fatal(err)
 	}
 	erased, err := e.h.Erase(context.Background(), "default")
-	if err != nil || !erased {
+	if err != nil || !erased.Any() {
 		t.Fatalf("erase: %v %v", erased, err)
 	}
 	if len(e.kr.snapshot()) != 0 {
 		t.Fatalf("keyring items left: %v", sortedKeys(e.kr.snapshot()))
 	}
-	if _, err := os.Stat(e.h.File.File("default")); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(e.h.file.File("default")); !errors.Is(err, os.ErrNotExist) {
 		t.Fatal("file left")
 	}
-	if _, err := os.Stat(e.h.File.LockFile("default")); err != nil {
+	if _, err := os.Stat(e.h.file.LockFile("default")); err != nil {
 		t.Fatal("the lock file was deleted")
 	}
 	erased, err = e.h.Erase(context.Background(), "default")
-	if err != nil || erased {
+	if err != nil || erased.Any() {
 		t.Fatalf("second erase: %v %v", erased, err)
 	}
 }
@@ -495,13 +530,13 @@ func TestList(t *testing.T) {
 	a := e.mint(0)
 	e.store("work", a)
 	b := e.mint(0)
-	if err := e.h.Keyring.Set(context.Background(), "home", b); err != nil {
+	if _, err := e.h.keyring.Set(context.Background(), "home", b); err != nil {
 		t.Fatal(err)
 	}
 	noID := *b
 	noID.IDToken, noID.RefreshToken = "", ""
 	e.store("ci", &noID)
-	list, err := e.h.List(context.Background())
+	list, err := e.h.List(context.Background(), "default")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -522,12 +557,12 @@ func TestAutoFallsBackToFile(t *testing.T) {
 	e := newEnv(t, ModeAuto, authtest.Options{})
 	e.kr.err = errors.New(`Object does not exist at path "/org/freedesktop/secrets/collection/login"`)
 	set := e.mint(0)
-	where, err := e.h.StoreSet(context.Background(), "default", set)
-	if err != nil || where != "file" {
-		t.Fatalf("store: %q %v", where, err)
+	saved, err := e.h.StoreSet(context.Background(), "default", set)
+	if err != nil || saved.Store != "file" {
+		t.Fatalf("store: %+v %v", saved, err)
 	}
-	if fb := e.h.Store().(*AutoStore).Fallback; !strings.Contains(fb, "collection/login") {
-		t.Fatalf("fallback reason %q", fb)
+	if !strings.Contains(saved.Fallback, "collection/login") || saved.Path != e.h.file.File("default") {
+		t.Fatalf("fallback: %+v", saved)
 	}
 	tok, err := e.get("default", 0, false)
 	if err != nil || tok.AccessToken != set.AccessToken || tok.Store != "file" {
@@ -535,12 +570,11 @@ func TestAutoFallsBackToFile(t *testing.T) {
 	}
 	// The keyring comes back: a store goes there, and the file copy goes.
 	e.kr.err = nil
-	e.h.store = nil
-	where, err = e.h.StoreSet(context.Background(), "default", set)
-	if err != nil || where != "keyring" {
-		t.Fatalf("store: %q %v", where, err)
+	saved, err = e.h.StoreSet(context.Background(), "default", set)
+	if err != nil || saved.Store != "keyring" || saved.Fallback != "" {
+		t.Fatalf("store: %+v %v", saved, err)
 	}
-	if _, err := os.Stat(e.h.File.File("default")); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(e.h.file.File("default")); !errors.Is(err, os.ErrNotExist) {
 		t.Fatal("stale file copy left behind")
 	}
 }
@@ -559,11 +593,12 @@ func TestAutoNoSessionBus(t *testing.T) {
 	e := newEnv(t, ModeAuto, authtest.Options{})
 	e.kr.hang = make(chan struct{}) // a keyring call would block forever
 	defer close(e.kr.hang)
-	e.h.Keyring = nil
+	e.cfg.NoKeyring = true
+	e.rebuild()
 	set := e.mint(0)
-	where, err := e.h.StoreSet(context.Background(), "default", set)
-	if err != nil || where != "file" {
-		t.Fatalf("store: %q %v", where, err)
+	saved, err := e.h.StoreSet(context.Background(), "default", set)
+	if err != nil || saved.Store != "file" || saved.Fallback != "no D-Bus session bus" {
+		t.Fatalf("store: %+v %v", saved, err)
 	}
 }
 
@@ -583,18 +618,18 @@ func TestAutoWithGoKeyringMock(t *testing.T) {
 	}
 	keyring.MockInit()
 	e := newEnv(t, ModeAuto, authtest.Options{})
-	e.h.Keyring.api = goKeyring{}
+	e.cfg.keyring = goKeyring{}
+	e.rebuild()
 	set := e.mint(0)
-	if where, err := e.h.StoreSet(context.Background(), "default", set); err != nil || where != "keyring" {
-		t.Fatalf("store with a working keyring: %q %v", where, err)
+	if saved, err := e.h.StoreSet(context.Background(), "default", set); err != nil || saved.Store != "keyring" {
+		t.Fatalf("store with a working keyring: %+v %v", saved, err)
 	}
 	if v, err := keyring.Get(KeyringService, "default"); err != nil || !strings.Contains(v, set.AccessToken) {
 		t.Fatalf("item not in the (mock) keyring: %v", err)
 	}
 	keyring.MockInitWithError(errors.New("dbus: connection refused"))
-	e.h.store = nil
-	if where, err := e.h.StoreSet(context.Background(), "default", set); err != nil || where != "file" {
-		t.Fatalf("store with a failing keyring: %q %v", where, err)
+	if saved, err := e.h.StoreSet(context.Background(), "default", set); err != nil || saved.Store != "file" {
+		t.Fatalf("store with a failing keyring: %+v %v", saved, err)
 	}
 	keyring.MockInit()
 }

@@ -120,6 +120,17 @@ func (e *UnavailableError) Is(target error) bool {
 	return target == ErrStorage || target == ErrUnavailable
 }
 
+// mayHold is an unreachable keyring that may hold the profile, said the way
+// a user reads it; did says what was done meanwhile ("" for nothing).
+func mayHold(err error, profile, did string) error {
+	reason := err.Error()
+	var ue *UnavailableError
+	if errors.As(err, &ue) {
+		reason = ue.Reason
+	}
+	return &UnavailableError{Reason: fmt.Sprintf("%sthe keyring, which may hold profile %q, cannot be reached (%s)", did, profile, reason)}
+}
+
 func oneLine(s string) string {
 	s = strings.ReplaceAll(s, "\n", " ")
 	if len(s) > 200 {
@@ -146,9 +157,9 @@ func (s *KeyringStore) del(ctx context.Context, user string) error {
 }
 
 type overflow struct {
-	Gen  string `json:"gen"`            // hash of the parts' content
-	N    int    `json:"n"`              // how many parts
-	Slot string `json:"slot,omitempty"` // "a" or "b"; absent: parts are named by gen (before slots)
+	Gen  string `json:"gen"`  // hash of the parts' content
+	N    int    `json:"n"`    // how many parts
+	Slot string `json:"slot"` // "a" or "b"
 }
 
 // slots are where parts go, in turn.
@@ -156,14 +167,6 @@ var slots = [2]string{"a", "b"}
 
 // maxParts bounds the parts of one set.
 const maxParts = 64
-
-// part names the i-th part of the set ov describes.
-func (ov *overflow) part(profile string, i int) string {
-	if ov.Slot != "" {
-		return partName(profile, ov.Slot, i)
-	}
-	return partName(profile, ov.Gen, i)
-}
 
 func partName(profile, slot string, i int) string {
 	return profile + ":" + slot + ":" + strconv.Itoa(i)
@@ -183,7 +186,7 @@ func (s *KeyringStore) readMain(ctx context.Context, profile string) (map[string
 	var ov *overflow
 	if raw, ok := m[overflowKey]; ok {
 		ov = new(overflow)
-		if json.Unmarshal(raw, ov) != nil || ov.N < 1 || ov.N > maxParts || ov.Gen == "" || ov.Slot != "" && ov.Slot != slots[0] && ov.Slot != slots[1] {
+		if json.Unmarshal(raw, ov) != nil || ov.N < 1 || ov.N > maxParts || ov.Gen == "" || !slices.Contains(slots[:], ov.Slot) {
 			return nil, nil, fmt.Errorf("%w: keyring item %q has a bad part index", ErrStorage, profile)
 		}
 		delete(m, overflowKey)
@@ -191,26 +194,14 @@ func (s *KeyringStore) readMain(ctx context.Context, profile string) (map[string
 	return m, ov, nil
 }
 
-// GetAccess returns the profile's access token from the main item alone,
-// without reading the parts: the fast path of Get.
-func (s *KeyringStore) GetAccess(ctx context.Context, profile string) (string, error) {
-	v, err := s.get(ctx, profile)
-	if err != nil {
-		return "", err
-	}
-	if tok, ok := auth.TopLevelString([]byte(v), "access_token"); ok && tok != "" {
-		return tok, nil
-	}
-	set, err := s.Get(ctx, profile) // the access token itself was moved to a part
-	if err != nil {
-		return "", err
-	}
-	return set.AccessToken, nil
-}
-
 // Get reads the main item and its parts, and checks that the parts are the
 // ones it names.
-func (s *KeyringStore) Get(ctx context.Context, profile string) (*auth.TokenSet, error) {
+func (s *KeyringStore) Get(ctx context.Context, profile string) (*auth.TokenSet, Result, error) {
+	set, err := s.get1(ctx, profile)
+	return set, Result{Store: "keyring"}, err
+}
+
+func (s *KeyringStore) get1(ctx context.Context, profile string) (*auth.TokenSet, error) {
 	m, ov, err := s.readMain(ctx, profile)
 	if err != nil {
 		return nil, err
@@ -218,7 +209,7 @@ func (s *KeyringStore) Get(ctx context.Context, profile string) (*auth.TokenSet,
 	if ov != nil {
 		var blob strings.Builder
 		for i := range ov.N {
-			part, err := s.get(ctx, ov.part(profile, i))
+			part, err := s.get(ctx, partName(profile, ov.Slot, i))
 			if errors.Is(err, ErrNotFound) {
 				return nil, fmt.Errorf("%w: keyring part %d of profile %q is missing", ErrStorage, i, profile)
 			}
@@ -305,7 +296,11 @@ func split(set *auth.TokenSet, limit int, slot string) (main string, parts []str
 
 // Set writes the parts to the slot the current main item does not use,
 // then the main item, then removes every other part of the profile.
-func (s *KeyringStore) Set(ctx context.Context, profile string, set *auth.TokenSet) error {
+func (s *KeyringStore) Set(ctx context.Context, profile string, set *auth.TokenSet) (Result, error) {
+	return Result{Store: "keyring"}, s.set1(ctx, profile, set)
+}
+
+func (s *KeyringStore) set1(ctx context.Context, profile string, set *auth.TokenSet) error {
 	_, old, err := s.readMain(ctx, profile) // a corrupt main item is overwritten
 	if errors.Is(err, ErrUnavailable) {
 		return err
@@ -323,15 +318,9 @@ func (s *KeyringStore) Set(ctx context.Context, profile string, set *auth.TokenS
 	if err := s.set(ctx, profile, main); err != nil {
 		return err
 	}
-	if old != nil && old.Slot == "" {
-		s.sweep(ctx, profile, old.Gen, 0) // parts named before slots
-	}
 	s.sweep(ctx, profile, slot, len(parts))
 	s.sweep(ctx, profile, otherSlot(slot), 0)
-	if err := s.index(profile, true); err != nil {
-		return err
-	}
-	return nil
+	return s.index(profile, true)
 }
 
 func otherSlot(slot string) string {
@@ -353,7 +342,7 @@ func (s *KeyringStore) sweep(ctx context.Context, profile, slot string, from int
 
 // Delete removes the main item and its parts.
 func (s *KeyringStore) Delete(ctx context.Context, profile string) error {
-	_, ov, err := s.readMain(ctx, profile) // a corrupt main item is deleted
+	_, _, err := s.readMain(ctx, profile) // a corrupt main item is deleted
 	if errors.Is(err, ErrUnavailable) {
 		return err
 	}
@@ -364,9 +353,6 @@ func (s *KeyringStore) Delete(ctx context.Context, profile string) error {
 		}
 	}
 	// Parts too, including any a crashed Set left with no main item.
-	if ov != nil && ov.Slot == "" {
-		s.sweep(ctx, profile, ov.Gen, 0)
-	}
 	for _, slot := range slots {
 		s.sweep(ctx, profile, slot, 0)
 	}
@@ -374,6 +360,44 @@ func (s *KeyringStore) Delete(ctx context.Context, profile string) error {
 		return cmp.Or(err, ErrNotFound)
 	}
 	return nil
+}
+
+// CheckWritable writes and removes a small item named after the profile:
+// login calls it before it asks for anything, so that a keyring that will
+// not take a set fails before a session is made that would be lost.
+func (s *KeyringStore) CheckWritable(ctx context.Context, profile string) error {
+	name := profile + ":check"
+	if err := s.set(ctx, name, "{}"); err != nil {
+		return err
+	}
+	if err := s.del(ctx, name); err != nil && !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	return nil
+}
+
+// Reachable reports, as an error, whether the keyring answers at all.
+func (s *KeyringStore) Reachable(ctx context.Context) error {
+	_, err := s.get(ctx, ":reachable")
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	return err
+}
+
+// Indexed reports whether the keyring index names the profile, and
+// whether there is an index at all. Every Set adds its profile to the
+// index and every Delete removes it, so an index that exists and does not
+// name a profile says the keyring does not hold it.
+func (s *KeyringStore) Indexed(profile string) (named, known bool) {
+	names, err := s.Profiles()
+	if err != nil {
+		return false, false
+	}
+	if _, err := os.Stat(s.indexFile()); err != nil {
+		return false, false
+	}
+	return slices.Contains(names, profile), true
 }
 
 // indexFile lists the profiles kept in the keyring, one name a line.

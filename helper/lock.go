@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/gofrs/flock"
@@ -30,4 +31,23 @@ func lockFile(ctx context.Context, path string) (unlock func(), err error) {
 		return nil, fmt.Errorf("%w: lock %s: %w", ErrStorage, path, unwrapPath(err))
 	}
 	return func() { l.Unlock() }, nil
+}
+
+// markSaved writes the time of a refresh's or login's save, made under
+// the lock, into the lock file (whose content flock ignores), so that a
+// process that started about then but read the store only after the save
+// can tell (savedSince) that the set is that fresh. Where the lock
+// forbids the write (Windows locks are mandatory), nothing is stamped.
+func markSaved(lockPath string) {
+	os.WriteFile(lockPath, strconv.AppendInt(nil, time.Now().UnixNano(), 10), 0o600)
+}
+
+// savedSince reports whether markSaved stamped lockPath at or after t.
+func savedSince(lockPath string, t time.Time) bool {
+	b, err := os.ReadFile(lockPath)
+	if err != nil {
+		return false
+	}
+	ns, err := strconv.ParseInt(string(b), 10, 64)
+	return err == nil && ns >= t.UnixNano()
 }

@@ -30,14 +30,13 @@ func TestMain(m *testing.M) {
 // after a start signal, and prints the token.
 func childGet() int {
 	dir := os.Getenv("HELPER_TEST_DIR")
-	h := &Helper{
-		Mode: os.Getenv("HELPER_TEST_MODE"),
-		File: &FileStore{Dir: dir},
-		Auth: &auth.Client{AccountURL: os.Getenv("HELPER_TEST_URL"), ClientID: auth.DefaultClientID, RedirectURI: auth.DefaultRedirectURI, UserAgent: "test"},
-	}
-	if h.Mode == ModeKeyring {
-		h.Keyring = NewKeyringStore(dir)
-	}
+	mode := os.Getenv("HELPER_TEST_MODE")
+	h := New(Config{
+		Mode:      mode,
+		Dir:       dir,
+		NoKeyring: mode != ModeKeyring,
+		Auth:      &auth.Client{AccountURL: os.Getenv("HELPER_TEST_URL"), ClientID: auth.DefaultClientID, RedirectURI: auth.DefaultRedirectURI, UserAgent: "test"},
+	})
 	fmt.Println("ready")
 	for {
 		if _, err := os.Stat(filepath.Join(dir, "go")); err == nil {
@@ -115,7 +114,7 @@ func TestConcurrentGetsRefreshOnce(t *testing.T) {
 	e.store("default", old)
 	outs := runConcurrentGets(t, 32, e.dir, e.srv.URL, ModeFile)
 	checkOneRefresh(t, e, outs, old)
-	stored, err := e.h.File.Get(context.Background(), "default")
+	stored, _, err := e.h.file.Get(context.Background(), "default")
 	if err != nil || stored.AccessToken != outs[0] {
 		t.Fatalf("stored set is not the printed one: %v", err)
 	}

@@ -43,13 +43,14 @@ func secretTool(t *testing.T, user string) (string, bool) {
 func TestSecretServiceStore(t *testing.T) {
 	needSecretService(t)
 	e := newEnv(t, ModeKeyring, authtest.Options{OmitIDOnRefresh: true})
-	e.h.Keyring = NewKeyringStore(e.dir)
+	e.cfg.keyring = defaultKeyringAPI()
+	e.rebuild()
 	profile := "sstest-" + strings.ReplaceAll(t.Name(), "/", "-")
 	t.Cleanup(func() { e.h.Erase(context.Background(), profile) })
 
 	set := e.mint(-time.Minute)
-	if where, err := e.h.StoreSet(context.Background(), profile, set); err != nil || where != "keyring" {
-		t.Fatalf("store: %q %v", where, err)
+	if saved, err := e.h.StoreSet(context.Background(), profile, set); err != nil || saved.Store != "keyring" {
+		t.Fatalf("store: %+v %v", saved, err)
 	}
 	main, ok := secretTool(t, profile)
 	if !ok || !strings.Contains(main, set.AccessToken) || len(main) > MaxKeyringItem {
@@ -64,16 +65,16 @@ func TestSecretServiceStore(t *testing.T) {
 	if err != nil || tok.AccessToken == set.AccessToken || tok.Store != "keyring" {
 		t.Fatalf("refreshing get: %+v %v", tok, err)
 	}
-	got, err := e.h.Keyring.Get(context.Background(), profile)
+	got, _, err := e.h.keyring.Get(context.Background(), profile)
 	if err != nil || got.AccessToken != tok.AccessToken || got.IDToken != set.IDToken {
 		t.Fatalf("refreshed set in the keyring: %v", err)
 	}
-	if list, err := e.h.List(context.Background()); err != nil || len(list) != 1 || list[0].Profile != profile || list[0].Store != "keyring" {
+	if list, err := e.h.List(context.Background(), "default"); err != nil || len(list) != 1 || list[0].Profile != profile || list[0].Store != "keyring" {
 		t.Fatalf("list: %+v %v", list, err)
 	}
 
 	erased, err := e.h.Erase(context.Background(), profile)
-	if err != nil || !erased {
+	if err != nil || !erased.Any() {
 		t.Fatalf("erase: %v %v", erased, err)
 	}
 	if _, ok := secretTool(t, profile); ok {
@@ -90,7 +91,8 @@ func TestSecretServiceStore(t *testing.T) {
 func TestSecretServiceConcurrentGets(t *testing.T) {
 	needSecretService(t)
 	e := newEnv(t, ModeKeyring, authtest.Options{})
-	e.h.Keyring = NewKeyringStore(e.dir)
+	e.cfg.keyring = defaultKeyringAPI()
+	e.rebuild()
 	t.Cleanup(func() { e.h.Erase(context.Background(), "default") })
 	old := e.mint(-time.Minute)
 	e.store("default", old)

@@ -119,3 +119,28 @@ func BenchmarkSecretServiceGet(b *testing.B) {
 		}
 	})
 }
+
+// TestShortReadFallsBackToGoKeyring: whatever the short read answers short
+// of the secret — not found (go-keyring may keep its items in another
+// layout or collection), or any error — go-keyring's own read decides, so
+// that a change in go-keyring never reads as "logged out".
+func TestShortReadFallsBackToGoKeyring(t *testing.T) {
+	full := func(service, user string) (string, error) { return "secret of " + user, nil }
+	for name, err := range map[string]error{
+		"not found":      keyring.ErrNotFound,
+		"use go-keyring": errUseGoKeyring,
+		"other error":    errors.New("dbus: unexpected reply signature"),
+	} {
+		lean := func(string, string) (string, error) { return "", err }
+		got, gerr := secretService{lean: lean, full: full}.Get(KeyringService, "p")
+		if gerr != nil || got != "secret of p" {
+			t.Errorf("%s: %q %v, want go-keyring's answer", name, got, gerr)
+		}
+	}
+	// go-keyring's not-found is the answer only when go-keyring says so.
+	lean := func(string, string) (string, error) { return "", keyring.ErrNotFound }
+	none := func(string, string) (string, error) { return "", keyring.ErrNotFound }
+	if _, err := (secretService{lean: lean, full: none}).Get(KeyringService, "p"); !errors.Is(err, keyring.ErrNotFound) {
+		t.Errorf("both not found: %v", err)
+	}
+}

@@ -23,14 +23,27 @@ var ErrStorage = errors.New("storage error")
 
 // Store keeps one token set per profile.
 type Store interface {
-	// Name is "keyring" or "file".
+	// Name is "keyring" or "file": where a Set goes first.
 	Name() string
-	// Get returns the profile's token set, or ErrNotFound.
-	Get(ctx context.Context, profile string) (*auth.TokenSet, error)
-	// Set saves the profile's token set, replacing any other.
-	Set(ctx context.Context, profile string, set *auth.TokenSet) error
+	// Get returns the profile's token set and where it was, or
+	// ErrNotFound.
+	Get(ctx context.Context, profile string) (*auth.TokenSet, Result, error)
+	// Set saves the profile's token set, replacing any other, and says
+	// where it went.
+	Set(ctx context.Context, profile string, set *auth.TokenSet) (Result, error)
 	// Delete removes the profile's token set, or returns ErrNotFound.
 	Delete(ctx context.Context, profile string) error
+}
+
+// Result says which store answered a Get or took a Set.
+type Result struct {
+	Store string // "keyring" or "file"
+	// Path is the file that holds the set, when Store is "file".
+	Path string
+	// Fallback, after a Set in auto mode (or a refresh the keyring would
+	// not take), says why the set went to the file instead of the keyring;
+	// "" when it did not.
+	Fallback string
 }
 
 // reserver is a store that can make room for a Set before it is asked to:
@@ -44,7 +57,7 @@ type reserver interface {
 
 // reservation is room made for one Set: commit it once, or release it.
 type reservation interface {
-	commit(set *auth.TokenSet) error
+	commit(set *auth.TokenSet) (Result, error)
 	release()
 }
 

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -32,11 +31,11 @@ func TestFileStoreModesAndLock(t *testing.T) {
 	if m := mode(t, e.dir); m != 0o700 {
 		t.Errorf("dir mode %o", m)
 	}
-	if m := mode(t, e.h.File.File("default")); m != 0o600 {
+	if m := mode(t, e.h.file.File("default")); m != 0o600 {
 		t.Errorf("file mode %o", m)
 	}
-	lock := e.h.File.LockFile("default")
-	if lock == e.h.File.File("default") || filepath.Base(lock) != "default.lock" {
+	lock := e.h.file.LockFile("default")
+	if lock == e.h.file.File("default") || filepath.Base(lock) != "default.lock" {
 		t.Errorf("lock file %s", lock)
 	}
 	if m := mode(t, lock); m != 0o600 {
@@ -47,7 +46,7 @@ func TestFileStoreModesAndLock(t *testing.T) {
 		t.Error("the lock file holds data")
 	}
 	// The file is the SDK's shape: a JSON token set, fields in dump order.
-	raw, _ := os.ReadFile(e.h.File.File("default"))
+	raw, _ := os.ReadFile(e.h.file.File("default"))
 	if !strings.HasPrefix(string(raw), `{"access_token":"`) {
 		t.Errorf("file starts %.20q", raw)
 	}
@@ -90,7 +89,7 @@ func TestFileStoreCorrupt(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			e := newEnv(t, ModeFile, authtest.Options{})
 			os.MkdirAll(e.dir, 0o700)
-			path := e.h.File.File("default")
+			path := e.h.file.File("default")
 			os.WriteFile(path, []byte(content), 0o600)
 			_, err := e.get("default", 0, false)
 			if !errors.Is(err, ErrLoginRequired) {
@@ -121,7 +120,7 @@ func TestFileStoreSymlinks(t *testing.T) {
 	os.MkdirAll(e.dir, 0o700)
 	victim := filepath.Join(t.TempDir(), "victim")
 	os.WriteFile(victim, []byte("precious"), 0o644)
-	path := e.h.File.File("default")
+	path := e.h.file.File("default")
 	if err := os.Symlink(victim, path); err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +148,7 @@ func TestFileStoreSymlinks(t *testing.T) {
 func TestTokenFile(t *testing.T) {
 	e := newEnv(t, ModeFile, authtest.Options{})
 	path := filepath.Join(t.TempDir(), "sdk", "prusa_tokens.json")
-	e.h.File = &FileStore{Path: path}
+	e.cfg.TokenFile = path
 	e.store("anything", e.mint(0))
 	if _, err := os.Stat(path); err != nil {
 		t.Fatal(err)
@@ -187,7 +186,7 @@ func TestKeyringSplitsLargeSets(t *testing.T) {
 			t.Errorf("item name %q does not start with the profile", k)
 		}
 	}
-	got, err := e.h.Keyring.Get(context.Background(), "default")
+	got, _, err := e.h.keyring.Get(context.Background(), "default")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,7 +205,7 @@ func TestKeyringSplitsLargeSets(t *testing.T) {
 			e.kr.items[k] = `{"id_token":"x"}`
 		}
 	}
-	if _, err := e.h.Keyring.Get(context.Background(), "default"); !errors.Is(err, ErrStorage) {
+	if _, _, err := e.h.keyring.Get(context.Background(), "default"); !errors.Is(err, ErrStorage) {
 		t.Fatalf("torn parts: %v", err)
 	}
 }
@@ -227,27 +226,6 @@ func makeToken(t *testing.T, claims map[string]any) string {
 	b, _ := json.Marshal(claims)
 	enc := base64.RawURLEncoding.EncodeToString
 	return enc([]byte(`{"alg":"RS256","typ":"JWT"}`)) + "." + enc(b) + "." + enc([]byte("sig"))
-}
-
-// TestFileFastPathReadsAccessOnly: get's fast path takes the access token
-// from the file without decoding the rest, and still moves a corrupt file
-// aside.
-func TestFileFastPathReadsAccessOnly(t *testing.T) {
-	e := newEnv(t, ModeFile, authtest.Options{})
-	set := e.mint(0)
-	set.IDToken = "" // a set with only an access token and a refresh token
-	e.store("default", set)
-	tok, err := e.h.File.GetAccess(context.Background(), "default")
-	if err != nil || tok != set.AccessToken {
-		t.Fatalf("GetAccess: %v", err)
-	}
-	os.WriteFile(e.h.File.File("default"), []byte(`{"access_token": 5}`), 0o600)
-	if _, err := e.h.File.GetAccess(context.Background(), "default"); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("corrupt file: %v", err)
-	}
-	if m, _ := filepath.Glob(e.h.File.File("default") + ".corrupt-*"); len(m) != 1 {
-		t.Fatal("the corrupt file was not moved aside")
-	}
 }
 
 // dyingKeyring is a process that gets killed: after left calls, every call
@@ -297,7 +275,7 @@ func TestKeyringCrashAtEveryCall(t *testing.T) {
 	items := func() int { return len(kr.snapshot()) }
 	healthy := &KeyringStore{IndexDir: t.TempDir(), api: kr, limit: 700} // small items: many parts
 	old := e.mint(0)
-	if err := healthy.Set(ctx, "p", old); err != nil {
+	if _, err := healthy.Set(ctx, "p", old); err != nil {
 		t.Fatal(err)
 	}
 	oneSet := items()
@@ -307,14 +285,14 @@ func TestKeyringCrashAtEveryCall(t *testing.T) {
 	for k := 0; ; k++ {
 		dying := &KeyringStore{IndexDir: healthy.IndexDir, api: &dyingKeyring{kr, k}, limit: 700}
 		next := e.mint(0)
-		err := dying.Set(ctx, "p", next)
-		got, gerr := healthy.Get(ctx, "p")
+		_, err := dying.Set(ctx, "p", next)
+		got, _, gerr := healthy.Get(ctx, "p")
 		if gerr != nil || got.AccessToken != old.AccessToken && got.AccessToken != next.AccessToken {
 			t.Fatalf("killed after %d calls: the keyring holds neither set whole: %v", k, gerr)
 		}
 		// The next Set cleans up whatever the killed one left.
 		old = e.mint(0)
-		if err := healthy.Set(ctx, "p", old); err != nil {
+		if _, err := healthy.Set(ctx, "p", old); err != nil {
 			t.Fatal(err)
 		}
 		if n := items(); n != oneSet {
@@ -328,7 +306,7 @@ func TestKeyringCrashAtEveryCall(t *testing.T) {
 	big := e.mint(0)
 	big.Extra = map[string]json.RawMessage{"pad": json.RawMessage(`"` + strings.Repeat("p", 3000) + `"`)}
 	for _, set := range []*auth.TokenSet{big, e.mint(0), e.mint(0)} {
-		if err := healthy.Set(ctx, "p", set); err != nil {
+		if _, err := healthy.Set(ctx, "p", set); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -338,10 +316,10 @@ func TestKeyringCrashAtEveryCall(t *testing.T) {
 	// ... also when a killed Set left the larger set's parts in the slot
 	// the next Set writes to.
 	_, bigParts := split(big, 700, "a")
-	if err := (&KeyringStore{IndexDir: healthy.IndexDir, api: &dyingKeyring{kr, 1 + len(bigParts)}, limit: 700}).Set(ctx, "p", big); err == nil {
+	if _, err := (&KeyringStore{IndexDir: healthy.IndexDir, api: &dyingKeyring{kr, 1 + len(bigParts)}, limit: 700}).Set(ctx, "p", big); err == nil {
 		t.Fatal("the dying Set finished")
 	}
-	if err := healthy.Set(ctx, "p", e.mint(0)); err != nil {
+	if _, err := healthy.Set(ctx, "p", e.mint(0)); err != nil {
 		t.Fatal(err)
 	}
 	if n := items(); n != oneSet {
@@ -350,7 +328,7 @@ func TestKeyringCrashAtEveryCall(t *testing.T) {
 	// A Set killed after its parts, before its main item: erase still
 	// finds the parts.
 	healthy.Delete(ctx, "p")
-	if err := (&KeyringStore{IndexDir: healthy.IndexDir, api: &dyingKeyring{kr, 1 + 3}, limit: 700}).Set(ctx, "p", e.mint(0)); err == nil {
+	if _, err := (&KeyringStore{IndexDir: healthy.IndexDir, api: &dyingKeyring{kr, 1 + 3}, limit: 700}).Set(ctx, "p", e.mint(0)); err == nil {
 		t.Fatal("the dying Set finished")
 	}
 	if items() == 0 {
@@ -361,39 +339,5 @@ func TestKeyringCrashAtEveryCall(t *testing.T) {
 	}
 	if n := items(); n != 0 {
 		t.Fatalf("%d items left after erase", n)
-	}
-}
-
-// TestKeyringReadsPartsNamedBeforeSlots: a set written by the layout
-// before slots (parts named by hash) is read, and the next Set removes
-// its parts.
-func TestKeyringReadsPartsNamedBeforeSlots(t *testing.T) {
-	e := newEnv(t, ModeKeyring, authtest.Options{})
-	ctx := context.Background()
-	kr := newFakeKeyring()
-	ks := &KeyringStore{IndexDir: t.TempDir(), api: kr, limit: 700}
-	set := e.mint(0)
-	main, parts := split(set, 700, "a")
-	var m map[string]json.RawMessage
-	json.Unmarshal([]byte(main), &m)
-	var ov overflow
-	json.Unmarshal(m[overflowKey], &ov)
-	m[overflowKey], _ = json.Marshal(map[string]any{"gen": ov.Gen, "n": ov.N}) // no slot
-	legacy, _ := json.Marshal(m)
-	kr.Set(KeyringService, "p", string(legacy))
-	for i, p := range parts {
-		kr.Set(KeyringService, "p:"+ov.Gen+":"+strconv.Itoa(i), p)
-	}
-	got, err := ks.Get(ctx, "p")
-	if err != nil || got.AccessToken != set.AccessToken || got.IDToken != set.IDToken {
-		t.Fatalf("legacy set: %v", err)
-	}
-	if err := ks.Set(ctx, "p", e.mint(0)); err != nil {
-		t.Fatal(err)
-	}
-	for k := range kr.snapshot() {
-		if strings.Contains(k, ":"+ov.Gen+":") {
-			t.Fatalf("legacy part %s left", k)
-		}
 	}
 }

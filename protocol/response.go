@@ -56,12 +56,13 @@ func writeJSON(w io.Writer, v any) error {
 	return err
 }
 
-// Token is the answer of get.
+// Token is the answer of get. It is never the refresh token.
 type Token struct {
 	Profile     string
 	TokenType   string
 	AccessToken string
 	Expiry      time.Time
+	Store       string // where it came from: "keyring", "file" or an environment variable; not written
 }
 
 // String describes the answer without the token itself.

@@ -1,0 +1,130 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prusa-credential-helper/prusa-credential-helper/auth/authtest"
+)
+
+// unreachableBus is a session bus address where nothing answers: the
+// keyring is tried and cannot be reached.
+func unreachableBus(t *testing.T) map[string]string {
+	return map[string]string{"DBUS_SESSION_BUS_ADDRESS": "unix:path=" + filepath.Join(t.TempDir(), "no-bus")}
+}
+
+// TestUnreachableKeyringCommands (issue 11.4, 11.16) through the binary: in
+// auto mode, with the keyring index naming the profile and no keyring to
+// answer, get, status, list and erase are storage errors (exit 1), never
+// "no stored credentials", an empty list or erased:false.
+func TestUnreachableKeyringCommands(t *testing.T) {
+	home := t.TempDir()
+	dir := filepath.Join(home, ".config", prog)
+	os.MkdirAll(dir, 0o700)
+	if err := os.WriteFile(filepath.Join(dir, ".keyring-profiles"), []byte("default\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	vars := unreachableBus(t)
+	for _, args := range [][]string{{"get"}, {"list"}, {"erase"}, {"status", "--json"}, {"logout"}} {
+		r := execHelper(t, home, vars, "", args...)
+		if r.exit != 1 || !strings.Contains(r.stderr, "keyring") {
+			t.Errorf("%v: exit %d, stderr %q; want 1 and the keyring named", args, r.exit, r.stderr)
+		}
+		if args[0] == "get" || args[0] == "list" || args[0] == "erase" {
+			var doc errorDoc
+			if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil || doc.Code != "storage_error" {
+				t.Errorf("%v: stdout %q, want a storage_error document", args, r.stdout)
+			}
+		}
+	}
+	// --store keyring with an empty index: list is still a storage error.
+	os.Remove(filepath.Join(dir, ".keyring-profiles"))
+	if r := execHelper(t, home, vars, "", "list", "--store", "keyring"); r.exit != 1 || !strings.Contains(r.stdout, "storage_error") {
+		t.Errorf("list --store keyring: exit %d, stdout %q", r.exit, r.stdout)
+	}
+}
+
+// TestLoginChecksKeyringFirst (issue 11.5): login --store keyring with no
+// keyring to take the set fails before it asks or sends anything.
+func TestLoginChecksKeyringFirst(t *testing.T) {
+	srv := newServer(t, authtest.Options{})
+	home := t.TempDir()
+	vars := unreachableBus(t)
+	vars["PRUSA_ACCOUNT_URL"] = srv.URL
+	vars["PRUSA_EMAIL"] = userEmail
+	vars["PRUSA_PASSWORD"] = userPassword
+	vars["PRUSA_TOTP_SECRET"] = userTOTPSecret
+	r := execHelper(t, home, vars, "", "login", "--store", "keyring")
+	if r.exit != 1 || !strings.Contains(r.stderr, "keyring will not take") {
+		t.Fatalf("exit %d, stderr %q", r.exit, r.stderr)
+	}
+	if n := len(srv.Requests()); n != 0 {
+		t.Fatalf("%d requests to the account server before the keyring check", n)
+	}
+}
+
+// TestStatusWarnings (issues 11.12 and 12.4): status says on stderr when an
+// environment token shadows the store, and when the refresh token expires
+// within 7 days.
+func TestStatusWarnings(t *testing.T) {
+	home := t.TempDir()
+	now := time.Now()
+	set := canarySet(now.Add(time.Hour), now.Add(3*24*time.Hour))
+	storeIn(t, filepath.Join(home, ".config"), "default", set)
+	r := execHelper(t, home, nil, "", "status")
+	if r.exit != 0 || !strings.Contains(r.stderr, "refresh token of profile \"default\" expires in") {
+		t.Errorf("refresh expiring: exit %d, stderr %q", r.exit, r.stderr)
+	}
+	assertNoTokens(t, "stderr", r.stderr, setTokens(set)...)
+	env := map[string]string{"PRUSA_TOKEN": set["access_token"].(string)}
+	r = execHelper(t, home, env, "", "status")
+	if r.exit != 0 || !strings.Contains(r.stderr, "PRUSA_TOKEN is set and is used instead of the stored credentials") {
+		t.Errorf("PRUSA_TOKEN shadowing: exit %d, stderr %q", r.exit, r.stderr)
+	}
+	assertNoTokens(t, "stderr", r.stderr, setTokens(set)...)
+	fresh := canarySet(now.Add(time.Hour), now.Add(30*24*time.Hour))
+	storeIn(t, filepath.Join(home, ".config"), "default", fresh)
+	if r := execHelper(t, home, nil, "", "status"); r.exit != 0 || r.stderr != "" {
+		t.Errorf("nothing to warn about: exit %d, stderr %q", r.exit, r.stderr)
+	}
+}
+
+// TestExpiredEnvTokenSaysUnset (issue 11.12): the hint of an expired
+// PRUSA_TOKEN says to unset it.
+func TestExpiredEnvTokenSaysUnset(t *testing.T) {
+	set := canarySet(time.Now().Add(-time.Minute), time.Now().Add(time.Hour))
+	r := execHelper(t, t.TempDir(), map[string]string{"PRUSA_TOKEN": set["access_token"].(string)}, "", "get")
+	if r.exit != 4 || !strings.Contains(r.stderr, "PRUSA_TOKEN has expired and cannot be refreshed") ||
+		!strings.Contains(r.stderr, "hint: unset PRUSA_TOKEN, then run: prusa-credential-helper login") {
+		t.Fatalf("exit %d, stderr %q", r.exit, r.stderr)
+	}
+}
+
+// TestTokenFileEraseAndList (issue 11.8): with --token-file, list shows that
+// file and erase removes it alone, not the store directory's profile.
+func TestTokenFileEraseAndList(t *testing.T) {
+	home := t.TempDir()
+	now := time.Now()
+	stored := storeIn(t, filepath.Join(home, ".config"), "default", canarySet(now.Add(time.Hour), now.Add(48*time.Hour)))
+	file := filepath.Join(t.TempDir(), "prusa_tokens.json")
+	b, _ := json.Marshal(canarySet(now.Add(time.Hour), now.Add(48*time.Hour)))
+	os.WriteFile(file, b, 0o600)
+	r := execHelper(t, home, nil, "", "list", "--token-file", file)
+	if r.exit != 0 || strings.Count(r.stdout, `"profile":`) != 1 || !strings.Contains(r.stdout, `"store":"file"`) {
+		t.Fatalf("list: exit %d, stdout %q", r.exit, r.stdout)
+	}
+	r = execHelper(t, home, nil, "", "erase", "--token-file", file)
+	if r.exit != 0 || !strings.Contains(r.stdout, `"erased":true`) {
+		t.Fatalf("erase: exit %d, stdout %q", r.exit, r.stdout)
+	}
+	if _, err := os.Stat(file); !os.IsNotExist(err) {
+		t.Fatal("the token file is still there")
+	}
+	if got, _ := os.ReadFile(tokenFile(home, "default")); string(got) != string(stored) {
+		t.Fatal("erase with --token-file touched the store directory")
+	}
+}
