@@ -241,9 +241,10 @@ func (h *Helper) Get(ctx context.Context, profile string, minTTL time.Duration, 
 		return protocol.Token{}, err
 	}
 	rescued := h.cfg.Mode == ModeKeyring && res.Store == "file"
+	now = set.ServerNow(now) // tokens are judged by the server's clock
 	if c, err := auth.ParseJWT(set.AccessToken); err == nil && !force && !rescued && auth.ValidFor(c.Expiry.Time, now, margin) {
 		if h.debug {
-			h.cfg.Debugf("fast path: %s from %s, valid for %s", auth.Describe(set.AccessToken), res.Store, c.Expiry.Time.Sub(now).Round(time.Second))
+			h.cfg.Debugf("fast path: %s from %s, valid for %s (clock offset %s)", auth.Describe(set.AccessToken), res.Store, c.Expiry.Time.Sub(now).Round(time.Second), set.ClockOffset)
 		}
 		return token(profile, res.Store, set, c.Expiry.Time), nil
 	}
@@ -319,7 +320,7 @@ func (h *Helper) slow(ctx context.Context, profile, current string, margin time.
 	if err != nil {
 		return protocol.Token{}, err
 	}
-	now := h.cfg.Now()
+	now := set.ServerNow(h.cfg.Now())
 	c, err := auth.ParseJWT(set.AccessToken)
 	if err != nil {
 		return h.refreshLocked(ctx, profile, set, force)
@@ -363,7 +364,7 @@ func (h *Helper) moveBack(ctx context.Context, profile string, set *auth.TokenSe
 // lock and has re-read set under it.
 func (h *Helper) refreshLocked(ctx context.Context, profile string, set *auth.TokenSet, force bool) (protocol.Token, error) {
 	if h.debug {
-		h.cfg.Debugf("refreshing %s with %s", auth.Describe(set.AccessToken), auth.Describe(set.RefreshToken))
+		h.cfg.Debugf("refreshing %s with %s (clock offset %s)", auth.Describe(set.AccessToken), auth.Describe(set.RefreshToken), set.ClockOffset)
 	}
 	if err := h.cfg.Auth.Refreshable(*set); err != nil {
 		return h.autoLogin(ctx, profile, refreshFailed(profile, err)) // no request, so nothing to save
@@ -380,7 +381,7 @@ func (h *Helper) refreshLocked(ctx context.Context, profile string, set *auth.To
 		again, againRes, rerr := h.read(ctx, profile, true)
 		if rerr == nil && again.RefreshToken != set.RefreshToken {
 			h.cfg.Debugf("refresh token was rotated by someone else; using the stored one")
-			if c, err := auth.ParseJWT(again.AccessToken); err == nil && auth.ValidFor(c.Expiry.Time, h.cfg.Now(), 0) && !force {
+			if c, err := auth.ParseJWT(again.AccessToken); err == nil && auth.ValidFor(c.Expiry.Time, again.ServerNow(h.cfg.Now()), 0) && !force {
 				return token(profile, againRes.Store, again, c.Expiry.Time), nil
 			}
 			set = again
@@ -407,7 +408,7 @@ func (h *Helper) save(ctx context.Context, profile string, save reservation, set
 		return protocol.Token{}, fmt.Errorf("new access token: %w", err) // never: Refresh and Login validate
 	}
 	if h.debug {
-		h.cfg.Debugf("saved %s to %s", auth.Describe(set.AccessToken), res.Store)
+		h.cfg.Debugf("saved %s to %s (clock offset %s)", auth.Describe(set.AccessToken), res.Store, set.ClockOffset)
 	}
 	return token(profile, res.Store, set, c.Expiry.Time), nil
 }
