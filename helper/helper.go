@@ -161,8 +161,14 @@ func prefer(env *EnvSource, stored *auth.TokenSet) bool {
 		return true
 	}
 	c, err := auth.ParseJWT(stored.AccessToken)
-	return err == nil && c.SessionID != "" && c.SessionID == env.Access.SessionID &&
-		c.Expiry.Time.After(env.Access.Expiry.Time)
+	if err != nil || c.SessionID == "" || c.SessionID != env.Access.SessionID {
+		return false
+	}
+	// A refresh within the second the environment's token was issued in
+	// gives the same exp: a stored set of the session with another token
+	// and no earlier expiry is the successor too.
+	return c.Expiry.Time.After(env.Access.Expiry.Time) ||
+		c.Expiry.Time.Equal(env.Access.Expiry.Time) && stored.RefreshToken != env.Set.RefreshToken
 }
 
 // read returns the set Get would use: the stored one, or the environment's
