@@ -246,17 +246,32 @@ func (s *server) put(ctx context.Context, cli *clientv3.Client, req *request) (*
 	if m != nil {
 		cmps = append(cmps, m.IsOwner())
 	}
-	resp, err := cli.Txn(ctx).If(cmps...).Then(clientv3.OpPut(key, req.Set)).Commit()
+	txn := cli.Txn(ctx).If(cmps...).Then(clientv3.OpPut(key, req.Set))
+	if m != nil {
+		txn = txn.Else(clientv3.OpGet(m.Key(), clientv3.WithKeysOnly()))
+	}
+	resp, err := txn.Commit()
 	if err != nil {
 		return nil, err
 	}
 	if !resp.Succeeded {
-		if m != nil {
-			return nil, fail(kindConflict, "%s changed since it was read, or the lock %s was lost; not written", key, s.lockKey(req.Profile))
+		if m != nil && len(resp.Responses[0].GetResponseRange().Kvs) == 0 {
+			return nil, s.lost(req.Profile, "not written")
 		}
 		return nil, fail(kindConflict, "%s changed since it was read; not written", key)
 	}
 	return &answer{Revision: resp.Header.Revision}, nil
+}
+
+// lost forgets a lock whose key is gone (its lease expired or was revoked)
+// and the session it was on.
+func (s *server) lost(profile, what string) *failure {
+	delete(s.locks, profile)
+	if s.session != nil {
+		s.session.Orphan()
+		s.session = nil
+	}
+	return fail(kindConflict, "lost the lock %s: its lease expired; %s", s.lockKey(profile), what)
 }
 
 // heldLock returns the profile's lock if this companion holds it, or a
@@ -268,7 +283,7 @@ func (s *server) heldLock(profile string) (*concurrency.Mutex, error) {
 	}
 	select {
 	case <-s.session.Done():
-		return nil, fail(kindConflict, "lost the lock %s: its lease expired", s.lockKey(profile))
+		return nil, s.lost(profile, "not written")
 	default:
 	}
 	return m, nil
@@ -287,7 +302,7 @@ func (s *server) delete(ctx context.Context, cli *clientv3.Client, profile strin
 		var tr *clientv3.TxnResponse
 		tr, err = cli.Txn(ctx).If(m.IsOwner()).Then(clientv3.OpDelete(key)).Commit()
 		if err == nil && !tr.Succeeded {
-			return nil, fail(kindConflict, "lost the lock %s; %s not deleted", s.lockKey(profile), key)
+			return nil, s.lost(profile, "not deleted")
 		}
 		if err == nil {
 			resp = (*clientv3.DeleteResponse)(tr.Responses[0].GetResponseDeleteRange())
@@ -324,12 +339,16 @@ func (s *server) list(ctx context.Context, cli *clientv3.Client) (*answer, error
 // lock waits for the profile's lock, on this companion's session lease
 // (made, or made again after it expired, here).
 func (s *server) lock(ctx context.Context, cli *clientv3.Client, profile string) (*answer, error) {
-	if m, err := s.heldLock(profile); err != nil || m != nil {
+	if m, _ := s.heldLock(profile); m != nil { // a lost one is forgotten
+		// Held, as far as the session knows: make sure the key is still there.
+		resp, err := cli.Get(ctx, m.Key(), clientv3.WithKeysOnly())
 		if err != nil {
-			delete(s.locks, profile)
-		} else {
+			return nil, err
+		}
+		if len(resp.Kvs) != 0 {
 			return nil, fail(kindOther, "lock: %s is already held here", s.lockKey(profile))
 		}
+		s.lost(profile, "")
 	}
 	if err := s.ensureSession(ctx, cli); err != nil {
 		return nil, err
