@@ -455,10 +455,11 @@ func (s *EtcdStore) call(ctx context.Context, req etcdRequest) (*etcdAnswer, err
 		c := s.conn
 		s.conn = nil
 		clear(s.locked)
-		c.close()
 		if ctx.Err() != nil {
+			go c.close() // the caller's time is up: do not wait for it
 			return nil, s.unreachable(ctx.Err())
 		}
+		c.close()
 		return nil, fmt.Errorf("%w: %s stopped: %s", ErrStorage, EtcdCompanion, c.why(err))
 	}
 	if a.OK {

@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -730,7 +731,16 @@ func TestUnreachable(t *testing.T) {
 		if errors.Is(err, helper.ErrNotFound) {
 			t.Errorf("%s with etcd unreachable looks like a missing profile: %v", name, err)
 		}
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("%s with etcd unreachable and the caller's time run out: %v, want it to wrap context.DeadlineExceeded (timeout)", name, err)
+		}
 		noSecret(t, err, set)
+	}
+	// With no deadline from the caller, the companion's own bound on an
+	// etcd call answers: unreachable, not a timeout of the caller's.
+	_, err := h.Profiles(context.Background())
+	if !errors.Is(err, helper.ErrStoreUnreachable) || errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "cannot reach etcd") {
+		t.Errorf("list with etcd unreachable and no deadline: %v, want ErrStoreUnreachable alone", err)
 	}
 	if _, err := os.Stat(filepath.Join(h.CacheDir, "default.json")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("a failed set changed the local cache")
@@ -865,5 +875,22 @@ func TestCompanionBadRequests(t *testing.T) {
 	r.mustOK(`{"op":"lock","profile":"default"}`)
 	if a := r.ask(`{"op":"lock","profile":"default"}`); a["ok"] != false {
 		t.Errorf("a second lock of a held profile: %v", a)
+	}
+}
+
+// The helper, which serves file and keyring gets, must not link the etcd
+// client or gRPC: they slow every start. Only this companion does.
+func TestHelperDoesNotLinkEtcd(t *testing.T) {
+	goTool := filepath.Join(runtime.GOROOT(), "bin", "go")
+	for _, pkg := range []string{"github.com/prusa-credential-helper/prusa-credential-helper", "github.com/prusa-credential-helper/prusa-credential-helper/helper"} {
+		out, err := exec.Command(goTool, "list", "-deps", pkg).CombinedOutput()
+		if err != nil {
+			t.Fatalf("go list -deps %s: %v: %s", pkg, err, out)
+		}
+		for _, dep := range strings.Fields(string(out)) {
+			if strings.HasPrefix(dep, "go.etcd.io/") || strings.HasPrefix(dep, "google.golang.org/grpc") {
+				t.Errorf("%s links %s", pkg, dep)
+			}
+		}
 	}
 }

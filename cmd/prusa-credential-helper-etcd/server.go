@@ -161,11 +161,17 @@ func (s *server) handle(line []byte) *answer {
 	if err := json.Unmarshal(line, &req); err != nil {
 		return &answer{Kind: kindOther, Error: "request is not a json object"}
 	}
+	start := time.Now()
 	a, err := s.do(&req)
 	if err != nil {
 		var f *failure
 		if !errors.As(err, &f) {
 			f = s.classify(err)
+			// The time that ran out was this program's bound on one etcd
+			// call, not the caller's: etcd is unreachable.
+			if f.kind == kindTimeout && (req.TimeoutMS <= 0 || time.Since(start) < time.Duration(req.TimeoutMS)*time.Millisecond) {
+				f = fail(kindUnavailable, "cannot reach etcd at %s: no answer within %s", strings.Join(s.cfg.endpoints, ","), callTimeout)
+			}
 		}
 		return &answer{Kind: f.kind, Error: f.msg}
 	}
@@ -378,6 +384,8 @@ func (s *server) ensureSession(ctx context.Context, cli *clientv3.Client) error 
 	}
 	// The lease is granted under the request's time; the session (its
 	// keep-alive) lives as long as the program, not the request.
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
 	lease, err := cli.Grant(ctx, int64(s.cfg.leaseTTL))
 	if err != nil {
 		return err
