@@ -223,7 +223,7 @@ func (s *EtcdStore) cached(profile string) (*auth.TokenSet, bool) {
 // never its refresh or id token. The cache only saves trips to etcd, so a
 // failure to write it is a warning.
 func (s *EtcdStore) writeCache(profile string, set *auth.TokenSet) {
-	err := os.MkdirAll(s.CacheDir, 0o700)
+	err := s.prepareCacheDir()
 	if err == nil {
 		var data []byte
 		data, err = json.Marshal(auth.TokenSet{AccessToken: set.AccessToken, TokenType: set.TokenType})
@@ -234,6 +234,28 @@ func (s *EtcdStore) writeCache(profile string, set *auth.TokenSet) {
 	if err != nil && s.Warn != nil {
 		s.Warn(fmt.Sprintf("warning: cannot cache the access token in %s: %v", s.CacheDir, unwrapPath(err)))
 	}
+}
+
+// prepareCacheDir creates the cache directory 0700, and tightens it to
+// 0700 with a warning when it has any group or other bit, as the file
+// store does with its own.
+func (s *EtcdStore) prepareCacheDir() error {
+	if err := os.MkdirAll(s.CacheDir, 0o700); err != nil {
+		return err
+	}
+	fi, err := os.Stat(s.CacheDir)
+	if err != nil {
+		return err
+	}
+	if fi.Mode().Perm()&0o077 != 0 && !isWindows {
+		if err := os.Chmod(s.CacheDir, 0o700); err != nil {
+			return err
+		}
+		if s.Warn != nil {
+			s.Warn(fmt.Sprintf("warning: %s was accessible to other users (mode %04o); changed it to 0700", s.CacheDir, fi.Mode().Perm()))
+		}
+	}
+	return nil
 }
 
 func (s *EtcdStore) dropCache(profile string) bool {
@@ -441,10 +463,11 @@ func (s *EtcdStore) call(ctx context.Context, req etcdRequest) (*etcdAnswer, err
 		s.conn = c
 	}
 	if dl, ok := ctx.Deadline(); ok {
-		// A little under the caller's time, so that the companion's
-		// answer, rather than the caller's deadline, says what happened.
+		// Under the caller's time, so that the companion's answer (which
+		// may look at the connection for 300 ms to say what is wrong),
+		// rather than the caller's deadline, says what happened.
 		left := time.Until(dl)
-		req.TimeoutMS = max(1, (left - left/20).Milliseconds())
+		req.TimeoutMS = max(1, (left - min(left/2, max(left/20, 400*time.Millisecond))).Milliseconds())
 	}
 	line, err := json.Marshal(req)
 	if err != nil {

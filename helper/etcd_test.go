@@ -122,6 +122,21 @@ func TestEtcdCacheFastPath(t *testing.T) {
 	if strings.Contains(string(b), valid.RefreshToken) {
 		t.Errorf("the cache holds the refresh token")
 	}
+	fi, err := os.Stat(s.CacheDir)
+	if err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("cache directory mode %v, %v; want 0700", fi.Mode().Perm(), err)
+	}
+	if runtime.GOOS != "windows" {
+		// A directory opened to others is tightened, with a warning.
+		os.Chmod(s.CacheDir, 0o755)
+		var warned []string
+		s.Warn = func(msg string) { warned = append(warned, msg) }
+		s.writeCache("default", valid)
+		if fi, _ := os.Stat(s.CacheDir); fi.Mode().Perm() != 0o700 || len(warned) != 1 || !strings.Contains(warned[0], "0700") {
+			t.Errorf("a 0755 cache directory: now %v, warnings %q", fi.Mode().Perm(), warned)
+		}
+		s.Warn = nil
+	}
 	// Served without the companion (which does not exist).
 	got, err := s.Get(context.Background(), "default")
 	if err != nil || got.AccessToken != valid.AccessToken || got.RefreshToken != "" || got.TokenType != "Bearer" {

@@ -731,6 +731,9 @@ func TestUnreachable(t *testing.T) {
 		if errors.Is(err, helper.ErrNotFound) {
 			t.Errorf("%s with etcd unreachable looks like a missing profile: %v", name, err)
 		}
+		if err != nil && !strings.Contains(err.Error(), "connection refused") {
+			t.Errorf("%s with etcd unreachable: %q does not say the connection was refused", name, err)
+		}
 		if !errors.Is(err, context.DeadlineExceeded) {
 			t.Errorf("%s with etcd unreachable and the caller's time run out: %v, want it to wrap context.DeadlineExceeded (timeout)", name, err)
 		}

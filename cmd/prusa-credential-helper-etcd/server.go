@@ -3,11 +3,14 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"strings"
+	"sync"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -74,6 +77,7 @@ func fail(kind, format string, args ...any) *failure {
 type server struct {
 	cfg *config
 
+	tls         *tls.Config   // nil without TLS
 	clientReady chan struct{} // closed once cli or cliErr is set
 	cli         *clientv3.Client
 	cliErr      error
@@ -89,28 +93,31 @@ type server struct {
 func newServer(cfg *config) *server {
 	s := &server{cfg: cfg, clientReady: make(chan struct{}), locks: map[string]*concurrency.Mutex{}}
 	s.base, s.cancelBase = context.WithCancel(context.Background())
+	if cfg.tlsRequired {
+		info := transport.TLSInfo{TrustedCAFile: cfg.caCert, CertFile: cfg.cert, KeyFile: cfg.key}
+		tc, err := info.ClientConfig()
+		if err != nil {
+			s.cliErr = fail(kindOther, "etcd tls settings: %s", oneLine(err))
+			close(s.clientReady)
+			return s
+		}
+		s.tls = tc
+	}
 	// The client is made while the first request is on its way. With
 	// authentication it fetches a token, which may wait for the network.
 	go func() {
-		s.cli, s.cliErr = newClient(cfg)
+		s.cli, s.cliErr = newClient(cfg, s.tls)
 		close(s.clientReady)
 	}()
 	return s
 }
 
-func newClient(cfg *config) (*clientv3.Client, error) {
+func newClient(cfg *config, tc *tls.Config) (*clientv3.Client, error) {
 	c := clientv3.Config{
 		Endpoints:   cfg.endpoints,
 		DialTimeout: callTimeout,
 		Logger:      zap.NewNop(),
-	}
-	if cfg.tlsRequired {
-		info := transport.TLSInfo{TrustedCAFile: cfg.caCert, CertFile: cfg.cert, KeyFile: cfg.key}
-		tc, err := info.ClientConfig()
-		if err != nil {
-			return nil, fail(kindOther, "etcd tls settings: %s", oneLine(err))
-		}
-		c.TLS = tc
+		TLS:         tc,
 	}
 	if cfg.hasUser {
 		c.Username, c.Password = cfg.user, cfg.password
@@ -171,6 +178,11 @@ func (s *server) handle(line []byte) *answer {
 			// call, not the caller's: etcd is unreachable.
 			if f.kind == kindTimeout && (req.TimeoutMS <= 0 || time.Since(start) < time.Duration(req.TimeoutMS)*time.Millisecond) {
 				f = fail(kindUnavailable, "cannot reach etcd at %s: no answer within %s", strings.Join(s.cfg.endpoints, ","), callTimeout)
+			}
+			if f.kind == kindTimeout || f.kind == kindUnavailable {
+				if why := s.diagnose(); why != "" {
+					f.msg += " (" + why + ")"
+				}
 			}
 		}
 		return &answer{Kind: f.kind, Error: f.msg}
@@ -452,6 +464,68 @@ func (s *server) classify(err error) *failure {
 		return fail(kindUnavailable, "cannot reach etcd at %s: %s", where, oneLine(err))
 	}
 	return fail(kindOther, "etcd at %s: %s", where, oneLine(err))
+}
+
+// diagnoseTimeout bounds the look at a connection that diagnose takes.
+const diagnoseTimeout = 300 * time.Millisecond
+
+// diagnose says why etcd does not answer where a connection of its own
+// shows it: refused, or a TLS handshake that fails (either side's
+// certificate). "" when every endpoint seems to accept.
+func (s *server) diagnose() string {
+	whys := make([]string, len(s.cfg.endpoints))
+	var wg sync.WaitGroup
+	for i, ep := range s.cfg.endpoints {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			whys[i] = s.probe(ep)
+		}()
+	}
+	wg.Wait()
+	var out []string
+	for i, why := range whys {
+		if why != "" {
+			out = append(out, s.cfg.endpoints[i]+": "+why)
+		}
+	}
+	return strings.Join(out, "; ")
+}
+
+func (s *server) probe(ep string) string {
+	deadline := time.Now().Add(diagnoseTimeout)
+	conn, err := net.DialTimeout("tcp", ep, diagnoseTimeout)
+	if err != nil {
+		var op *net.OpError
+		if errors.As(err, &op) && op.Err != nil {
+			err = op.Err
+		}
+		return oneLine(err)
+	}
+	defer conn.Close()
+	if s.tls == nil {
+		return ""
+	}
+	conf := s.tls.Clone()
+	if conf.ServerName == "" {
+		conf.ServerName, _, _ = net.SplitHostPort(ep)
+	}
+	conf.NextProtos = []string{"h2"}
+	tc := tls.Client(conn, conf)
+	tc.SetDeadline(deadline)
+	if err := tc.Handshake(); err != nil {
+		return oneLine(err)
+	}
+	// A server that wants a client certificate refuses it after the
+	// handshake (TLS 1.3): its alert arrives on the first read.
+	var b [1]byte
+	if _, err := tc.Read(b[:]); err != nil {
+		var ne net.Error
+		if !errors.As(err, &ne) || !ne.Timeout() {
+			return oneLine(err)
+		}
+	}
+	return ""
 }
 
 // oneLine keeps an error's message on one line and short.
