@@ -897,3 +897,82 @@ func TestHelperDoesNotLinkEtcd(t *testing.T) {
 		}
 	}
 }
+
+// TestFleetRefreshesOnce is the helper's refresh (lock → re-read → still
+// needed? → refresh → write on the revision read → unlock) on 8 hosts of 4
+// processes each, every one with its own store and companion, against the
+// account emulator: one refresh request, one token for all. (The same with
+// the real helper binary: scripts/fleet.sh.)
+func TestFleetRefreshesOnce(t *testing.T) {
+	c := startCluster(t, 1)
+	k := newTokens(t)
+	s := newStores(t, c.endpoints)
+	ctx := ctxFor(t, 60*time.Second)
+	old := s.secret(k.set(helper.MinMargin / 2))
+	if err := s.host().Set(ctx, "default", old); err != nil {
+		t.Fatal(err)
+	}
+	ac := &auth.Client{AccountURL: k.srv.URL, ClientID: auth.DefaultClientID, RedirectURI: auth.DefaultRedirectURI}
+	k.srv.ResetCounts()
+
+	get := func(h *helper.EtcdStore) (string, error) {
+		defer h.Close()
+		if tok, err := h.GetAccess(ctx, "default"); err != nil {
+			return "", err
+		} else if exp, err := auth.ExpiryOf(tok); err == nil && auth.ValidFor(exp, time.Now(), helper.MinMargin) {
+			return tok, nil
+		}
+		unlock, err := h.Lock(ctx, "default")
+		if err != nil {
+			return "", err
+		}
+		defer unlock()
+		set, err := h.Get(ctx, "default")
+		if err != nil {
+			return "", err
+		}
+		if exp, err := auth.ExpiryOf(set.AccessToken); err == nil && auth.ValidFor(exp, time.Now(), helper.MinMargin) {
+			return set.AccessToken, nil // another process refreshed
+		}
+		if set.RefreshToken == "" {
+			return "", errors.New("under the lock, Get gave the cache's set, not etcd's")
+		}
+		next, err := ac.Refresh(ctx, *set)
+		if err != nil {
+			return "", err
+		}
+		if err := h.Set(ctx, "default", &next); err != nil {
+			return "", err
+		}
+		return next.AccessToken, nil
+	}
+
+	const hosts, perHost = 8, 4
+	toks := make([]string, hosts*perHost)
+	errs := make([]error, hosts*perHost)
+	var wg sync.WaitGroup
+	for i := range hosts {
+		cacheDir := filepath.Join(t.TempDir(), "etcd-cache")
+		for j := range perHost {
+			h := s.host()
+			h.CacheDir = cacheDir
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				toks[i*perHost+j], errs[i*perHost+j] = get(h)
+			}()
+		}
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatalf("gets failed: %v", err)
+	}
+	if n := k.srv.Count(authtest.KindTokenRefresh); n != 1 {
+		t.Errorf("%d refresh requests, want 1", n)
+	}
+	distinct := slices.Compact(slices.Sorted(slices.Values(toks)))
+	if len(distinct) != 1 || distinct[0] == old.AccessToken {
+		t.Errorf("the processes got %d tokens, want one new one", len(distinct))
+	}
+	s.secrets = append(s.secrets, distinct...)
+}
