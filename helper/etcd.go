@@ -159,32 +159,30 @@ func (s *EtcdStore) companion() (string, error) {
 	if runtime.GOOS == "windows" {
 		name += ".exe"
 	}
-	var tried string
+	var looked string
 	if s.Companion != "" {
 		if isExecutable(s.Companion) {
 			s.path = s.Companion
 			return s.path, nil
 		}
-		tried = s.Companion
+		looked = "at " + s.Companion
 	} else {
+		looked = "on PATH"
 		if exe, err := os.Executable(); err == nil {
 			beside := filepath.Join(filepath.Dir(exe), name)
 			if isExecutable(beside) {
 				s.path = beside
 				return s.path, nil
 			}
-			tried = filepath.Dir(exe) + " nor on PATH"
+			looked = "in " + filepath.Dir(exe) + " and on PATH"
 		}
 		if p, err := exec.LookPath(name); err == nil {
 			s.path = p
 			return s.path, nil
 		}
-		if tried == "" {
-			tried = "PATH"
-		}
 	}
-	return "", fmt.Errorf("%w: the etcd store needs %s, which is not in %s; install it beside the helper: run ./install.sh from a checkout (it installs both), or go install github.com/prusa-credential-helper/prusa-credential-helper/cmd/%s@latest",
-		ErrStorage, EtcdCompanion, tried, EtcdCompanion)
+	return "", fmt.Errorf("%w: the etcd store needs the program %s, not found %s; install it beside the helper: ./install.sh from a checkout installs both",
+		ErrStorage, EtcdCompanion, looked)
 }
 
 func isExecutable(path string) bool {
