@@ -667,46 +667,56 @@ func TestThreeMembersOneStopped(t *testing.T) {
 	s := newStores(t, c.endpoints)
 	ctx := ctxFor(t, 60*time.Second)
 
+	// A companion already connected, holding a lease, and a new one.
 	a := s.host()
 	set := s.secret(k.set(helper.MinMargin / 2))
 	if err := a.Set(ctx, "default", set); err != nil {
 		t.Fatalf("set: %v", err)
 	}
-	a.Close()
+	unlock, err := a.Lock(ctx, "other")
+	if err != nil {
+		t.Fatalf("lock: %v", err)
+	}
 	// Stop the leader, the harder case: the others elect a new one.
-	lead := 0
+	lead := -1
 	for i, m := range c.members {
 		if m.Server.MemberID() == m.Server.Leader() {
 			lead = i
 		}
 	}
+	if lead < 0 {
+		t.Fatal("no leader")
+	}
 	c.stop(lead)
 
-	b := s.host()
-	unlock, err := b.Lock(ctx, "default")
-	if err != nil {
-		t.Fatalf("lock with one member stopped: %v", err)
+	for _, h := range []*helper.EtcdStore{a, s.host()} {
+		unlock, err := h.Lock(ctx, "default")
+		if err != nil {
+			t.Fatalf("lock with the leader stopped: %v", err)
+		}
+		got, err := h.Get(ctx, "default")
+		if err != nil {
+			t.Fatalf("get with the leader stopped: %v", err)
+		}
+		sameSet(t, got, set)
+		set = s.secret(k.set(helper.MinMargin / 2))
+		if err := h.Set(ctx, "default", set); err != nil {
+			t.Fatalf("set with the leader stopped: %v", err)
+		}
+		unlock()
+		names, err := h.Profiles(ctx)
+		if err != nil || !slices.Equal(names, []string{"default"}) {
+			t.Errorf("list with the leader stopped: %q, %v", names, err)
+		}
 	}
-	got, err := b.Get(ctx, "default")
-	if err != nil {
-		t.Fatalf("get with one member stopped: %v", err)
-	}
-	sameSet(t, got, set)
-	next := s.secret(k.set(2 * time.Hour))
-	if err := b.Set(ctx, "default", next); err != nil {
-		t.Fatalf("set with one member stopped: %v", err)
+	// The lease of the lock taken before the stop was kept alive.
+	keys, err := c.client().Get(ctx, "farm/other.lock/", clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	if err != nil || len(keys.Kvs) != 1 {
+		t.Errorf("the lock taken before the leader stopped is gone: %v, %v", keys, err)
 	}
 	unlock()
-	if names, err := b.Profiles(ctx); err != nil || !slices.Equal(names, []string{"default"}) {
-		t.Errorf("list with one member stopped: %q, %v", names, err)
-	}
-	got, err = s.host().Get(ctx, "default")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sameSet(t, got, next)
-	if err := b.Delete(ctx, "default"); err != nil {
-		t.Errorf("delete with one member stopped: %v", err)
+	if err := s.host().Delete(ctx, "default"); err != nil {
+		t.Errorf("delete with the leader stopped: %v", err)
 	}
 }
 
