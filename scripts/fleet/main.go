@@ -169,6 +169,9 @@ func run(bin string, hosts, perHost int) error {
 	if n := srv.Count(authtest.KindTokenRefresh); n != 0 {
 		failures = append(failures, fmt.Sprintf("fast-path gets made %d refresh requests", n))
 	}
+	if n := count(append(slices.Clone(refresh), fast...), func(r result) bool { return r.err == nil && r.stderr != "" }); n > 0 {
+		failures = append(failures, fmt.Sprintf("%d successful gets wrote on stderr", n))
+	}
 	perGet := float64(after-before) / float64(len(fast))
 	if after != before {
 		failures = append(failures, fmt.Sprintf("fast-path gets made %d etcd requests, want 0", after-before))
