@@ -486,7 +486,10 @@ func (s *EtcdStore) call(ctx context.Context, req etcdRequest) (*etcdAnswer, err
 	if a.OK {
 		return a, nil
 	}
-	msg := "etcd: " + a.Error
+	msg := a.Error
+	if !strings.Contains(msg, "etcd") {
+		msg = "etcd: " + msg
+	}
 	switch a.Kind {
 	case "not_found":
 		return nil, ErrNotFound
@@ -494,6 +497,8 @@ func (s *EtcdStore) call(ctx context.Context, req etcdRequest) (*etcdAnswer, err
 		return nil, fmt.Errorf("%w: %s", ErrStoreUnreachable, msg)
 	case "timeout":
 		return nil, fmt.Errorf("%w: %s: %w", ErrStoreUnreachable, msg, context.DeadlineExceeded)
+	case "locked":
+		return nil, fmt.Errorf("%s: %w", msg, context.DeadlineExceeded)
 	case "conflict":
 		return nil, fmt.Errorf("%w: %w: %s", ErrStorage, ErrStoreConflict, msg)
 	}

@@ -585,8 +585,8 @@ func TestLockHolderKilled(t *testing.T) {
 	// While it is held, no one else gets it.
 	b := s.host()
 	_, err := b.Lock(ctxFor(t, 500*time.Millisecond), "default")
-	if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, helper.ErrStoreUnreachable) {
-		t.Fatalf("lock held by another: %v, want a timeout", err)
+	if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, helper.ErrStoreUnreachable) || !strings.Contains(err.Error(), "held by another process") {
+		t.Fatalf("lock held by another: %v, want a timeout waiting for it", err)
 	}
 
 	// The holder is SIGKILLed in the middle of its refresh: its lease
@@ -784,6 +784,7 @@ func TestAuth(t *testing.T) {
 	s.secrets = append(s.secrets, "pw-canary-etcd")
 	h := s.host()
 	h.Settings.User = "farm:pw-canary-etcd"
+	h.LeaseTTL = time.Minute // only a revocation frees its lock in time below
 	set := s.secret(k.set(2 * time.Hour))
 	if err := h.Set(ctx, "default", set); err != nil {
 		t.Fatalf("set with the documented role: %v", err)
@@ -797,10 +798,20 @@ func TestAuth(t *testing.T) {
 		t.Fatalf("get: %v", err)
 	}
 	sameSet(t, got, set)
-	unlock()
 	if names, err := h.Profiles(ctx); err != nil || !slices.Equal(names, []string{"default"}) {
 		t.Errorf("list with the documented role: %q, %v", names, err)
 	}
+	// The role may revoke the lease too: closing the store, lock held,
+	// frees the lock at once.
+	h.Close()
+	unlock()
+	h2 := s.host()
+	h2.Settings.User = "farm:pw-canary-etcd"
+	unlock, err = h2.Lock(ctxFor(t, 10*time.Second), "default")
+	if err != nil {
+		t.Fatalf("lock after the holder closed: %v", err)
+	}
+	unlock()
 
 	bad := s.host()
 	bad.Settings.User = "farm:wrong-pw-canary"

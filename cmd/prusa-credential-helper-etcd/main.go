@@ -65,8 +65,9 @@
 // waits for the profile's lock, unlock releases it.
 //
 // Kinds: not_found (no such key), unavailable (etcd cannot be reached or
-// has no leader), timeout (the time ran out: etcd did not answer, or
-// another process held the lock), conflict (the key changed since it was
+// has no leader), timeout (the caller's time ran out before etcd
+// answered), locked (the caller's time ran out while another process held
+// the lock), conflict (the key changed since it was
 // read, or the lock was lost), auth (etcd refused the credentials or the
 // permission), other (anything else, such as an unreadable certificate or
 // a bad request).

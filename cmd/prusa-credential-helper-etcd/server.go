@@ -59,6 +59,7 @@ const (
 	kindNotFound    = "not_found"
 	kindUnavailable = "unavailable"
 	kindTimeout     = "timeout"
+	kindLocked      = "locked"
 	kindConflict    = "conflict"
 	kindAuth        = "auth"
 	kindOther       = "other"
@@ -374,7 +375,7 @@ func (s *server) lock(ctx context.Context, cli *clientv3.Client, profile string)
 	m := concurrency.NewMutex(s.session, s.lockKey(profile))
 	if err := m.Lock(ctx); err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
-			return nil, fail(kindTimeout, "waiting for the lock %s, held by another process", s.lockKey(profile))
+			return nil, fail(kindLocked, "waiting for the lock %s, held by another process", s.lockKey(profile))
 		}
 		if errors.Is(err, concurrency.ErrSessionExpired) {
 			return nil, fail(kindConflict, "lost the lock %s: its lease expired", s.lockKey(profile))
