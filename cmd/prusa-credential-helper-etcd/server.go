@@ -373,6 +373,18 @@ func (s *server) lock(ctx context.Context, cli *clientv3.Client, profile string)
 		return nil, err
 	}
 	m := concurrency.NewMutex(s.session, s.lockKey(profile))
+	// First a try, bounded as any one etcd call, so that an etcd that does
+	// not answer is told apart from a lock that another process holds.
+	tctx, cancel := context.WithTimeout(ctx, callTimeout)
+	err := m.TryLock(tctx)
+	cancel()
+	if err == nil {
+		s.locks[profile] = m
+		return &answer{}, nil
+	}
+	if !errors.Is(err, concurrency.ErrLocked) {
+		return nil, err
+	}
 	if err := m.Lock(ctx); err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
 			return nil, fail(kindLocked, "waiting for the lock %s, held by another process", s.lockKey(profile))
