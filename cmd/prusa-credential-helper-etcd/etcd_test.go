@@ -523,10 +523,11 @@ func TestStaleWriteRefused(t *testing.T) {
 // rawCompanion is a companion spoken to directly, for the tests that kill
 // it or take its lease away.
 type rawCompanion struct {
-	t   *testing.T
-	cmd *exec.Cmd
-	in  *os.File
-	out *bufio.Reader
+	t      *testing.T
+	cmd    *exec.Cmd
+	in     *os.File
+	stdout *os.File
+	out    *bufio.Reader
 }
 
 func startRaw(t *testing.T, endpoints []string, ttl string, stderr *syncBuffer) *rawCompanion {
@@ -535,18 +536,18 @@ func startRaw(t *testing.T, endpoints []string, ttl string, stderr *syncBuffer) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd.Stdin = inR
-	out, err := cmd.StdoutPipe()
+	outR, outW, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd.Stderr = stderr
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = inR, outW, stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	inR.Close()
-	r := &rawCompanion{t: t, cmd: cmd, in: inW, out: bufio.NewReader(out)}
-	t.Cleanup(func() { inW.Close(); cmd.Process.Kill(); cmd.Wait() })
+	outW.Close()
+	r := &rawCompanion{t: t, cmd: cmd, in: inW, stdout: outR, out: bufio.NewReader(outR)}
+	t.Cleanup(func() { inW.Close(); outR.Close(); cmd.Process.Kill(); cmd.Wait() })
 	return r
 }
 
@@ -996,4 +997,36 @@ func TestFleetRefreshesOnce(t *testing.T) {
 		t.Errorf("the processes got %d tokens, want one new one", len(distinct))
 	}
 	s.secrets = append(s.secrets, distinct...)
+}
+
+// A Ctrl-C (sent to the whole process group) and a helper gone while a
+// request is in flight (its answer meets a closed pipe) must not kill the
+// companion before it revokes its lease: the lock is freed at once, not
+// when the lease expires.
+func TestCompanionRevokesWhenHelperGoes(t *testing.T) {
+	c := startCluster(t, 1)
+	s := newStores(t, c.endpoints)
+
+	other := startRaw(t, c.endpoints, "60s", &s.stderr)
+	other.mustOK(`{"op":"lock","profile":"busy"}`)
+
+	holder := startRaw(t, c.endpoints, "60s", &s.stderr)
+	holder.mustOK(`{"op":"lock","profile":"default"}`)
+	if err := holder.cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	holder.mustOK(`{"op":"list"}`) // still there
+	// A request that waits, then the helper goes: input and output closed.
+	if _, err := holder.in.WriteString(`{"op":"lock","profile":"busy"}` + "\n"); err != nil {
+		t.Fatal(err)
+	}
+	holder.stdout.Close()
+	holder.in.Close()
+	holder.cmd.Wait()
+
+	unlock, err := s.host().Lock(ctxFor(t, 10*time.Second), "default")
+	if err != nil {
+		t.Fatalf("lock after the holder's helper went: %v", err)
+	}
+	unlock()
 }

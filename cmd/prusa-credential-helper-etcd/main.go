@@ -81,7 +81,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	"google.golang.org/grpc/grpclog"
@@ -91,6 +93,11 @@ func main() {
 	// gRPC logs connection errors on stderr by default: the answers say
 	// what went wrong, and stderr stays the helper's.
 	grpclog.SetLoggerV2(grpclog.NewLoggerV2(io.Discard, io.Discard, io.Discard))
+	// The helper's end of the pipes decides when to stop: a Ctrl-C reaches
+	// the whole process group, and the answer to a helper that is gone hits
+	// a closed pipe; either would kill this program before it revokes its
+	// lease, leaving the lock held until the lease expires.
+	signal.Ignore(os.Interrupt, syscall.SIGPIPE)
 	os.Exit(run(os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr))
 }
 
