@@ -63,6 +63,10 @@ type EtcdStore struct {
 	Companion string
 	// LeaseTTL is the lock's lease: 0 means 5s. Whole seconds, at least 2.
 	LeaseTTL time.Duration
+	// Timeout, if set, bounds each call whose context has no deadline
+	// (such as get's first read, before the command's budget is armed);
+	// without either, the companion gives one etcd call 5s.
+	Timeout time.Duration
 	// Stderr receives the companion's standard error (empty unless it
 	// fails); nil keeps its last lines for error messages only.
 	Stderr io.Writer
@@ -446,6 +450,11 @@ type etcdAnswer struct {
 // waits for its answer while ctx allows; a companion that does not answer
 // in time is stopped.
 func (s *EtcdStore) call(ctx context.Context, req etcdRequest) (*etcdAnswer, error) {
+	if _, ok := ctx.Deadline(); !ok && s.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.Timeout)
+		defer cancel()
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, s.unreachable(err)
 	}

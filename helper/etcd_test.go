@@ -217,6 +217,11 @@ func TestEtcdCompanionFails(t *testing.T) {
 	if s.conn != nil {
 		t.Errorf("the silent companion was kept")
 	}
+	// Timeout bounds a call whose context has no deadline.
+	s.Timeout = 200 * time.Millisecond
+	if _, err := s.Profiles(context.Background()); !errors.Is(err, ErrStoreUnreachable) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("a companion that does not answer, with Timeout: %v", err)
+	}
 
 	// Settings reach it through the environment, not its arguments.
 	out := filepath.Join(t.TempDir(), "seen")
