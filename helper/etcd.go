@@ -225,6 +225,11 @@ func (s *EtcdStore) cached(profile string) (*auth.TokenSet, bool) {
 // never its refresh or id token. The cache only saves trips to etcd, so a
 // failure to write it is a warning.
 func (s *EtcdStore) writeCache(profile string, set *auth.TokenSet) {
+	if b, err := readNoFollow(s.cacheFile(profile)); err == nil {
+		if tok, ok := auth.TopLevelString(b, "access_token"); ok && tok == set.AccessToken {
+			return // another process of this host cached it already
+		}
+	}
 	err := s.prepareCacheDir()
 	if err == nil {
 		var data []byte

@@ -131,6 +131,7 @@ func TestEtcdCacheFastPath(t *testing.T) {
 		os.Chmod(s.CacheDir, 0o755)
 		var warned []string
 		s.Warn = func(msg string) { warned = append(warned, msg) }
+		valid = &auth.TokenSet{AccessToken: etcdTestToken(now.Add(2*time.Hour), "a2"), TokenType: "Bearer"}
 		s.writeCache("default", valid)
 		if fi, _ := os.Stat(s.CacheDir); fi.Mode().Perm() != 0o700 || len(warned) != 1 || !strings.Contains(warned[0], "0700") {
 			t.Errorf("a 0755 cache directory: now %v, warnings %q", fi.Mode().Perm(), warned)
