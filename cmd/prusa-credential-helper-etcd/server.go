@@ -193,6 +193,11 @@ func (s *server) handle(line []byte) *answer {
 }
 
 func (s *server) do(req *request) (*answer, error) {
+	switch req.Op {
+	case "get", "put", "delete", "list", "lock", "unlock":
+	default:
+		return nil, fail(kindOther, "unknown op")
+	}
 	if req.Op != "list" && !validProfile(req.Profile) {
 		return nil, fail(kindOther, "%s: not a valid profile name", req.Op)
 	}
