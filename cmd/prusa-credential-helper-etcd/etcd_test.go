@@ -1,0 +1,1032 @@
+package main
+
+// These tests run a real etcd (go.etcd.io/etcd/server/v3/embed) on loopback,
+// with 1 and with 3 members, and drive helper.EtcdStore against the
+// companion. The companion is this test binary itself, re-executed with
+// companionEnv set (see TestMain): the same run() as the installed program.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/server/v3/embed"
+	"go.uber.org/zap"
+
+	"github.com/prusa-credential-helper/prusa-credential-helper/auth"
+	"github.com/prusa-credential-helper/prusa-credential-helper/auth/authtest"
+	"github.com/prusa-credential-helper/prusa-credential-helper/helper"
+)
+
+const companionEnv = "PRUSA_TEST_ETCD_COMPANION"
+
+// canary is carried in every set the tests store: it must never show up
+// on the companion's stderr or in an error.
+const canary = "canary-etcd-set-7f3a91"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(companionEnv) == "1" {
+		main()
+		return
+	}
+	os.Setenv(companionEnv, "1") // for the companions the tests start
+	os.Exit(m.Run())
+}
+
+// companionPath is the companion the tests run: this test binary.
+func companionPath(t *testing.T) string {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return exe
+}
+
+// cluster is an embedded etcd of one or more members on loopback.
+type cluster struct {
+	t         *testing.T
+	members   []*embed.Etcd
+	endpoints []string
+}
+
+func freePort(t *testing.T) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func startCluster(t *testing.T, n int) *cluster {
+	t.Helper()
+	c := &cluster{t: t}
+	var peers []string
+	cfgs := make([]*embed.Config, n)
+	for i := range n {
+		cfg := embed.NewConfig()
+		cfg.Name = fmt.Sprintf("m%d", i)
+		cfg.Dir = t.TempDir()
+		cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
+		cu := url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", freePort(t))}
+		pu := url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", freePort(t))}
+		cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{cu}, []url.URL{cu}
+		cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{pu}, []url.URL{pu}
+		cfg.InitialClusterToken = "test-" + t.Name()
+		peers = append(peers, cfg.Name+"="+pu.String())
+		c.endpoints = append(c.endpoints, cu.Host)
+		cfgs[i] = cfg
+	}
+	var wg sync.WaitGroup
+	c.members = make([]*embed.Etcd, n)
+	errs := make([]error, n)
+	for i, cfg := range cfgs {
+		cfg.InitialCluster = strings.Join(peers, ",")
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			e, err := embed.StartEtcd(cfg)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			c.members[i] = e
+			select {
+			case <-e.Server.ReadyNotify():
+			case <-time.After(60 * time.Second):
+				errs[i] = fmt.Errorf("member %s did not become ready", cfg.Name)
+			}
+		}()
+	}
+	wg.Wait()
+	t.Cleanup(c.stopAll)
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func (c *cluster) stop(i int) {
+	if c.members[i] != nil {
+		c.members[i].Close()
+		c.members[i] = nil
+	}
+}
+
+func (c *cluster) stopAll() {
+	for i := range c.members {
+		c.stop(i)
+	}
+}
+
+// client is a plain etcd client, for looking at what the store wrote.
+func (c *cluster) client() *clientv3.Client {
+	cli, err := clientv3.New(clientv3.Config{Endpoints: c.endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(func() { cli.Close() })
+	return cli
+}
+
+// tokens mints token sets from an emulator of the account server.
+type tokens struct{ srv *authtest.Server }
+
+func newTokens(t *testing.T) *tokens {
+	srv := authtest.NewServer(authtest.Options{Users: []authtest.User{{Email: "farm@example.com", Password: "pw-canary-1"}}})
+	t.Cleanup(srv.Close)
+	return &tokens{srv}
+}
+
+// set is a token set whose access token lives for ttl, carrying the canary.
+func (k *tokens) set(ttl time.Duration) *auth.TokenSet {
+	s := k.srv.Mint("farm@example.com", ttl)
+	s.Extra = map[string]json.RawMessage{"note": json.RawMessage(`"` + canary + `"`)}
+	return &s
+}
+
+// stores hands out EtcdStores for one cluster and prefix and checks, at
+// the end of the test, that no secret reached a companion's stderr.
+type stores struct {
+	t         *testing.T
+	endpoints []string
+	prefix    string
+	stderr    syncBuffer
+	secrets   []string
+}
+
+func newStores(t *testing.T, endpoints []string) *stores {
+	s := &stores{t: t, endpoints: endpoints, prefix: "farm"}
+	t.Cleanup(func() {
+		out := s.stderr.String()
+		for _, secret := range append(s.secrets, canary, "pw-canary") {
+			if strings.Contains(out, secret) {
+				t.Errorf("a secret showed up on the companion's stderr: %q", out)
+			}
+		}
+	})
+	return s
+}
+
+func (s *stores) secret(set *auth.TokenSet) *auth.TokenSet {
+	s.secrets = append(s.secrets, set.AccessToken, set.RefreshToken, set.IDToken)
+	return set
+}
+
+// host is a store as one machine has it: its own cache.
+func (s *stores) host() *helper.EtcdStore {
+	st := &helper.EtcdStore{
+		Endpoints: s.endpoints,
+		Prefix:    s.prefix,
+		CacheDir:  filepath.Join(s.t.TempDir(), "etcd-cache"),
+		Companion: companionPath(s.t),
+		LeaseTTL:  2 * time.Second,
+		Stderr:    &s.stderr,
+	}
+	s.t.Cleanup(func() { st.Close() })
+	return st
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+func ctxFor(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func sameSet(t *testing.T, got, want *auth.TokenSet) {
+	t.Helper()
+	g, _ := json.Marshal(got)
+	w, _ := json.Marshal(want)
+	if !bytes.Equal(g, w) {
+		t.Errorf("the set read back differs from the one stored (%s, %s)", got, want)
+	}
+}
+
+// noSecret fails if err's message carries a token or the canary.
+func noSecret(t *testing.T, err error, sets ...*auth.TokenSet) {
+	t.Helper()
+	if err == nil {
+		return
+	}
+	msg := err.Error()
+	for _, s := range sets {
+		for _, v := range []string{s.AccessToken, s.RefreshToken, s.IDToken, canary} {
+			if v != "" && strings.Contains(msg, v) {
+				t.Errorf("an error carries a secret: %v", err)
+			}
+		}
+	}
+}
+
+func TestRoundTrip(t *testing.T) {
+	c := startCluster(t, 1)
+	k := newTokens(t)
+	s := newStores(t, c.endpoints)
+	ctx := ctxFor(t, 30*time.Second)
+	a := s.host()
+
+	if _, err := a.Get(ctx, "default"); !errors.Is(err, helper.ErrNotFound) {
+		t.Fatalf("get of an absent profile: %v, want ErrNotFound", err)
+	}
+	if err := a.Delete(ctx, "default"); !errors.Is(err, helper.ErrNotFound) {
+		t.Fatalf("delete of an absent profile: %v, want ErrNotFound", err)
+	}
+	if got, err := a.Profiles(ctx); err != nil || len(got) != 0 {
+		t.Fatalf("list of an empty prefix: %v, %v", got, err)
+	}
+
+	set := s.secret(k.set(2 * time.Hour))
+	if err := a.Set(ctx, "default", set); err != nil {
+		t.Fatalf("set: %v", err)
+	}
+	other := s.secret(k.set(2 * time.Hour))
+	if err := a.Set(ctx, "printer.lock", other); err != nil { // a profile whose name ends in .lock is a profile
+		t.Fatalf("set: %v", err)
+	}
+
+	// The key holds the file store's JSON: the whole set.
+	raw, err := c.client().Get(ctx, "farm/default")
+	if err != nil || len(raw.Kvs) != 1 {
+		t.Fatalf("farm/default in etcd: %v, %v", raw, err)
+	}
+	want, _ := json.Marshal(set)
+	if !bytes.Equal(raw.Kvs[0].Value, want) {
+		t.Errorf("farm/default holds other JSON than the set")
+	}
+
+	// Another host, with an empty cache, reads the whole set from etcd.
+	b := s.host()
+	got, err := b.Get(ctx, "default")
+	if err != nil {
+		t.Fatalf("get from another host: %v", err)
+	}
+	sameSet(t, got, set)
+
+	// A held lock is not a profile.
+	unlock, err := b.Lock(ctx, "default")
+	if err != nil {
+		t.Fatalf("lock: %v", err)
+	}
+	keys, err := c.client().Get(ctx, "farm/default.lock/", clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	if err != nil || len(keys.Kvs) != 1 {
+		t.Fatalf("the lock is not one key under farm/default.lock/: %v, %v", keys, err)
+	}
+	names, err := a.Profiles(ctx)
+	if err != nil {
+		t.Fatalf("list: %v", err)
+	}
+	slices.Sort(names)
+	if !slices.Equal(names, []string{"default", "printer.lock"}) {
+		t.Errorf("list = %q, want [default printer.lock]", names)
+	}
+	unlock()
+
+	if err := b.Delete(ctx, "default"); err != nil {
+		t.Fatalf("delete: %v", err)
+	}
+	if _, err := b.Get(ctx, "default"); !errors.Is(err, helper.ErrNotFound) {
+		t.Errorf("get after delete: %v, want ErrNotFound", err)
+	}
+	if _, err := os.Stat(filepath.Join(b.CacheDir, "default.json")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("delete left the local cache: %v", err)
+	}
+	if _, err := a.GetRemote(ctx, "default"); !errors.Is(err, helper.ErrNotFound) {
+		t.Errorf("etcd still has the deleted key: %v", err)
+	}
+	if names, err := a.Profiles(ctx); err != nil || !slices.Equal(names, []string{"printer.lock"}) {
+		t.Errorf("list after delete = %q, %v", names, err)
+	}
+}
+
+// countingCompanion is a companion that first counts its starts in a file.
+func countingCompanion(t *testing.T) (path string, starts func() int) {
+	dir := t.TempDir()
+	count := filepath.Join(dir, "starts")
+	path = filepath.Join(dir, "companion")
+	script := fmt.Sprintf("#!/bin/sh\necho start >> '%s'\nexec '%s' \"$@\"\n", count, companionPath(t))
+	if err := os.WriteFile(path, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return path, func() int {
+		b, _ := os.ReadFile(count)
+		return bytes.Count(b, []byte("start"))
+	}
+}
+
+func TestCacheServesWithoutEtcd(t *testing.T) {
+	c := startCluster(t, 1)
+	k := newTokens(t)
+	s := newStores(t, c.endpoints)
+	ctx := ctxFor(t, 30*time.Second)
+
+	a := s.host()
+	set := s.secret(k.set(2 * time.Hour))
+	if err := a.Set(ctx, "default", set); err != nil {
+		t.Fatalf("set: %v", err)
+	}
+	// The cache holds the access token only, 0600 in a 0700 directory.
+	cache := filepath.Join(a.CacheDir, "default.json")
+	b, err := os.ReadFile(cache)
+	if err != nil {
+		t.Fatalf("no cache after set: %v", err)
+	}
+	if strings.Contains(string(b), set.RefreshToken) || strings.Contains(string(b), set.IDToken) || strings.Contains(string(b), canary) {
+		t.Errorf("the cache holds more than the access token")
+	}
+	if cached, err := auth.ParseTokenSet(b); err != nil || cached.AccessToken != set.AccessToken || cached.RefreshToken != "" {
+		t.Errorf("the cache is not a token set in the file store's format: %v", err)
+	}
+	for path, mode := range map[string]os.FileMode{cache: 0o600, a.CacheDir: 0o700} {
+		if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != mode {
+			t.Errorf("%s: mode %v, want %04o (%v)", path, fi.Mode().Perm(), mode, err)
+		}
+	}
+	a.Close()
+
+	// A new process on the same host, with etcd gone: the access token
+	// comes from the cache, and the companion is not even started.
+	c.stopAll()
+	companion, starts := countingCompanion(t)
+	h := &helper.EtcdStore{Endpoints: c.endpoints, Prefix: "farm", CacheDir: a.CacheDir, Companion: companion, Stderr: &s.stderr}
+	defer h.Close()
+	for range 3 {
+		got, err := h.Get(ctx, "default")
+		if err != nil {
+			t.Fatalf("get from the cache with etcd stopped: %v", err)
+		}
+		if got.AccessToken != set.AccessToken || got.RefreshToken != "" {
+			t.Errorf("the cached get is not the access token alone")
+		}
+		if tok, err := h.GetAccess(ctx, "default"); err != nil || tok != set.AccessToken {
+			t.Errorf("GetAccess from the cache: %v", err)
+		}
+	}
+	if n := starts(); n != 0 {
+		t.Errorf("fast-path gets started the companion %d times, want 0 (no etcd request)", n)
+	}
+
+	// What needs etcd fails as unreachable, within the caller's time.
+	short := ctxFor(t, 3*time.Second)
+	if _, err := h.GetRemote(short, "default"); !errors.Is(err, helper.ErrStoreUnreachable) {
+		t.Errorf("GetRemote with etcd stopped: %v, want ErrStoreUnreachable", err)
+	} else {
+		noSecret(t, err, set)
+	}
+	if n := starts(); n != 1 {
+		t.Errorf("GetRemote started the companion %d times, want 1", n)
+	}
+}
+
+func TestExpiringCacheReadsEtcd(t *testing.T) {
+	c := startCluster(t, 1)
+	k := newTokens(t)
+	s := newStores(t, c.endpoints)
+	ctx := ctxFor(t, 30*time.Second)
+
+	a := s.host()
+	// Valid for less than helper.MinMargin: not served from the cache.
+	soon := s.secret(k.set(helper.MinMargin / 2))
+	if err := a.Set(ctx, "default", soon); err != nil {
+		t.Fatalf("set: %v", err)
+	}
+	a.Close()
+	// Another host refreshed meanwhile.
+	fresh := s.secret(k.set(2 * time.Hour))
+	if err := s.host().Set(ctx, "default", fresh); err != nil {
+		t.Fatalf("set: %v", err)
+	}
+
+	companion, starts := countingCompanion(t)
+	h := &helper.EtcdStore{Endpoints: c.endpoints, Prefix: "farm", CacheDir: a.CacheDir, Companion: companion, Stderr: &s.stderr}
+	defer h.Close()
+	got, err := h.Get(ctx, "default")
+	if err != nil {
+		t.Fatalf("get: %v", err)
+	}
+	sameSet(t, got, fresh) // the whole set, from etcd
+	if n := starts(); n != 1 {
+		t.Errorf("companion started %d times, want 1", n)
+	}
+	h.Close()
+	// ...which refilled the cache: the next process stays local.
+	if tok, err := h.GetAccess(ctx, "default"); err != nil || tok != fresh.AccessToken {
+		t.Errorf("get after the refill: %v", err)
+	}
+	if n := starts(); n != 1 {
+		t.Errorf("companion started %d times, want still 1", n)
+	}
+
+	// While the store holds the profile's lock, Get reads etcd, never the
+	// cache: the re-read before a refresh.
+	newer := s.secret(k.set(2 * time.Hour))
+	if err := s.host().Set(ctx, "default", newer); err != nil {
+		t.Fatalf("set: %v", err)
+	}
+	unlock, err := h.Lock(ctx, "default")
+	if err != nil {
+		t.Fatalf("lock: %v", err)
+	}
+	got, err = h.Get(ctx, "default")
+	if err != nil {
+		t.Fatalf("get under the lock: %v", err)
+	}
+	sameSet(t, got, newer)
+	unlock()
+}
+
+func TestStaleWriteRefused(t *testing.T) {
+	c := startCluster(t, 1)
+	k := newTokens(t)
+	s := newStores(t, c.endpoints)
+	ctx := ctxFor(t, 30*time.Second)
+
+	first := s.secret(k.set(helper.MinMargin / 2))
+	if err := s.host().Set(ctx, "default", first); err != nil {
+		t.Fatalf("set: %v", err)
+	}
+	a, b := s.host(), s.host()
+	for _, h := range []*helper.EtcdStore{a, b} {
+		if _, err := h.Get(ctx, "default"); err != nil {
+			t.Fatalf("get: %v", err)
+		}
+	}
+	won := s.secret(k.set(2 * time.Hour))
+	if err := b.Set(ctx, "default", won); err != nil {
+		t.Fatalf("set on the revision read: %v", err)
+	}
+	stale := s.secret(k.set(2 * time.Hour))
+	err := a.Set(ctx, "default", stale)
+	if !errors.Is(err, helper.ErrStoreConflict) || !errors.Is(err, helper.ErrStorage) {
+		t.Fatalf("set on a stale revision: %v, want ErrStoreConflict and ErrStorage", err)
+	}
+	noSecret(t, err, stale, won)
+	got, err := s.host().Get(ctx, "default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameSet(t, got, won)
+
+	// The key deleted since it was read: not created again either.
+	if _, err := a.GetRemote(ctx, "default"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Delete(ctx, "default"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Set(ctx, "default", stale); !errors.Is(err, helper.ErrStoreConflict) {
+		t.Errorf("set over a key deleted since the read: %v, want ErrStoreConflict", err)
+	}
+	// And a key created since it was read absent: not overwritten.
+	if _, err := a.GetRemote(ctx, "default"); !errors.Is(err, helper.ErrNotFound) {
+		t.Fatal(err)
+	}
+	if err := b.Set(ctx, "default", won); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Set(ctx, "default", stale); !errors.Is(err, helper.ErrStoreConflict) {
+		t.Errorf("set over a key created since it was read absent: %v, want ErrStoreConflict", err)
+	}
+}
+
+// rawCompanion is a companion spoken to directly, for the tests that kill
+// it or take its lease away.
+type rawCompanion struct {
+	t      *testing.T
+	cmd    *exec.Cmd
+	in     *os.File
+	stdout *os.File
+	out    *bufio.Reader
+}
+
+func startRaw(t *testing.T, endpoints []string, ttl string, stderr *syncBuffer) *rawCompanion {
+	cmd := exec.Command(companionPath(t), "--endpoints", strings.Join(endpoints, ","), "--prefix", "farm", "--lease-ttl", ttl)
+	inR, inW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = inR, outW, stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	inR.Close()
+	outW.Close()
+	r := &rawCompanion{t: t, cmd: cmd, in: inW, stdout: outR, out: bufio.NewReader(outR)}
+	t.Cleanup(func() { inW.Close(); outR.Close(); cmd.Process.Kill(); cmd.Wait() })
+	return r
+}
+
+func (r *rawCompanion) ask(req string) map[string]any {
+	r.t.Helper()
+	if _, err := r.in.WriteString(req + "\n"); err != nil {
+		r.t.Fatal(err)
+	}
+	line, err := r.out.ReadBytes('\n')
+	if err != nil {
+		r.t.Fatalf("no answer to %s: %v", req, err)
+	}
+	var a map[string]any
+	if err := json.Unmarshal(line, &a); err != nil {
+		r.t.Fatalf("answer is not json: %q", line)
+	}
+	return a
+}
+
+func (r *rawCompanion) mustOK(req string) map[string]any {
+	r.t.Helper()
+	a := r.ask(req)
+	if a["ok"] != true {
+		r.t.Fatalf("%s: %v", req, a)
+	}
+	return a
+}
+
+func TestLockHolderKilled(t *testing.T) {
+	c := startCluster(t, 1)
+	s := newStores(t, c.endpoints)
+
+	holder := startRaw(t, c.endpoints, "2s", &s.stderr)
+	holder.mustOK(`{"op":"lock","profile":"default"}`)
+
+	// While it is held, no one else gets it.
+	b := s.host()
+	_, err := b.Lock(ctxFor(t, 500*time.Millisecond), "default")
+	if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, helper.ErrStoreUnreachable) || !strings.Contains(err.Error(), "held by another process") {
+		t.Fatalf("lock held by another: %v, want a timeout waiting for it", err)
+	}
+
+	// The holder is SIGKILLed in the middle of its refresh: its lease
+	// expires after its TTL and the lock is free.
+	holder.cmd.Process.Kill()
+	holder.cmd.Wait()
+	unlock, err := s.host().Lock(ctxFor(t, 20*time.Second), "default")
+	if err != nil {
+		t.Fatalf("lock after the holder died: %v", err)
+	}
+	unlock()
+}
+
+func TestLockFreedWhenHelperExits(t *testing.T) {
+	c := startCluster(t, 1)
+	s := newStores(t, c.endpoints)
+
+	// A lease far longer than the wait below: only its revocation, when
+	// the companion's input ends (the helper exited), frees the lock.
+	holder := startRaw(t, c.endpoints, "60s", &s.stderr)
+	holder.mustOK(`{"op":"lock","profile":"default"}`)
+	holder.in.Close()
+	holder.cmd.Wait()
+	unlock, err := s.host().Lock(ctxFor(t, 10*time.Second), "default")
+	if err != nil {
+		t.Fatalf("lock after the holder's helper exited: %v", err)
+	}
+	unlock()
+}
+
+func TestLostLeaseDoesNotWrite(t *testing.T) {
+	c := startCluster(t, 1)
+	k := newTokens(t)
+	s := newStores(t, c.endpoints)
+	ctx := ctxFor(t, 30*time.Second)
+	cli := c.client()
+
+	set := s.secret(k.set(2 * time.Hour))
+	if err := s.host().Set(ctx, "default", set); err != nil {
+		t.Fatal(err)
+	}
+	holder := startRaw(t, c.endpoints, "60s", &s.stderr)
+	holder.mustOK(`{"op":"lock","profile":"default"}`)
+	rev := holder.mustOK(`{"op":"get","profile":"default"}`)["revision"].(float64)
+
+	// Its lease goes (as it would after a network partition longer than
+	// the TTL), while the key itself stays at the revision it read.
+	keys, err := cli.Get(ctx, "farm/default.lock/", clientv3.WithPrefix())
+	if err != nil || len(keys.Kvs) != 1 {
+		t.Fatalf("lock key: %v, %v", keys, err)
+	}
+	if _, err := cli.Revoke(ctx, clientv3.LeaseID(keys.Kvs[0].Lease)); err != nil {
+		t.Fatal(err)
+	}
+	newSet, _ := json.Marshal(s.secret(k.set(2 * time.Hour)))
+	put, _ := json.Marshal(map[string]any{"op": "put", "profile": "default", "set": string(newSet), "revision": int64(rev)})
+	a := holder.ask(string(put))
+	if a["ok"] != false || a["kind"] != "conflict" {
+		t.Fatalf("put after the lease was lost: %v, want a conflict", a)
+	}
+	if strings.Contains(fmt.Sprint(a), canary) {
+		t.Errorf("the answer carries the set")
+	}
+	got, err := s.host().Get(ctx, "default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameSet(t, got, set)
+
+	// The same companion can lock again, on a new lease, and then write.
+	holder.mustOK(`{"op":"lock","profile":"default"}`)
+	holder.mustOK(string(put))
+}
+
+func TestThreeMembersOneStopped(t *testing.T) {
+	c := startCluster(t, 3)
+	k := newTokens(t)
+	s := newStores(t, c.endpoints)
+	ctx := ctxFor(t, 60*time.Second)
+
+	// A companion already connected, holding a lease, and a new one.
+	a := s.host()
+	set := s.secret(k.set(helper.MinMargin / 2))
+	if err := a.Set(ctx, "default", set); err != nil {
+		t.Fatalf("set: %v", err)
+	}
+	unlock, err := a.Lock(ctx, "other")
+	if err != nil {
+		t.Fatalf("lock: %v", err)
+	}
+	// Stop the leader, the harder case: the others elect a new one.
+	lead := -1
+	for i, m := range c.members {
+		if m.Server.MemberID() == m.Server.Leader() {
+			lead = i
+		}
+	}
+	if lead < 0 {
+		t.Fatal("no leader")
+	}
+	c.stop(lead)
+
+	for _, h := range []*helper.EtcdStore{a, s.host()} {
+		unlock, err := h.Lock(ctx, "default")
+		if err != nil {
+			t.Fatalf("lock with the leader stopped: %v", err)
+		}
+		got, err := h.Get(ctx, "default")
+		if err != nil {
+			t.Fatalf("get with the leader stopped: %v", err)
+		}
+		sameSet(t, got, set)
+		set = s.secret(k.set(helper.MinMargin / 2))
+		if err := h.Set(ctx, "default", set); err != nil {
+			t.Fatalf("set with the leader stopped: %v", err)
+		}
+		unlock()
+		names, err := h.Profiles(ctx)
+		if err != nil || !slices.Equal(names, []string{"default"}) {
+			t.Errorf("list with the leader stopped: %q, %v", names, err)
+		}
+	}
+	// The lease of the lock taken before the stop was kept alive.
+	keys, err := c.client().Get(ctx, "farm/other.lock/", clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	if err != nil || len(keys.Kvs) != 1 {
+		t.Errorf("the lock taken before the leader stopped is gone: %v, %v", keys, err)
+	}
+	unlock()
+	if err := s.host().Delete(ctx, "default"); err != nil {
+		t.Errorf("delete with the leader stopped: %v", err)
+	}
+}
+
+func TestUnreachable(t *testing.T) {
+	k := newTokens(t)
+	// Two ports where nothing listens.
+	s := newStores(t, []string{fmt.Sprintf("127.0.0.1:%d", freePort(t)), fmt.Sprintf("127.0.0.1:%d", freePort(t))})
+	h := s.host()
+	set := s.secret(k.set(2 * time.Hour))
+	calls := map[string]func(context.Context) error{
+		"get":    func(ctx context.Context) error { _, err := h.Get(ctx, "default"); return err },
+		"set":    func(ctx context.Context) error { return h.Set(ctx, "default", set) },
+		"delete": func(ctx context.Context) error { return h.Delete(ctx, "default") },
+		"list":   func(ctx context.Context) error { _, err := h.Profiles(ctx); return err },
+		"lock":   func(ctx context.Context) error { _, err := h.Lock(ctx, "default"); return err },
+	}
+	for name, call := range calls {
+		err := call(ctxFor(t, 1500*time.Millisecond))
+		if !errors.Is(err, helper.ErrStoreUnreachable) {
+			t.Errorf("%s with etcd unreachable: %v, want ErrStoreUnreachable", name, err)
+		}
+		if errors.Is(err, helper.ErrNotFound) {
+			t.Errorf("%s with etcd unreachable looks like a missing profile: %v", name, err)
+		}
+		if err != nil && !strings.Contains(err.Error(), "connection refused") {
+			t.Errorf("%s with etcd unreachable: %q does not say the connection was refused", name, err)
+		}
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("%s with etcd unreachable and the caller's time run out: %v, want it to wrap context.DeadlineExceeded (timeout)", name, err)
+		}
+		noSecret(t, err, set)
+	}
+	// With no deadline from the caller, the companion's own bound on an
+	// etcd call answers: unreachable, not a timeout of the caller's.
+	_, err := h.Profiles(context.Background())
+	if !errors.Is(err, helper.ErrStoreUnreachable) || errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "cannot reach etcd") {
+		t.Errorf("list with etcd unreachable and no deadline: %v, want ErrStoreUnreachable alone", err)
+	}
+	if _, err := os.Stat(filepath.Join(h.CacheDir, "default.json")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a failed set changed the local cache")
+	}
+}
+
+func TestAuth(t *testing.T) {
+	c := startCluster(t, 1)
+	k := newTokens(t)
+	ctx := ctxFor(t, 30*time.Second)
+	cli := c.client()
+	// The role the documentation gives: readwrite on the prefix, no more.
+	must := func(_ any, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(cli.UserAdd(ctx, "root", "root-pw-canary"))
+	must(cli.UserGrantRole(ctx, "root", "root"))
+	must(cli.RoleAdd(ctx, "prusa"))
+	must(cli.RoleGrantPermission(ctx, "prusa", "farm/", clientv3.GetPrefixRangeEnd("farm/"), clientv3.PermissionType(clientv3.PermReadWrite)))
+	must(cli.UserAdd(ctx, "farm", "pw-canary-etcd"))
+	must(cli.UserGrantRole(ctx, "farm", "prusa"))
+	must(cli.AuthEnable(ctx))
+
+	s := newStores(t, c.endpoints)
+	s.secrets = append(s.secrets, "pw-canary-etcd")
+	h := s.host()
+	h.Settings.User = "farm:pw-canary-etcd"
+	h.LeaseTTL = time.Minute // only a revocation frees its lock in time below
+	set := s.secret(k.set(2 * time.Hour))
+	if err := h.Set(ctx, "default", set); err != nil {
+		t.Fatalf("set with the documented role: %v", err)
+	}
+	unlock, err := h.Lock(ctx, "default")
+	if err != nil {
+		t.Fatalf("lock with the documented role: %v", err)
+	}
+	got, err := h.Get(ctx, "default")
+	if err != nil {
+		t.Fatalf("get: %v", err)
+	}
+	sameSet(t, got, set)
+	if names, err := h.Profiles(ctx); err != nil || !slices.Equal(names, []string{"default"}) {
+		t.Errorf("list with the documented role: %q, %v", names, err)
+	}
+	// The role may revoke the lease too: closing the store, lock held,
+	// frees the lock at once.
+	h.Close()
+	unlock()
+	h2 := s.host()
+	h2.Settings.User = "farm:pw-canary-etcd"
+	unlock, err = h2.Lock(ctxFor(t, 10*time.Second), "default")
+	if err != nil {
+		t.Fatalf("lock after the holder closed: %v", err)
+	}
+	unlock()
+
+	bad := s.host()
+	bad.Settings.User = "farm:wrong-pw-canary"
+	_, err = bad.GetRemote(ctx, "default")
+	if !errors.Is(err, helper.ErrStorage) || errors.Is(err, helper.ErrNotFound) || errors.Is(err, helper.ErrStoreUnreachable) {
+		t.Fatalf("get with a wrong password: %v, want a storage error", err)
+	}
+	if strings.Contains(err.Error(), "pw-canary") {
+		t.Errorf("the error carries the password: %v", err)
+	}
+	if !strings.Contains(err.Error(), "authentication failed") {
+		t.Errorf("the error does not say authentication failed: %v", err)
+	}
+}
+
+// The companion refuses bad settings with a one-line message, and no
+// password on its command line is possible: it takes none.
+func TestCompanionSettings(t *testing.T) {
+	cases := []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{nil, nil, "--endpoints is required"},
+		{[]string{"--endpoints", "h:1"}, nil, "--prefix is required"},
+		{[]string{"--endpoints", "h:1,", "--prefix", "p"}, nil, "empty entry"},
+		{[]string{"--endpoints", "h:1", "--prefix", "p", "--lease-ttl", "1s"}, nil, "at least 2s"},
+		{[]string{"--endpoints", "h:1", "--prefix", "p", "--password", "x"}, nil, "flag provided but not defined"},
+		{[]string{"--endpoints", "h:1", "--prefix", "p"}, map[string]string{"PRUSA_ETCD_USER": "nopassword"}, "user:password"},
+		{[]string{"--endpoints", "h:1", "--prefix", "p"}, map[string]string{"PRUSA_ETCD_CERT": "c.pem"}, "set both or neither"},
+	}
+	for _, tc := range cases {
+		var out, errb bytes.Buffer
+		code := run(tc.args, func(k string) string { return tc.env[k] }, strings.NewReader(""), &out, &errb)
+		first, _, _ := strings.Cut(errb.String(), "\n")
+		if code != 2 || !strings.Contains(first, tc.want) {
+			t.Errorf("run(%q): exit %d, %q; want exit 2 and %q", tc.args, code, first, tc.want)
+		}
+	}
+}
+
+// A companion whose TLS files cannot be read answers every request with a
+// clear error.
+func TestCompanionBadTLS(t *testing.T) {
+	var out, errb bytes.Buffer
+	env := map[string]string{"PRUSA_ETCD_CACERT": filepath.Join(t.TempDir(), "missing.pem")}
+	in := strings.NewReader(`{"op":"list"}` + "\n" + `{"op":"get","profile":"default"}` + "\n")
+	if code := run([]string{"--endpoints", "127.0.0.1:1", "--prefix", "farm"}, func(k string) string { return env[k] }, in, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("want 2 answers, got %q", out.String())
+	}
+	for _, l := range lines {
+		var a answer
+		if err := json.Unmarshal([]byte(l), &a); err != nil || a.OK || a.Kind != kindOther || !strings.Contains(a.Error, "tls") {
+			t.Errorf("answer %q: want an error about the tls settings", l)
+		}
+	}
+	if errb.Len() != 0 {
+		t.Errorf("stderr: %q", errb.String())
+	}
+}
+
+func TestCompanionBadRequests(t *testing.T) {
+	c := startCluster(t, 1)
+	s := newStores(t, c.endpoints)
+	r := startRaw(t, c.endpoints, "5s", &s.stderr)
+	for req, kind := range map[string]string{
+		`not json`: kindOther,
+		`{"op":"frobnicate","profile":"default"}`:                    kindOther,
+		`{"op":"get","profile":"../etc"}`:                            kindOther,
+		`{"op":"get","profile":"default"}`:                           kindNotFound,
+		`{"op":"delete","profile":"default"}`:                        kindNotFound,
+		`{"op":"put","profile":"default","set":"{}"}`:                kindOther, // no revision
+		`{"op":"put","profile":"default","set":"nope","revision":0}`: kindOther,
+	} {
+		a := r.ask(req)
+		if a["ok"] != false || a["kind"] != kind {
+			t.Errorf("%s: %v, want kind %s", req, a, kind)
+		}
+	}
+	r.mustOK(`{"op":"unlock","profile":"default"}`) // not held: nothing to do
+	r.mustOK(`{"op":"lock","profile":"default"}`)
+	if a := r.ask(`{"op":"lock","profile":"default"}`); a["ok"] != false {
+		t.Errorf("a second lock of a held profile: %v", a)
+	}
+}
+
+// The helper, which serves file and keyring gets, must not link the etcd
+// client or gRPC: they slow every start. Only this companion does.
+func TestHelperDoesNotLinkEtcd(t *testing.T) {
+	goTool := filepath.Join(runtime.GOROOT(), "bin", "go")
+	for _, pkg := range []string{"github.com/prusa-credential-helper/prusa-credential-helper", "github.com/prusa-credential-helper/prusa-credential-helper/helper"} {
+		out, err := exec.Command(goTool, "list", "-deps", pkg).CombinedOutput()
+		if err != nil {
+			t.Fatalf("go list -deps %s: %v: %s", pkg, err, out)
+		}
+		for _, dep := range strings.Fields(string(out)) {
+			if strings.HasPrefix(dep, "go.etcd.io/") || strings.HasPrefix(dep, "google.golang.org/grpc") {
+				t.Errorf("%s links %s", pkg, dep)
+			}
+		}
+	}
+}
+
+// TestFleetRefreshesOnce is the helper's refresh (lock → re-read → still
+// needed? → refresh → write on the revision read → unlock) on 8 hosts of 4
+// processes each, every one with its own store and companion, against the
+// account emulator: one refresh request, one token for all. (The same with
+// the real helper binary: scripts/fleet.sh.)
+func TestFleetRefreshesOnce(t *testing.T) {
+	c := startCluster(t, 1)
+	k := newTokens(t)
+	s := newStores(t, c.endpoints)
+	ctx := ctxFor(t, 60*time.Second)
+	old := s.secret(k.set(helper.MinMargin / 2))
+	if err := s.host().Set(ctx, "default", old); err != nil {
+		t.Fatal(err)
+	}
+	ac := &auth.Client{AccountURL: k.srv.URL, ClientID: auth.DefaultClientID, RedirectURI: auth.DefaultRedirectURI}
+	k.srv.ResetCounts()
+
+	get := func(h *helper.EtcdStore) (string, error) {
+		defer h.Close()
+		if tok, err := h.GetAccess(ctx, "default"); err != nil {
+			return "", err
+		} else if exp, err := auth.ExpiryOf(tok); err == nil && auth.ValidFor(exp, time.Now(), helper.MinMargin) {
+			return tok, nil
+		}
+		unlock, err := h.Lock(ctx, "default")
+		if err != nil {
+			return "", err
+		}
+		defer unlock()
+		set, err := h.Get(ctx, "default")
+		if err != nil {
+			return "", err
+		}
+		if exp, err := auth.ExpiryOf(set.AccessToken); err == nil && auth.ValidFor(exp, time.Now(), helper.MinMargin) {
+			return set.AccessToken, nil // another process refreshed
+		}
+		if set.RefreshToken == "" {
+			return "", errors.New("under the lock, Get gave the cache's set, not etcd's")
+		}
+		next, err := ac.Refresh(ctx, *set)
+		if err != nil {
+			return "", err
+		}
+		if err := h.Set(ctx, "default", &next); err != nil {
+			return "", err
+		}
+		return next.AccessToken, nil
+	}
+
+	const hosts, perHost = 8, 4
+	toks := make([]string, hosts*perHost)
+	errs := make([]error, hosts*perHost)
+	var wg sync.WaitGroup
+	for i := range hosts {
+		cacheDir := filepath.Join(t.TempDir(), "etcd-cache")
+		for j := range perHost {
+			h := s.host()
+			h.CacheDir = cacheDir
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				toks[i*perHost+j], errs[i*perHost+j] = get(h)
+			}()
+		}
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatalf("gets failed: %v", err)
+	}
+	if n := k.srv.Count(authtest.KindTokenRefresh); n != 1 {
+		t.Errorf("%d refresh requests, want 1", n)
+	}
+	distinct := slices.Compact(slices.Sorted(slices.Values(toks)))
+	if len(distinct) != 1 || distinct[0] == old.AccessToken {
+		t.Errorf("the processes got %d tokens, want one new one", len(distinct))
+	}
+	s.secrets = append(s.secrets, distinct...)
+}
+
+// A Ctrl-C (sent to the whole process group) and a helper gone while a
+// request is in flight (its answer meets a closed pipe) must not kill the
+// companion before it revokes its lease: the lock is freed at once, not
+// when the lease expires.
+func TestCompanionRevokesWhenHelperGoes(t *testing.T) {
+	c := startCluster(t, 1)
+	s := newStores(t, c.endpoints)
+
+	other := startRaw(t, c.endpoints, "60s", &s.stderr)
+	other.mustOK(`{"op":"lock","profile":"busy"}`)
+
+	holder := startRaw(t, c.endpoints, "60s", &s.stderr)
+	holder.mustOK(`{"op":"lock","profile":"default"}`)
+	if err := holder.cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	holder.mustOK(`{"op":"list"}`) // still there
+	// A request that waits, then the helper goes: input and output closed.
+	if _, err := holder.in.WriteString(`{"op":"lock","profile":"busy"}` + "\n"); err != nil {
+		t.Fatal(err)
+	}
+	holder.stdout.Close()
+	holder.in.Close()
+	holder.cmd.Wait()
+
+	unlock, err := s.host().Lock(ctxFor(t, 10*time.Second), "default")
+	if err != nil {
+		t.Fatalf("lock after the holder's helper went: %v", err)
+	}
+	unlock()
+}

@@ -1,0 +1,558 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	"go.etcd.io/etcd/client/pkg/v3/transport"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
+	"go.uber.org/zap"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/prusa-credential-helper/prusa-credential-helper/helper"
+)
+
+const (
+	// callTimeout bounds one etcd call: etcd answers in milliseconds, and
+	// a new leader is elected in about a second, so a cluster silent for
+	// this long is unreachable.
+	callTimeout = 5 * time.Second
+	// lockTimeout bounds a lock wait when the caller gives no time.
+	lockTimeout = 20 * time.Second
+	// maxLine bounds a request line; a token set is about 5 KB.
+	maxLine = 1 << 20
+)
+
+// request is one line of input.
+type request struct {
+	Op        string `json:"op"`
+	Profile   string `json:"profile,omitempty"`
+	Set       string `json:"set,omitempty"`
+	Revision  *int64 `json:"revision,omitempty"`
+	TimeoutMS int64  `json:"timeout_ms,omitempty"`
+}
+
+// answer is one line of output.
+type answer struct {
+	OK       bool     `json:"ok"`
+	Set      string   `json:"set,omitempty"`
+	Revision int64    `json:"revision,omitempty"`
+	Profiles []string `json:"profiles,omitempty"`
+	Kind     string   `json:"kind,omitempty"`
+	Error    string   `json:"error,omitempty"`
+}
+
+// Error kinds.
+const (
+	kindNotFound    = "not_found"
+	kindUnavailable = "unavailable"
+	kindTimeout     = "timeout"
+	kindLocked      = "locked"
+	kindConflict    = "conflict"
+	kindAuth        = "auth"
+	kindOther       = "other"
+)
+
+// failure is an error answer.
+type failure struct{ kind, msg string }
+
+func (f *failure) Error() string { return f.msg }
+
+func fail(kind, format string, args ...any) *failure {
+	return &failure{kind, fmt.Sprintf(format, args...)}
+}
+
+// server answers requests for one cluster and prefix.
+type server struct {
+	cfg *config
+
+	tls         *tls.Config   // nil without TLS
+	clientReady chan struct{} // closed once cli or cliErr is set
+	cli         *clientv3.Client
+	cliErr      error
+
+	// base ends when the input does: a request in progress is abandoned.
+	base       context.Context
+	cancelBase context.CancelFunc
+
+	session *concurrency.Session
+	locks   map[string]*concurrency.Mutex // held, by profile
+}
+
+func newServer(cfg *config) *server {
+	s := &server{cfg: cfg, clientReady: make(chan struct{}), locks: map[string]*concurrency.Mutex{}}
+	s.base, s.cancelBase = context.WithCancel(context.Background())
+	if cfg.tlsRequired {
+		info := transport.TLSInfo{TrustedCAFile: cfg.caCert, CertFile: cfg.cert, KeyFile: cfg.key}
+		tc, err := info.ClientConfig()
+		if err != nil {
+			s.cliErr = fail(kindOther, "etcd tls settings: %s", oneLine(err))
+			close(s.clientReady)
+			return s
+		}
+		s.tls = tc
+	}
+	// The client is made while the first request is on its way. With
+	// authentication it fetches a token, which may wait for the network.
+	go func() {
+		s.cli, s.cliErr = newClient(cfg, s.tls)
+		close(s.clientReady)
+	}()
+	return s
+}
+
+func newClient(cfg *config, tc *tls.Config) (*clientv3.Client, error) {
+	c := clientv3.Config{
+		Endpoints:   cfg.endpoints,
+		DialTimeout: callTimeout,
+		Logger:      zap.NewNop(),
+		TLS:         tc,
+	}
+	if cfg.hasUser {
+		c.Username, c.Password = cfg.user, cfg.password
+	}
+	cli, err := clientv3.New(c)
+	if err != nil {
+		return nil, err
+	}
+	return cli, nil
+}
+
+// client waits for the etcd client, while ctx allows.
+func (s *server) client(ctx context.Context) (*clientv3.Client, error) {
+	select {
+	case <-s.clientReady:
+		return s.cli, s.cliErr
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// serve answers each line of in on out, until in ends.
+func (s *server) serve(in io.Reader, out io.Writer) {
+	lines := make(chan []byte)
+	go func() {
+		defer close(lines)
+		defer s.cancelBase()
+		sc := bufio.NewScanner(in)
+		sc.Buffer(make([]byte, 64<<10), maxLine)
+		for sc.Scan() {
+			lines <- append([]byte(nil), sc.Bytes()...)
+		}
+	}()
+	w := bufio.NewWriter(out)
+	for line := range lines {
+		a := s.handle(line)
+		b, _ := json.Marshal(a)
+		w.Write(b)
+		w.WriteByte('\n')
+		if w.Flush() != nil {
+			return
+		}
+	}
+}
+
+func (s *server) handle(line []byte) *answer {
+	var req request
+	if err := json.Unmarshal(line, &req); err != nil {
+		return &answer{Kind: kindOther, Error: "request is not a json object"}
+	}
+	start := time.Now()
+	a, err := s.do(&req)
+	if err != nil {
+		var f *failure
+		if !errors.As(err, &f) {
+			f = s.classify(err)
+			// The time that ran out was this program's bound on one etcd
+			// call, not the caller's: etcd is unreachable.
+			if f.kind == kindTimeout && (req.TimeoutMS <= 0 || time.Since(start) < time.Duration(req.TimeoutMS)*time.Millisecond) {
+				f = fail(kindUnavailable, "cannot reach etcd at %s: no answer within %s", strings.Join(s.cfg.endpoints, ","), callTimeout)
+			}
+			if f.kind == kindTimeout || f.kind == kindUnavailable {
+				if why := s.diagnose(); why != "" {
+					f.msg += " (" + why + ")"
+				}
+			}
+		}
+		return &answer{Kind: f.kind, Error: f.msg}
+	}
+	a.OK = true
+	return a
+}
+
+func (s *server) do(req *request) (*answer, error) {
+	switch req.Op {
+	case "get", "put", "delete", "list", "lock", "unlock":
+	default:
+		return nil, fail(kindOther, "unknown op")
+	}
+	if req.Op != "list" && !validProfile(req.Profile) {
+		return nil, fail(kindOther, "%s: not a valid profile name", req.Op)
+	}
+	wait := lockTimeout
+	if req.TimeoutMS > 0 {
+		wait = time.Duration(req.TimeoutMS) * time.Millisecond
+	}
+	if req.Op != "lock" {
+		wait = min(wait, callTimeout)
+	}
+	ctx, cancel := context.WithTimeout(s.base, wait)
+	defer cancel()
+	cli, err := s.client(ctx)
+	if err != nil {
+		return nil, err
+	}
+	switch req.Op {
+	case "get":
+		return s.get(ctx, cli, req.Profile)
+	case "put":
+		return s.put(ctx, cli, req)
+	case "delete":
+		return s.delete(ctx, cli, req.Profile)
+	case "list":
+		return s.list(ctx, cli)
+	case "lock":
+		return s.lock(ctx, cli, req.Profile)
+	case "unlock":
+		return s.unlock(ctx, req.Profile)
+	}
+	return nil, fail(kindOther, "unknown op")
+}
+
+func (s *server) key(profile string) string     { return s.cfg.prefix + "/" + profile }
+func (s *server) lockKey(profile string) string { return s.cfg.prefix + "/" + profile + ".lock" }
+
+func (s *server) get(ctx context.Context, cli *clientv3.Client, profile string) (*answer, error) {
+	resp, err := cli.Get(ctx, s.key(profile))
+	if err != nil {
+		return nil, err
+	}
+	if len(resp.Kvs) == 0 {
+		return nil, fail(kindNotFound, "%s: no such key", s.key(profile))
+	}
+	kv := resp.Kvs[0]
+	return &answer{Set: string(kv.Value), Revision: kv.ModRevision}, nil
+}
+
+// put writes the set if the key is still at the revision read (0: absent)
+// and, while this companion holds the profile's lock, the lock is still
+// its own.
+func (s *server) put(ctx context.Context, cli *clientv3.Client, req *request) (*answer, error) {
+	if req.Revision == nil || *req.Revision < 0 {
+		return nil, fail(kindOther, "put: revision is required")
+	}
+	if req.Set == "" || !json.Valid([]byte(req.Set)) {
+		return nil, fail(kindOther, "put: set is not json")
+	}
+	key := s.key(req.Profile)
+	var cmps []clientv3.Cmp
+	if *req.Revision == 0 {
+		cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(key), "=", 0))
+	} else {
+		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(key), "=", *req.Revision))
+	}
+	m, err := s.heldLock(req.Profile)
+	if err != nil {
+		return nil, err
+	}
+	if m != nil {
+		cmps = append(cmps, m.IsOwner())
+	}
+	txn := cli.Txn(ctx).If(cmps...).Then(clientv3.OpPut(key, req.Set))
+	if m != nil {
+		txn = txn.Else(clientv3.OpGet(m.Key(), clientv3.WithKeysOnly()))
+	}
+	resp, err := txn.Commit()
+	if err != nil {
+		return nil, err
+	}
+	if !resp.Succeeded {
+		if m != nil && len(resp.Responses[0].GetResponseRange().Kvs) == 0 {
+			return nil, s.lost(req.Profile, "not written")
+		}
+		return nil, fail(kindConflict, "%s changed since it was read; not written", key)
+	}
+	return &answer{Revision: resp.Header.Revision}, nil
+}
+
+// lost forgets a lock whose key is gone (its lease expired or was revoked)
+// and the session it was on.
+func (s *server) lost(profile, what string) *failure {
+	delete(s.locks, profile)
+	if s.session != nil {
+		s.session.Orphan()
+		s.session = nil
+	}
+	return fail(kindConflict, "lost the lock %s: its lease expired; %s", s.lockKey(profile), what)
+}
+
+// heldLock returns the profile's lock if this companion holds it, or a
+// conflict if it held it and lost it with its lease.
+func (s *server) heldLock(profile string) (*concurrency.Mutex, error) {
+	m := s.locks[profile]
+	if m == nil {
+		return nil, nil
+	}
+	select {
+	case <-s.session.Done():
+		return nil, s.lost(profile, "not written")
+	default:
+	}
+	return m, nil
+}
+
+func (s *server) delete(ctx context.Context, cli *clientv3.Client, profile string) (*answer, error) {
+	key := s.key(profile)
+	m, err := s.heldLock(profile)
+	if err != nil {
+		return nil, err
+	}
+	var resp *clientv3.DeleteResponse
+	if m == nil {
+		resp, err = cli.Delete(ctx, key)
+	} else {
+		var tr *clientv3.TxnResponse
+		tr, err = cli.Txn(ctx).If(m.IsOwner()).Then(clientv3.OpDelete(key)).Commit()
+		if err == nil && !tr.Succeeded {
+			return nil, s.lost(profile, "not deleted")
+		}
+		if err == nil {
+			resp = (*clientv3.DeleteResponse)(tr.Responses[0].GetResponseDeleteRange())
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	if resp.Deleted == 0 {
+		return nil, fail(kindNotFound, "%s: no such key", key)
+	}
+	return &answer{}, nil
+}
+
+// list gives the profiles under the prefix. Lock keys hold a slash after
+// the profile's name (PREFIX/<profile>.lock/<lease>), and profile names
+// hold none, so they are left out.
+func (s *server) list(ctx context.Context, cli *clientv3.Client) (*answer, error) {
+	pfx := s.cfg.prefix + "/"
+	resp, err := cli.Get(ctx, pfx, clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	if err != nil {
+		return nil, err
+	}
+	out := []string{}
+	for _, kv := range resp.Kvs {
+		name := strings.TrimPrefix(string(kv.Key), pfx)
+		if validProfile(name) {
+			out = append(out, name)
+		}
+	}
+	return &answer{Profiles: out}, nil
+}
+
+// lock waits for the profile's lock, on this companion's session lease
+// (made, or made again after it expired, here).
+func (s *server) lock(ctx context.Context, cli *clientv3.Client, profile string) (*answer, error) {
+	if m, _ := s.heldLock(profile); m != nil { // a lost one is forgotten
+		// Held, as far as the session knows: make sure the key is still there.
+		resp, err := cli.Get(ctx, m.Key(), clientv3.WithKeysOnly())
+		if err != nil {
+			return nil, err
+		}
+		if len(resp.Kvs) != 0 {
+			return nil, fail(kindOther, "lock: %s is already held here", s.lockKey(profile))
+		}
+		s.lost(profile, "")
+	}
+	if err := s.ensureSession(ctx, cli); err != nil {
+		return nil, err
+	}
+	m := concurrency.NewMutex(s.session, s.lockKey(profile))
+	// First a try, bounded as any one etcd call, so that an etcd that does
+	// not answer is told apart from a lock that another process holds.
+	tctx, cancel := context.WithTimeout(ctx, callTimeout)
+	err := m.TryLock(tctx)
+	cancel()
+	if err == nil {
+		s.locks[profile] = m
+		return &answer{}, nil
+	}
+	if !errors.Is(err, concurrency.ErrLocked) {
+		return nil, err
+	}
+	if err := m.Lock(ctx); err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			return nil, fail(kindLocked, "waiting for the lock %s, held by another process", s.lockKey(profile))
+		}
+		if errors.Is(err, concurrency.ErrSessionExpired) {
+			return nil, fail(kindConflict, "lost the lock %s: its lease expired", s.lockKey(profile))
+		}
+		return nil, err
+	}
+	s.locks[profile] = m
+	return &answer{}, nil
+}
+
+func (s *server) ensureSession(ctx context.Context, cli *clientv3.Client) error {
+	if s.session != nil {
+		select {
+		case <-s.session.Done():
+			s.session = nil
+		default:
+			return nil
+		}
+	}
+	// The lease is granted under the request's time; the session (its
+	// keep-alive) lives as long as the program, not the request.
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	lease, err := cli.Grant(ctx, int64(s.cfg.leaseTTL))
+	if err != nil {
+		return err
+	}
+	sess, err := concurrency.NewSession(cli, concurrency.WithLease(lease.ID), concurrency.WithTTL(s.cfg.leaseTTL))
+	if err != nil {
+		return err
+	}
+	s.session = sess
+	return nil
+}
+
+func (s *server) unlock(ctx context.Context, profile string) (*answer, error) {
+	m := s.locks[profile]
+	if m == nil {
+		return &answer{}, nil
+	}
+	delete(s.locks, profile)
+	if err := m.Unlock(ctx); err != nil {
+		return nil, err
+	}
+	return &answer{}, nil
+}
+
+// close revokes the session's lease, which frees every lock still held,
+// and closes the client.
+func (s *server) close() {
+	s.cancelBase()
+	select {
+	case <-s.clientReady:
+	case <-time.After(time.Second):
+		return
+	}
+	if s.cli == nil {
+		return
+	}
+	if s.session != nil {
+		s.session.Orphan()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		s.cli.Revoke(ctx, s.session.Lease())
+		cancel()
+	}
+	s.cli.Close()
+}
+
+// classify turns an etcd error into an answer's kind and message.
+func (s *server) classify(err error) *failure {
+	where := strings.Join(s.cfg.endpoints, ",")
+	switch {
+	case errors.Is(err, context.DeadlineExceeded), status.Code(err) == codes.DeadlineExceeded,
+		errors.Is(err, rpctypes.ErrTimeout), errors.Is(err, rpctypes.ErrTimeoutDueToLeaderFail),
+		errors.Is(err, rpctypes.ErrTimeoutDueToConnectionLost):
+		return fail(kindTimeout, "no answer from etcd at %s in time", where)
+	case errors.Is(err, context.Canceled):
+		return fail(kindOther, "cancelled")
+	case errors.Is(err, rpctypes.ErrAuthFailed), errors.Is(err, rpctypes.ErrPermissionDenied),
+		errors.Is(err, rpctypes.ErrInvalidAuthToken), errors.Is(err, rpctypes.ErrUserEmpty),
+		errors.Is(err, rpctypes.ErrAuthNotEnabled), errors.Is(err, rpctypes.ErrAuthOldRevision),
+		status.Code(err) == codes.Unauthenticated, status.Code(err) == codes.PermissionDenied:
+		return fail(kindAuth, "etcd at %s refused: %s", where, oneLine(err))
+	case errors.Is(err, rpctypes.ErrNoLeader), errors.Is(err, rpctypes.ErrNotCapable),
+		errors.Is(err, rpctypes.ErrStopped), errors.Is(err, rpctypes.ErrLeaderChanged),
+		status.Code(err) == codes.Unavailable:
+		return fail(kindUnavailable, "cannot reach etcd at %s: %s", where, oneLine(err))
+	}
+	return fail(kindOther, "etcd at %s: %s", where, oneLine(err))
+}
+
+// diagnoseTimeout bounds the look at a connection that diagnose takes.
+const diagnoseTimeout = 300 * time.Millisecond
+
+// diagnose says why etcd does not answer where a connection of its own
+// shows it: refused, or a TLS handshake that fails (either side's
+// certificate). "" when every endpoint seems to accept.
+func (s *server) diagnose() string {
+	whys := make([]string, len(s.cfg.endpoints))
+	var wg sync.WaitGroup
+	for i, ep := range s.cfg.endpoints {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			whys[i] = s.probe(ep)
+		}()
+	}
+	wg.Wait()
+	var out []string
+	for i, why := range whys {
+		if why != "" {
+			out = append(out, s.cfg.endpoints[i]+": "+why)
+		}
+	}
+	return strings.Join(out, "; ")
+}
+
+func (s *server) probe(ep string) string {
+	deadline := time.Now().Add(diagnoseTimeout)
+	conn, err := net.DialTimeout("tcp", ep, diagnoseTimeout)
+	if err != nil {
+		var op *net.OpError
+		if errors.As(err, &op) && op.Err != nil {
+			err = op.Err
+		}
+		return oneLine(err)
+	}
+	defer conn.Close()
+	if s.tls == nil {
+		return ""
+	}
+	conf := s.tls.Clone()
+	if conf.ServerName == "" {
+		conf.ServerName, _, _ = net.SplitHostPort(ep)
+	}
+	conf.NextProtos = []string{"h2"}
+	tc := tls.Client(conn, conf)
+	tc.SetDeadline(deadline)
+	if err := tc.Handshake(); err != nil {
+		return oneLine(err)
+	}
+	// A server that wants a client certificate refuses it after the
+	// handshake (TLS 1.3): its alert arrives on the first read.
+	var b [1]byte
+	if _, err := tc.Read(b[:]); err != nil {
+		var ne net.Error
+		if !errors.As(err, &ne) || !ne.Timeout() {
+			return oneLine(err)
+		}
+	}
+	return ""
+}
+
+// oneLine keeps an error's message on one line and short.
+func oneLine(err error) string {
+	msg := strings.Join(strings.Fields(err.Error()), " ")
+	if len(msg) > 300 {
+		msg = msg[:300] + "..."
+	}
+	return msg
+}
+
+func validProfile(name string) bool { return helper.CheckProfile(name) == nil }

@@ -1,0 +1,664 @@
+package helper
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prusa-credential-helper/prusa-credential-helper/auth"
+)
+
+// EtcdCompanion is the program that holds the etcd client. The helper does
+// not link it (gRPC would slow every file and keyring get); it starts it
+// for an etcd:// store only, as git starts git-remote-*.
+const EtcdCompanion = "prusa-credential-helper-etcd"
+
+// ErrStoreUnreachable is returned (wrapped) when a store's server cannot be
+// reached or does not answer in time: etcd down, no quorum, or a network
+// fault. Where the time ran out it also wraps context.DeadlineExceeded.
+var ErrStoreUnreachable = errors.New("store unreachable")
+
+// ErrStoreConflict is returned (wrapped, with ErrStorage) when a write to
+// etcd was refused because the set changed since it was read, or the
+// writer's lock was lost with its lease: nothing was written.
+var ErrStoreConflict = errors.New("store conflict")
+
+// EtcdSettings are the TLS and authentication settings of an etcd:// store
+// (--etcd-cacert, --etcd-cert, --etcd-key, --etcd-user). They reach the
+// companion through its environment, never its command line.
+type EtcdSettings struct {
+	CACert, Cert, Key string // file names
+	User              string // user:password
+}
+
+// EtcdStore keeps token sets in etcd, shared by many machines: the key
+// PREFIX/<profile> holds the file store's JSON. A local cache (0600, the
+// file store's format, the access token only) serves valid access tokens
+// without contacting etcd. The etcd client runs in the companion program,
+// started at the first call that needs etcd and kept until Close.
+type EtcdStore struct {
+	Endpoints []string // host:port
+	Prefix    string   // without slashes at either end
+	// CacheDir holds this cluster's cache, <profile>.json (see NewEtcdStore).
+	CacheDir string
+	Settings EtcdSettings
+	// Companion, if set, is the companion's path; else it is looked up
+	// beside the running executable, then on PATH.
+	Companion string
+	// LeaseTTL is the lock's lease: 0 means 5s. Whole seconds, at least 2.
+	LeaseTTL time.Duration
+	// Timeout, if set, bounds each call whose context has no deadline
+	// (such as get's first read, before the command's budget is armed);
+	// without either, the companion gives one etcd call 5s.
+	Timeout time.Duration
+	// Stderr receives the companion's standard error (empty unless it
+	// fails); nil keeps its last lines for error messages only.
+	Stderr io.Writer
+	Warn   func(msg string) // may be nil
+	Now    func() time.Time // nil means time.Now
+
+	mu     sync.Mutex
+	path   string           // the companion, once found
+	conn   *etcdConn        // the running companion, if any
+	revs   map[string]int64 // profile → ModRevision last read from etcd (0: absent)
+	locked map[string]bool  // profiles whose etcd lock this store holds
+}
+
+// ParseEtcdURL splits etcd://HOST:PORT[,HOST:PORT...]/PREFIX into its
+// endpoints and its prefix (the path without its leading slash).
+func ParseEtcdURL(raw string) (endpoints []string, prefix string, err error) {
+	rest, ok := strings.CutPrefix(raw, "etcd://")
+	if !ok {
+		return nil, "", errors.New("an etcd store is etcd://HOST:PORT[,HOST:PORT...]/PREFIX")
+	}
+	hosts, prefix, _ := strings.Cut(rest, "/")
+	prefix = strings.TrimSuffix(prefix, "/")
+	if hosts == "" {
+		return nil, "", errors.New("etcd store url has no HOST:PORT")
+	}
+	for _, h := range strings.Split(hosts, ",") {
+		host, port, err := net.SplitHostPort(h)
+		if err != nil || host == "" || strings.ContainsAny(host, "@?#") {
+			return nil, "", fmt.Errorf("etcd store url: %q is not HOST:PORT", h)
+		}
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return nil, "", fmt.Errorf("etcd store url: %q has no valid port", h)
+		}
+		endpoints = append(endpoints, h)
+	}
+	if prefix == "" {
+		return nil, "", errors.New("etcd store url has no PREFIX, as in etcd://host:2379/farm")
+	}
+	if strings.ContainsAny(prefix, "?#") || strings.Contains(prefix, "//") || strings.HasPrefix(prefix, "/") {
+		return nil, "", errors.New("etcd store url: PREFIX may not hold ?, # or empty path segments")
+	}
+	return endpoints, prefix, nil
+}
+
+// NewEtcdStore is the store of an etcd:// URL, whose cache lives under
+// dir/etcd-cache/<a hash of the endpoints and prefix>, where dir is the
+// file store's directory.
+func NewEtcdStore(rawURL, dir string) (*EtcdStore, error) {
+	eps, prefix, err := ParseEtcdURL(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	return &EtcdStore{Endpoints: eps, Prefix: prefix, CacheDir: EtcdCacheDir(dir, eps, prefix)}, nil
+}
+
+// EtcdCacheDir is where the cache of one cluster and prefix lives: the
+// hash keeps two clusters, or two prefixes, apart.
+func EtcdCacheDir(dir string, endpoints []string, prefix string) string {
+	eps := slices.Clone(endpoints)
+	slices.Sort(eps)
+	sum := sha256.Sum256([]byte(strings.Join(eps, ",") + "/" + prefix))
+	return filepath.Join(dir, "etcd-cache", hex.EncodeToString(sum[:8]))
+}
+
+// Name is "etcd".
+func (s *EtcdStore) Name() string { return "etcd" }
+
+// String names the cluster and prefix.
+func (s *EtcdStore) String() string {
+	return "etcd://" + strings.Join(s.Endpoints, ",") + "/" + s.Prefix
+}
+
+func (s *EtcdStore) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
+
+// Check finds the companion program, touching no network: a missing one is
+// an ErrStorage that says how to install it.
+func (s *EtcdStore) Check() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, err := s.companion()
+	return err
+}
+
+func (s *EtcdStore) companion() (string, error) {
+	if s.path != "" {
+		return s.path, nil
+	}
+	name := EtcdCompanion
+	if runtime.GOOS == "windows" {
+		name += ".exe"
+	}
+	var looked string
+	if s.Companion != "" {
+		if isExecutable(s.Companion) {
+			s.path = s.Companion
+			return s.path, nil
+		}
+		looked = "at " + s.Companion
+	} else {
+		looked = "on PATH"
+		if exe, err := os.Executable(); err == nil {
+			beside := filepath.Join(filepath.Dir(exe), name)
+			if isExecutable(beside) {
+				s.path = beside
+				return s.path, nil
+			}
+			looked = "in " + filepath.Dir(exe) + " and on PATH"
+		}
+		if p, err := exec.LookPath(name); err == nil {
+			s.path = p
+			return s.path, nil
+		}
+	}
+	return "", fmt.Errorf("%w: the etcd store needs the program %s, not found %s; install it beside the helper: ./install.sh from a checkout installs both",
+		ErrStorage, EtcdCompanion, looked)
+}
+
+func isExecutable(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.Mode().IsRegular() && (runtime.GOOS == "windows" || fi.Mode().Perm()&0o111 != 0)
+}
+
+// cacheFile is the profile's cache file.
+func (s *EtcdStore) cacheFile(profile string) string {
+	return filepath.Join(s.CacheDir, profile+".json")
+}
+
+// cached returns the cached access token when it stays valid for more than
+// MinMargin by the local clock.
+func (s *EtcdStore) cached(profile string) (*auth.TokenSet, bool) {
+	b, err := readNoFollow(s.cacheFile(profile))
+	if err != nil {
+		return nil, false
+	}
+	tok, ok := auth.TopLevelString(b, "access_token")
+	if !ok || tok == "" {
+		return nil, false
+	}
+	exp, err := auth.ExpiryOf(tok)
+	if err != nil || !auth.ValidFor(exp, s.now(), MinMargin) {
+		return nil, false
+	}
+	set := &auth.TokenSet{AccessToken: tok}
+	if tt, ok := auth.TopLevelString(b, "token_type"); ok {
+		set.TokenType = tt
+	}
+	return set, true
+}
+
+// writeCache keeps the set's access token (and token type) in the cache,
+// never its refresh or id token. The cache only saves trips to etcd, so a
+// failure to write it is a warning.
+func (s *EtcdStore) writeCache(profile string, set *auth.TokenSet) {
+	if b, err := readNoFollow(s.cacheFile(profile)); err == nil {
+		if tok, ok := auth.TopLevelString(b, "access_token"); ok && tok == set.AccessToken {
+			return // another process of this host cached it already
+		}
+	}
+	err := s.prepareCacheDir()
+	if err == nil {
+		var data []byte
+		data, err = json.Marshal(auth.TokenSet{AccessToken: set.AccessToken, TokenType: set.TokenType})
+		if err == nil {
+			err = writeAtomic(s.cacheFile(profile), data)
+		}
+	}
+	if err != nil && s.Warn != nil {
+		s.Warn(fmt.Sprintf("warning: cannot cache the access token in %s: %v", s.CacheDir, unwrapPath(err)))
+	}
+}
+
+// prepareCacheDir creates the cache directory 0700, and tightens it to
+// 0700 with a warning when it has any group or other bit, as the file
+// store does with its own.
+func (s *EtcdStore) prepareCacheDir() error {
+	if err := os.MkdirAll(s.CacheDir, 0o700); err != nil {
+		return err
+	}
+	fi, err := os.Stat(s.CacheDir)
+	if err != nil {
+		return err
+	}
+	if fi.Mode().Perm()&0o077 != 0 && !isWindows {
+		if err := os.Chmod(s.CacheDir, 0o700); err != nil {
+			return err
+		}
+		if s.Warn != nil {
+			s.Warn(fmt.Sprintf("warning: %s was accessible to other users (mode %04o); changed it to 0700", s.CacheDir, fi.Mode().Perm()))
+		}
+	}
+	return nil
+}
+
+func (s *EtcdStore) dropCache(profile string) bool {
+	return os.Remove(s.cacheFile(profile)) == nil
+}
+
+// Get returns the profile's token set. A cached access token valid for
+// more than MinMargin comes back alone (no refresh token), without
+// starting the companion; otherwise, and always while this store holds
+// the profile's lock, the set is read from etcd and the cache updated.
+func (s *EtcdStore) Get(ctx context.Context, profile string) (*auth.TokenSet, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.locked[profile] {
+		if set, ok := s.cached(profile); ok {
+			return set, nil
+		}
+	}
+	return s.getRemote(ctx, profile)
+}
+
+// GetAccess is Get's access token: the helper's fast path.
+func (s *EtcdStore) GetAccess(ctx context.Context, profile string) (string, error) {
+	set, err := s.Get(ctx, profile)
+	if err != nil {
+		return "", err
+	}
+	return set.AccessToken, nil
+}
+
+// GetRemote reads the profile's whole set from etcd, whatever the cache
+// holds (for status, which shows the refresh token's expiry).
+func (s *EtcdStore) GetRemote(ctx context.Context, profile string) (*auth.TokenSet, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.getRemote(ctx, profile)
+}
+
+func (s *EtcdStore) getRemote(ctx context.Context, profile string) (*auth.TokenSet, error) {
+	a, err := s.call(ctx, etcdRequest{Op: "get", Profile: profile})
+	if errors.Is(err, ErrNotFound) {
+		s.rev(profile, 0)
+		s.dropCache(profile)
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.rev(profile, a.Revision)
+	set, perr := auth.ParseTokenSet([]byte(a.Set))
+	if perr != nil {
+		// As the file store does with a corrupt file: absent, with a
+		// warning; the next Set replaces it (at the revision read).
+		if s.Warn != nil {
+			s.Warn(fmt.Sprintf("warning: %s/%s in etcd is not a token set (%s); treating it as absent", s.Prefix, profile, reason(perr)))
+		}
+		s.dropCache(profile)
+		return nil, ErrNotFound
+	}
+	s.writeCache(profile, set)
+	return set, nil
+}
+
+func (s *EtcdStore) rev(profile string, rev int64) {
+	if s.revs == nil {
+		s.revs = map[string]int64{}
+	}
+	s.revs[profile] = rev
+}
+
+// Set writes the profile's set to etcd, only on the revision last read
+// from etcd (reading it first if this store has not), and only while the
+// lock is still this store's if it holds it; then caches its access
+// token. A refused write wraps ErrStoreConflict and ErrStorage.
+func (s *EtcdStore) Set(ctx context.Context, profile string, set *auth.TokenSet) error {
+	data, err := json.Marshal(set)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrStorage, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rev, ok := s.revs[profile]
+	if !ok {
+		if _, err := s.getRemote(ctx, profile); err != nil && !errors.Is(err, ErrNotFound) {
+			return err
+		}
+		rev = s.revs[profile]
+	}
+	a, err := s.call(ctx, etcdRequest{Op: "put", Profile: profile, Set: string(data), Revision: &rev})
+	if err != nil {
+		return err
+	}
+	s.rev(profile, a.Revision)
+	s.writeCache(profile, set)
+	return nil
+}
+
+// Delete removes the profile's key and its local cache; ErrNotFound if
+// neither was there. Other hosts serve their cached access token until it
+// expires. With etcd unreachable nothing is removed.
+func (s *EtcdStore) Delete(ctx context.Context, profile string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, err := s.call(ctx, etcdRequest{Op: "delete", Profile: profile})
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	s.rev(profile, 0)
+	if s.dropCache(profile) {
+		return nil
+	}
+	return err
+}
+
+// Profiles lists the profiles that have a key under the prefix.
+func (s *EtcdStore) Profiles(ctx context.Context) ([]string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a, err := s.call(ctx, etcdRequest{Op: "list"})
+	if err != nil {
+		return nil, err
+	}
+	return a.Profiles, nil
+}
+
+// Lock takes the profile's etcd lock (a concurrency.Mutex on
+// PREFIX/<profile>.lock, on the companion's lease), waiting while ctx
+// allows. While it is held, Get reads etcd, not the cache. unlock releases
+// it; a companion that dies frees it when its lease expires.
+func (s *EtcdStore) Lock(ctx context.Context, profile string) (unlock func(), err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, err := s.call(ctx, etcdRequest{Op: "lock", Profile: profile}); err != nil {
+		return nil, err
+	}
+	if s.locked == nil {
+		s.locked = map[string]bool{}
+	}
+	s.locked[profile] = true
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			if !s.locked[profile] {
+				return // the companion stopped, and its lease went with it
+			}
+			delete(s.locked, profile)
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			s.call(ctx, etcdRequest{Op: "unlock", Profile: profile})
+		})
+	}, nil
+}
+
+// Close ends the companion, which revokes its lease (freeing any lock it
+// holds). The store may be used again: a later call starts a new one.
+func (s *EtcdStore) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.conn == nil {
+		return nil
+	}
+	s.conn.close()
+	s.conn = nil
+	clear(s.locked)
+	return nil
+}
+
+// etcdRequest and etcdAnswer are the companion's protocol (see its
+// package documentation).
+type etcdRequest struct {
+	Op        string `json:"op"`
+	Profile   string `json:"profile,omitempty"`
+	Set       string `json:"set,omitempty"`
+	Revision  *int64 `json:"revision,omitempty"`
+	TimeoutMS int64  `json:"timeout_ms,omitempty"`
+}
+
+type etcdAnswer struct {
+	OK       bool     `json:"ok"`
+	Set      string   `json:"set,omitempty"`
+	Revision int64    `json:"revision,omitempty"`
+	Profiles []string `json:"profiles,omitempty"`
+	Kind     string   `json:"kind,omitempty"`
+	Error    string   `json:"error,omitempty"`
+}
+
+// call sends one request to the companion (starting it if needed) and
+// waits for its answer while ctx allows; a companion that does not answer
+// in time is stopped.
+func (s *EtcdStore) call(ctx context.Context, req etcdRequest) (*etcdAnswer, error) {
+	if _, ok := ctx.Deadline(); !ok && s.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.Timeout)
+		defer cancel()
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, s.unreachable(err)
+	}
+	if s.conn == nil {
+		path, err := s.companion()
+		if err != nil {
+			return nil, err
+		}
+		c, err := s.start(path)
+		if err != nil {
+			return nil, err
+		}
+		s.conn = c
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		// Under the caller's time, so that the companion's answer (which
+		// may look at the connection for 300 ms to say what is wrong),
+		// rather than the caller's deadline, says what happened.
+		left := time.Until(dl)
+		req.TimeoutMS = max(1, (left - min(left/2, max(left/20, 400*time.Millisecond))).Milliseconds())
+	}
+	line, err := json.Marshal(req)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrStorage, err)
+	}
+	a, err := s.conn.roundTrip(ctx, append(line, '\n'))
+	if err != nil {
+		c := s.conn
+		s.conn = nil
+		clear(s.locked)
+		if ctx.Err() != nil {
+			go c.close() // the caller's time is up: do not wait for it
+			return nil, s.unreachable(ctx.Err())
+		}
+		c.close()
+		return nil, fmt.Errorf("%w: %s stopped: %s", ErrStorage, EtcdCompanion, c.why(err))
+	}
+	if a.OK {
+		return a, nil
+	}
+	msg := a.Error
+	if !strings.Contains(msg, "etcd") {
+		msg = "etcd: " + msg
+	}
+	switch a.Kind {
+	case "not_found":
+		return nil, ErrNotFound
+	case "unavailable":
+		return nil, fmt.Errorf("%w: %s", ErrStoreUnreachable, msg)
+	case "timeout":
+		return nil, fmt.Errorf("%w: %s: %w", ErrStoreUnreachable, msg, context.DeadlineExceeded)
+	case "locked":
+		return nil, fmt.Errorf("%s: %w", msg, context.DeadlineExceeded)
+	case "conflict":
+		return nil, fmt.Errorf("%w: %w: %s", ErrStorage, ErrStoreConflict, msg)
+	}
+	return nil, fmt.Errorf("%w: %s", ErrStorage, msg)
+}
+
+func (s *EtcdStore) unreachable(err error) error {
+	return fmt.Errorf("%w: no answer from etcd at %s: %w", ErrStoreUnreachable, strings.Join(s.Endpoints, ","), err)
+}
+
+func (s *EtcdStore) start(path string) (*etcdConn, error) {
+	args := []string{"--endpoints", strings.Join(s.Endpoints, ","), "--prefix", s.Prefix}
+	if s.LeaseTTL > 0 {
+		args = append(args, "--lease-ttl", s.LeaseTTL.String())
+	}
+	cmd := exec.Command(path, args...)
+	env := slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "PRUSA_ETCD_") })
+	for k, v := range map[string]string{
+		"PRUSA_ETCD_CACERT": s.Settings.CACert, "PRUSA_ETCD_CERT": s.Settings.Cert,
+		"PRUSA_ETCD_KEY": s.Settings.Key, "PRUSA_ETCD_USER": s.Settings.User,
+	} {
+		if v != "" {
+			env = append(env, k+"="+v)
+		}
+	}
+	cmd.Env = env
+	c := &etcdConn{cmd: cmd, exited: make(chan struct{})}
+	var err error
+	if c.stdin, err = cmd.StdinPipe(); err != nil {
+		return nil, fmt.Errorf("%w: start %s: %w", ErrStorage, EtcdCompanion, err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, fmt.Errorf("%w: start %s: %w", ErrStorage, EtcdCompanion, err)
+	}
+	c.stdout = bufio.NewReader(stdout)
+	cmd.Stderr = &c.stderr
+	if s.Stderr != nil {
+		cmd.Stderr = io.MultiWriter(s.Stderr, &c.stderr)
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("%w: start %s: %w", ErrStorage, path, unwrapPath(err))
+	}
+	c.answers = make(chan readResult, 1)
+	go c.read()
+	go func() { c.waitErr = cmd.Wait(); close(c.exited) }()
+	return c, nil
+}
+
+// etcdConn is a running companion.
+type etcdConn struct {
+	cmd     *exec.Cmd
+	stdin   io.WriteCloser
+	stdout  *bufio.Reader
+	stderr  tailBuffer
+	answers chan readResult
+	exited  chan struct{}
+	waitErr error
+	closed  bool
+}
+
+type readResult struct {
+	a   *etcdAnswer
+	err error
+}
+
+// read decodes the companion's answers, one a line, until its output ends.
+func (c *etcdConn) read() {
+	for {
+		line, err := c.stdout.ReadBytes('\n')
+		if err != nil {
+			c.answers <- readResult{err: err}
+			return
+		}
+		var a etcdAnswer
+		if err := json.Unmarshal(line, &a); err != nil {
+			c.answers <- readResult{err: errors.New("its answer is not json")}
+			return
+		}
+		c.answers <- readResult{a: &a}
+	}
+}
+
+func (c *etcdConn) roundTrip(ctx context.Context, line []byte) (*etcdAnswer, error) {
+	if _, err := c.stdin.Write(line); err != nil {
+		return nil, err
+	}
+	select {
+	case r := <-c.answers:
+		return r.a, r.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// why describes a companion that stopped answering, with the last line
+// it wrote on stderr (its own messages, never a token).
+func (c *etcdConn) why(err error) string {
+	select {
+	case <-c.exited:
+		if last := c.stderr.lastLine(); last != "" {
+			return last
+		}
+		if c.waitErr != nil {
+			return c.waitErr.Error()
+		}
+	case <-time.After(time.Second):
+	}
+	return err.Error()
+}
+
+// close ends the companion's input, so that it revokes its lease and
+// exits, and kills it if it has not within a second.
+func (c *etcdConn) close() {
+	if c.closed {
+		return
+	}
+	c.closed = true
+	c.stdin.Close()
+	select {
+	case <-c.exited:
+	case <-time.After(time.Second):
+		c.cmd.Process.Kill()
+		<-c.exited
+	}
+}
+
+// tailBuffer keeps the last 4 KiB written to it.
+type tailBuffer struct {
+	mu  sync.Mutex
+	buf []byte
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.buf = append(t.buf, p...)
+	if len(t.buf) > 4096 {
+		t.buf = t.buf[len(t.buf)-4096:]
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) lastLine() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	lines := bytes.Split(bytes.TrimSpace(t.buf), []byte("\n"))
+	return strings.TrimSpace(string(lines[len(lines)-1]))
+}

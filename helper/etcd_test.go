@@ -1,0 +1,243 @@
+package helper
+
+// The etcd store against a real etcd is tested in
+// cmd/prusa-credential-helper-etcd, which embeds one; here: what needs no
+// etcd (the URL, the cache, the companion's lookup and its answers, from
+// stand-in companions).
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prusa-credential-helper/prusa-credential-helper/auth"
+)
+
+func TestParseEtcdURL(t *testing.T) {
+	good := []struct {
+		url    string
+		eps    []string
+		prefix string
+	}{
+		{"etcd://h:2379/farm", []string{"h:2379"}, "farm"},
+		{"etcd://10.0.0.1:2379,10.0.0.2:2379,10.0.0.3:2379/farm", []string{"10.0.0.1:2379", "10.0.0.2:2379", "10.0.0.3:2379"}, "farm"},
+		{"etcd://[::1]:2379/a/b/", []string{"[::1]:2379"}, "a/b"},
+	}
+	for _, g := range good {
+		eps, prefix, err := ParseEtcdURL(g.url)
+		if err != nil || !slices.Equal(eps, g.eps) || prefix != g.prefix {
+			t.Errorf("ParseEtcdURL(%q) = %q, %q, %v; want %q, %q", g.url, eps, prefix, err, g.eps, g.prefix)
+		}
+	}
+	for _, bad := range []string{
+		"http://h:2379/farm", "etcd://", "etcd:///farm", "etcd://h:2379", "etcd://h:2379/",
+		"etcd://h/farm", "etcd://h:0/farm", "etcd://h:99999/farm", "etcd://h:2379,/farm",
+		"etcd://u:p@h:2379/farm", "etcd://h:2379//farm", "etcd://h:2379/farm?x=1",
+	} {
+		if _, _, err := ParseEtcdURL(bad); err == nil {
+			t.Errorf("ParseEtcdURL(%q) took it", bad)
+		} else if msg := err.Error(); strings.Contains(msg, "\n") || msg != strings.ToLower(msg[:1])+msg[1:] {
+			t.Errorf("ParseEtcdURL(%q): message %q is not one lower-case line", bad, msg)
+		}
+	}
+}
+
+func TestEtcdCacheDir(t *testing.T) {
+	a := EtcdCacheDir("/c", []string{"a:1", "b:1"}, "farm")
+	if b := EtcdCacheDir("/c", []string{"b:1", "a:1"}, "farm"); a != b {
+		t.Errorf("the endpoints' order changes the cache: %s, %s", a, b)
+	}
+	if b := EtcdCacheDir("/c", []string{"a:1", "b:1"}, "farm2"); a == b {
+		t.Errorf("two prefixes share a cache")
+	}
+	if b := EtcdCacheDir("/c", []string{"a:1"}, "farm"); a == b {
+		t.Errorf("two clusters share a cache")
+	}
+	if filepath.Dir(a) != filepath.Join("/c", "etcd-cache") {
+		t.Errorf("cache %s is not under /c/etcd-cache", a)
+	}
+	s, err := NewEtcdStore("etcd://a:1,b:1/farm", "/c")
+	if err != nil || s.CacheDir != a || s.Prefix != "farm" || s.Name() != "etcd" {
+		t.Errorf("NewEtcdStore: %+v, %v", s, err)
+	}
+}
+
+func TestEtcdMissingCompanion(t *testing.T) {
+	s := &EtcdStore{Endpoints: []string{"127.0.0.1:1"}, Prefix: "farm", CacheDir: t.TempDir(), Companion: filepath.Join(t.TempDir(), "nowhere")}
+	err := s.Check()
+	if !errors.Is(err, ErrStorage) || !strings.Contains(err.Error(), EtcdCompanion) || !strings.Contains(err.Error(), "install.sh") {
+		t.Fatalf("Check with no companion: %v; want a storage error naming %s and install.sh", err, EtcdCompanion)
+	}
+	if strings.Contains(err.Error(), "\n") {
+		t.Errorf("message has more than one line: %q", err)
+	}
+	// Looked up beside the executable and on PATH.
+	t.Setenv("PATH", t.TempDir())
+	s = &EtcdStore{Endpoints: []string{"127.0.0.1:1"}, Prefix: "farm", CacheDir: t.TempDir()}
+	if err := s.Check(); !errors.Is(err, ErrStorage) || !strings.Contains(err.Error(), "PATH") {
+		t.Errorf("Check with no companion anywhere: %v", err)
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, EtcdCompanion), []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if runtime.GOOS != "windows" {
+		t.Setenv("PATH", dir)
+		if err := s.Check(); err != nil {
+			t.Errorf("Check with the companion on PATH: %v", err)
+		}
+	}
+	// Every call needing etcd fails the same way, before any network.
+	s = &EtcdStore{Endpoints: []string{"127.0.0.1:1"}, Prefix: "farm", CacheDir: t.TempDir(), Companion: "/nonexistent/companion"}
+	if _, err := s.Get(context.Background(), "default"); !errors.Is(err, ErrStorage) || !strings.Contains(err.Error(), EtcdCompanion) {
+		t.Errorf("Get with no cache and no companion: %v", err)
+	}
+}
+
+// etcdTestToken is an unsigned JWT (the helper never checks signatures)
+// that expires at exp.
+func etcdTestToken(exp time.Time, jti string) string {
+	enc := base64.RawURLEncoding.EncodeToString
+	return enc([]byte(`{"alg":"RS256","typ":"JWT"}`)) + "." +
+		enc([]byte(fmt.Sprintf(`{"jti":%q,"sub":"42","exp":%d,"sid":"s"}`, jti, exp.Unix()))) + "." + enc([]byte("CANARY-etcd-signature"))
+}
+
+func TestEtcdCacheFastPath(t *testing.T) {
+	now := time.Now()
+	s := &EtcdStore{Endpoints: []string{"127.0.0.1:1"}, Prefix: "farm", CacheDir: filepath.Join(t.TempDir(), "c"), Companion: "/nonexistent/companion"}
+	valid := &auth.TokenSet{AccessToken: etcdTestToken(now.Add(2*time.Hour), "a"), RefreshToken: etcdTestToken(now.Add(720*time.Hour), "r"), TokenType: "Bearer"}
+	s.writeCache("default", valid)
+	b, err := os.ReadFile(filepath.Join(s.CacheDir, "default.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(b), valid.RefreshToken) {
+		t.Errorf("the cache holds the refresh token")
+	}
+	fi, err := os.Stat(s.CacheDir)
+	if err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("cache directory mode %v, %v; want 0700", fi.Mode().Perm(), err)
+	}
+	if runtime.GOOS != "windows" {
+		// A directory opened to others is tightened, with a warning.
+		os.Chmod(s.CacheDir, 0o755)
+		var warned []string
+		s.Warn = func(msg string) { warned = append(warned, msg) }
+		valid = &auth.TokenSet{AccessToken: etcdTestToken(now.Add(2*time.Hour), "a2"), TokenType: "Bearer"}
+		s.writeCache("default", valid)
+		if fi, _ := os.Stat(s.CacheDir); fi.Mode().Perm() != 0o700 || len(warned) != 1 || !strings.Contains(warned[0], "0700") {
+			t.Errorf("a 0755 cache directory: now %v, warnings %q", fi.Mode().Perm(), warned)
+		}
+		s.Warn = nil
+	}
+	// Served without the companion (which does not exist).
+	got, err := s.Get(context.Background(), "default")
+	if err != nil || got.AccessToken != valid.AccessToken || got.RefreshToken != "" || got.TokenType != "Bearer" {
+		t.Fatalf("Get from the cache: %v, %v", got, err)
+	}
+	if tok, err := s.GetAccess(context.Background(), "default"); err != nil || tok != valid.AccessToken {
+		t.Errorf("GetAccess from the cache: %v", err)
+	}
+	// Valid for MinMargin or less by the local clock: etcd is asked.
+	s.Now = func() time.Time { return now.Add(2*time.Hour - MinMargin) }
+	if _, err := s.Get(context.Background(), "default"); !errors.Is(err, ErrStorage) {
+		t.Errorf("Get of a token valid for MinMargin did not go to etcd: %v", err)
+	}
+	s.Now = nil
+	// A cache that is not a token set is not served.
+	os.WriteFile(filepath.Join(s.CacheDir, "default.json"), []byte("garbage"), 0o600)
+	if _, err := s.Get(context.Background(), "default"); !errors.Is(err, ErrStorage) {
+		t.Errorf("Get of a garbage cache did not go to etcd: %v", err)
+	}
+}
+
+// fakeCompanion writes a stand-in companion that runs script (sh).
+func fakeCompanion(t *testing.T, script string) string {
+	if runtime.GOOS == "windows" {
+		t.Skip("stand-in companions are shell scripts")
+	}
+	path := filepath.Join(t.TempDir(), EtcdCompanion)
+	if err := os.WriteFile(path, []byte("#!/bin/sh\n"+script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestEtcdAnswerKinds(t *testing.T) {
+	for kind, check := range map[string]func(error) bool{
+		"not_found": func(err error) bool { return err == ErrNotFound },
+		"unavailable": func(err error) bool {
+			return errors.Is(err, ErrStoreUnreachable) && !errors.Is(err, context.DeadlineExceeded)
+		},
+		"timeout": func(err error) bool {
+			return errors.Is(err, ErrStoreUnreachable) && errors.Is(err, context.DeadlineExceeded)
+		},
+		"conflict": func(err error) bool { return errors.Is(err, ErrStoreConflict) && errors.Is(err, ErrStorage) },
+		"auth":     func(err error) bool { return errors.Is(err, ErrStorage) && !errors.Is(err, ErrStoreUnreachable) },
+		"other":    func(err error) bool { return errors.Is(err, ErrStorage) && !errors.Is(err, ErrStoreConflict) },
+	} {
+		path := fakeCompanion(t, `while read line; do echo '{"ok":false,"kind":"`+kind+`","error":"said `+kind+`"}'; done`+"\n")
+		s := &EtcdStore{Endpoints: []string{"127.0.0.1:1"}, Prefix: "farm", CacheDir: t.TempDir(), Companion: path}
+		_, err := s.GetRemote(context.Background(), "default")
+		if !check(err) {
+			t.Errorf("kind %s: %v", kind, err)
+		}
+		if err != ErrNotFound && !strings.Contains(err.Error(), "said "+kind) {
+			t.Errorf("kind %s: the companion's message is lost: %v", kind, err)
+		}
+		s.Close()
+	}
+}
+
+func TestEtcdCompanionFails(t *testing.T) {
+	// A companion that dies: its last stderr line says why.
+	s := &EtcdStore{Endpoints: []string{"127.0.0.1:1"}, Prefix: "farm", CacheDir: t.TempDir(),
+		Companion: fakeCompanion(t, "echo 'prusa-credential-helper-etcd: PRUSA_ETCD_USER must be user:password' >&2\nexit 2\n")}
+	_, err := s.Profiles(context.Background())
+	if !errors.Is(err, ErrStorage) || !strings.Contains(err.Error(), "PRUSA_ETCD_USER must be user:password") {
+		t.Errorf("a companion that exits: %v", err)
+	}
+
+	// A companion that does not answer: the caller's time decides, and
+	// it is stopped.
+	s = &EtcdStore{Endpoints: []string{"127.0.0.1:1"}, Prefix: "farm", CacheDir: t.TempDir(), Companion: fakeCompanion(t, "exec sleep 60\n")}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	_, err = s.Lock(ctx, "default")
+	if !errors.Is(err, ErrStoreUnreachable) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("a companion that does not answer: %v", err)
+	}
+	if s.conn != nil {
+		t.Errorf("the silent companion was kept")
+	}
+	// Timeout bounds a call whose context has no deadline.
+	s.Timeout = 200 * time.Millisecond
+	if _, err := s.Profiles(context.Background()); !errors.Is(err, ErrStoreUnreachable) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("a companion that does not answer, with Timeout: %v", err)
+	}
+
+	// Settings reach it through the environment, not its arguments.
+	out := filepath.Join(t.TempDir(), "seen")
+	s = &EtcdStore{Endpoints: []string{"a:1", "b:2"}, Prefix: "farm", CacheDir: t.TempDir(), LeaseTTL: 3 * time.Second,
+		Settings:  EtcdSettings{CACert: "ca.pem", Cert: "c.pem", Key: "k.pem", User: "u:pw-canary"},
+		Companion: fakeCompanion(t, `echo "$@" > '`+out+`'; env | grep ^PRUSA_ETCD_ | sort >> '`+out+`'; while read line; do echo '{"ok":true,"profiles":["x"]}'; done`+"\n")}
+	t.Setenv("PRUSA_ETCD_USER", "stale:from-the-parent")
+	names, err := s.Profiles(context.Background())
+	if err != nil || !slices.Equal(names, []string{"x"}) {
+		t.Fatalf("Profiles: %q, %v", names, err)
+	}
+	s.Close()
+	b, _ := os.ReadFile(out)
+	want := "--endpoints a:1,b:2 --prefix farm --lease-ttl 3s\nPRUSA_ETCD_CACERT=ca.pem\nPRUSA_ETCD_CERT=c.pem\nPRUSA_ETCD_KEY=k.pem\nPRUSA_ETCD_USER=u:pw-canary\n"
+	if string(b) != want {
+		t.Errorf("the companion saw %q, want %q", b, want)
+	}
+}
