@@ -183,8 +183,14 @@ func (c *cli) isProtocol() bool {
 }
 
 func (c *cli) dispatch(ctx context.Context) error {
-	if c.s.store == modeEtcd && c.s.command != "version" {
-		return &protocol.Error{Code: protocol.StorageError, Message: "the etcd store is not available in this build"}
+	if c.s.store == helper.ModeEtcd && c.s.command != "version" {
+		// The companion runs for the whole command (its lease holds the
+		// lock); a missing one is said before any prompt or request.
+		es := c.helper().Etcd()
+		defer es.Close()
+		if err := es.Check(); err != nil {
+			return err
+		}
 	}
 	switch c.s.command {
 	case "get":
@@ -232,6 +238,16 @@ func (c *cli) helper() *helper.Helper {
 	}
 	if c.s.autoLogin {
 		cfg.Login = c.autoLogin
+	}
+	if c.s.store == helper.ModeEtcd {
+		e := c.s.etcd
+		cfg.Etcd = &helper.EtcdStore{
+			Endpoints: e.endpoints, Prefix: e.prefix,
+			CacheDir: helper.EtcdCacheDir(cfg.Dir, e.endpoints, e.prefix),
+			Settings: helper.EtcdSettings{CACert: e.caCert, Cert: e.cert, Key: e.key, User: e.user},
+			Timeout:  c.s.timeout,
+			Warn:     cfg.Warn,
+		}
 	}
 	c.h = helper.New(cfg)
 	return c.h
@@ -315,6 +331,8 @@ func (c *cli) classify(err error) *protocol.Error {
 		return &protocol.Error{Code: protocol.Timeout, Message: fmt.Sprintf("timed out after %s (%s)", c.s.timeout, what), Hint: "try again later, or give more time with --timeout"}
 	case errors.Is(err, context.Canceled):
 		return &protocol.Error{Code: protocol.Internal, Message: "interrupted"}
+	case errors.Is(err, helper.ErrStoreUnreachable):
+		return &protocol.Error{Code: protocol.NetworkError, Message: msg, Hint: "check that the etcd cluster answers, or try again later"}
 	case errors.Is(err, auth.ErrNetwork):
 		return &protocol.Error{Code: protocol.NetworkError, Message: "cannot reach the account server: " + msg}
 	case errors.Is(err, auth.ErrServer), errors.Is(err, auth.ErrTooManyRedirects), errors.Is(err, auth.ErrCSRF), errors.Is(err, auth.ErrUnexpectedPage):

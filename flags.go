@@ -17,7 +17,7 @@ type settings struct {
 	command string
 
 	profile     string // from --profile or PRUSA_PROFILE; "" if neither
-	store       string // helper.ModeAuto, ModeKeyring, ModeFile, or modeEtcd
+	store       string // helper.ModeAuto, ModeKeyring, ModeFile, or helper.ModeEtcd
 	etcd        etcdStore
 	accountURL  string
 	clientID    string

@@ -1,5 +1,6 @@
 #!/usr/bin/env sh
-# Installs prusa-credential-helper from this checkout.
+# Installs prusa-credential-helper from this checkout, and beside it its
+# companion prusa-credential-helper-etcd (run only for etcd:// stores).
 #
 #   ./install.sh                  build and install to ${PREFIX:-$HOME/.local}/bin
 #   ./install.sh --prefix DIR     install to DIR/bin
@@ -23,14 +24,17 @@ while [ $# -gt 0 ]; do
 done
 bin=$prefix/bin
 target=$bin/prusa-credential-helper
+companion=$bin/prusa-credential-helper-etcd
 
 if [ "$uninstall" = 1 ]; then
-	if [ -e "$target" ]; then
-		rm -f "$target"
-		echo "removed $target"
-	else
-		echo "nothing to remove at $target"
-	fi
+	for f in "$target" "$companion"; do
+		if [ -e "$f" ]; then
+			rm -f "$f"
+			echo "removed $f"
+		else
+			echo "nothing to remove at $f"
+		fi
+	done
 	exit 0
 fi
 
@@ -56,9 +60,15 @@ fi
 mkdir -p "$bin"
 tmp=$bin/.prusa-credential-helper.tmp.$$
 trap 'rm -f "$tmp"' EXIT
-CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=$version" -o "$tmp" .
-mv -f "$tmp" "$target"
-echo "installed $target ($version)"
+# build PACKAGE TARGET: build into a temp file, then move it in place, so a
+# running helper never sees half a binary.
+build() {
+	CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=$version" -o "$tmp" "$1"
+	mv -f "$tmp" "$2"
+	echo "installed $2 ($version)"
+}
+build . "$target"
+build ./cmd/prusa-credential-helper-etcd "$companion"
 
 case ":$PATH:" in
 *":$bin:"*) ;;

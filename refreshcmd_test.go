@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/prusa-credential-helper/prusa-credential-helper/auth/authtest"
+	"github.com/prusa-credential-helper/prusa-credential-helper/helper"
 )
 
 // TestRefreshCommand: refresh refreshes one profile now; refresh --all
@@ -94,7 +95,7 @@ func TestParseEtcdURL(t *testing.T) {
 		{in: "http://a:1/p", wantErr: "want etcd://"},
 	}
 	for _, tt := range tests {
-		endpoints, prefix, err := parseEtcdURL(tt.in)
+		endpoints, prefix, err := helper.ParseEtcdURL(tt.in)
 		if tt.wantErr != "" {
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) || strings.Contains(err.Error(), "CANARY") {
 				t.Errorf("%q: %q %q %v; want error %q", tt.in, endpoints, prefix, err, tt.wantErr)
@@ -116,7 +117,7 @@ func TestStoreAndEtcdSettings(t *testing.T) {
 		"PRUSA_ETCD_CACERT":      "/env/ca.pem", "PRUSA_ETCD_CERT": "/env/c.pem", "PRUSA_ETCD_KEY": "/env/k.pem", "PRUSA_ETCD_USER": "env:pw",
 	}, nil, "--etcd-user", "flag:pw", "get")
 	e := c.s.etcd
-	if c.s.store != modeEtcd || strings.Join(e.endpoints, ",") != "e1:2379,e2:2379" || e.prefix != "prusa" ||
+	if c.s.store != helper.ModeEtcd || strings.Join(e.endpoints, ",") != "e1:2379,e2:2379" || e.prefix != "prusa" ||
 		e.caCert != "/env/ca.pem" || e.cert != "/env/c.pem" || e.key != "/env/k.pem" || e.user != "flag:pw" {
 		t.Fatalf("settings %+v store %q", e, c.s.store)
 	}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -13,9 +12,6 @@ import (
 	"github.com/prusa-credential-helper/prusa-credential-helper/helper"
 	"github.com/prusa-credential-helper/prusa-credential-helper/protocol"
 )
-
-// modeEtcd is the store mode of an etcd:// store.
-const modeEtcd = "etcd"
 
 // Default budgets of --timeout.
 const (
@@ -53,8 +49,8 @@ func (c *cli) resolve() error {
 		return protocol.Errorf(protocol.InvalidRequest, "PRUSA_CREDENTIAL_STORE %q: %v", s.store, err)
 	}
 	if strings.HasPrefix(s.store, "etcd://") {
-		s.etcd.endpoints, s.etcd.prefix, _ = parseEtcdURL(s.store) // checked above
-		s.store = modeEtcd
+		s.etcd.endpoints, s.etcd.prefix, _ = helper.ParseEtcdURL(s.store) // checked above
+		s.store = helper.ModeEtcd
 	}
 	if err := c.resolveEtcd(); err != nil {
 		return err
@@ -77,7 +73,7 @@ func (c *cli) resolve() error {
 		return protocol.Errorf(protocol.InvalidRequest, "--token-file is empty")
 	}
 	if s.tokenFile != "" {
-		if (s.set["store"] || s.store == modeEtcd) && s.store != helper.ModeFile {
+		if (s.set["store"] || s.store == helper.ModeEtcd) && s.store != helper.ModeFile {
 			return protocol.Errorf(protocol.InvalidRequest, "--token-file uses the file store; it cannot go with --store %s", s.store)
 		}
 		s.store = helper.ModeFile
@@ -192,44 +188,10 @@ func checkStore(v string) error {
 		return nil
 	}
 	if strings.HasPrefix(v, "etcd://") {
-		_, _, err := parseEtcdURL(v)
+		_, _, err := helper.ParseEtcdURL(v)
 		return err
 	}
 	return errors.New("want auto, keyring, file or etcd://HOST:PORT/PREFIX")
-}
-
-// parseEtcdURL reads etcd://HOST:PORT[,HOST:PORT...]/PREFIX. The prefix is
-// the path without its leading and trailing slashes, and must not be empty.
-func parseEtcdURL(raw string) (endpoints []string, prefix string, err error) {
-	rest, ok := strings.CutPrefix(raw, "etcd://")
-	if !ok {
-		return nil, "", errors.New("want etcd://HOST:PORT/PREFIX")
-	}
-	if strings.ContainsAny(rest, "?#") {
-		return nil, "", errors.New("etcd:// URL: no query or fragment allowed")
-	}
-	hosts, path, _ := strings.Cut(rest, "/")
-	if strings.Contains(hosts, "@") {
-		return nil, "", errors.New("etcd:// URL: no user in the URL; use --etcd-user or PRUSA_ETCD_USER")
-	}
-	if hosts == "" {
-		return nil, "", errors.New("etcd:// URL names no HOST:PORT")
-	}
-	for _, hp := range strings.Split(hosts, ",") {
-		host, port, err := net.SplitHostPort(hp)
-		if err != nil || host == "" {
-			return nil, "", fmt.Errorf("etcd:// URL: %q is not HOST:PORT", hp)
-		}
-		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-			return nil, "", fmt.Errorf("etcd:// URL: bad port in %q", hp)
-		}
-		endpoints = append(endpoints, hp)
-	}
-	prefix = strings.Trim(path, "/")
-	if prefix == "" {
-		return nil, "", errors.New("etcd:// URL names no key prefix (etcd://HOST:PORT/PREFIX)")
-	}
-	return endpoints, prefix, nil
 }
 
 // checkAccountURL requires https, or http on a loopback host.

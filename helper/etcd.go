@@ -80,33 +80,36 @@ type EtcdStore struct {
 	locked map[string]bool  // profiles whose etcd lock this store holds
 }
 
-// ParseEtcdURL splits etcd://HOST:PORT[,HOST:PORT...]/PREFIX into its
-// endpoints and its prefix (the path without its leading slash).
+// ParseEtcdURL reads etcd://HOST:PORT[,HOST:PORT...]/PREFIX. Its prefix is
+// the path without its leading and trailing slashes, and must not be empty.
 func ParseEtcdURL(raw string) (endpoints []string, prefix string, err error) {
 	rest, ok := strings.CutPrefix(raw, "etcd://")
 	if !ok {
-		return nil, "", errors.New("an etcd store is etcd://HOST:PORT[,HOST:PORT...]/PREFIX")
+		return nil, "", errors.New("want etcd://HOST:PORT/PREFIX")
 	}
-	hosts, prefix, _ := strings.Cut(rest, "/")
-	prefix = strings.TrimSuffix(prefix, "/")
+	if strings.ContainsAny(rest, "?#") {
+		return nil, "", errors.New("etcd:// URL: no query or fragment allowed")
+	}
+	hosts, path, _ := strings.Cut(rest, "/")
+	if strings.Contains(hosts, "@") {
+		return nil, "", errors.New("etcd:// URL: no user in the URL; use --etcd-user or PRUSA_ETCD_USER")
+	}
 	if hosts == "" {
-		return nil, "", errors.New("etcd store url has no HOST:PORT")
+		return nil, "", errors.New("etcd:// URL names no HOST:PORT")
 	}
-	for _, h := range strings.Split(hosts, ",") {
-		host, port, err := net.SplitHostPort(h)
-		if err != nil || host == "" || strings.ContainsAny(host, "@?#") {
-			return nil, "", fmt.Errorf("etcd store url: %q is not HOST:PORT", h)
+	for _, hp := range strings.Split(hosts, ",") {
+		host, port, err := net.SplitHostPort(hp)
+		if err != nil || host == "" {
+			return nil, "", fmt.Errorf("etcd:// URL: %q is not HOST:PORT", hp)
 		}
 		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-			return nil, "", fmt.Errorf("etcd store url: %q has no valid port", h)
+			return nil, "", fmt.Errorf("etcd:// URL: bad port in %q", hp)
 		}
-		endpoints = append(endpoints, h)
+		endpoints = append(endpoints, hp)
 	}
+	prefix = strings.Trim(path, "/")
 	if prefix == "" {
-		return nil, "", errors.New("etcd store url has no PREFIX, as in etcd://host:2379/farm")
-	}
-	if strings.ContainsAny(prefix, "?#") || strings.Contains(prefix, "//") || strings.HasPrefix(prefix, "/") {
-		return nil, "", errors.New("etcd store url: PREFIX may not hold ?, # or empty path segments")
+		return nil, "", errors.New("etcd:// URL names no key prefix (etcd://HOST:PORT/PREFIX)")
 	}
 	return endpoints, prefix, nil
 }
@@ -202,31 +205,27 @@ func (s *EtcdStore) cacheFile(profile string) string {
 // cached returns the cached access token when it stays valid for more than
 // MinMargin by the local clock.
 func (s *EtcdStore) cached(profile string) (*auth.TokenSet, bool) {
-	b, err := readNoFollow(s.cacheFile(profile))
+	b, err := readFile(s.cacheFile(profile))
 	if err != nil {
 		return nil, false
 	}
-	tok, ok := auth.TopLevelString(b, "access_token")
-	if !ok || tok == "" {
+	set, err := auth.ParseTokenSet(b)
+	if err != nil {
 		return nil, false
 	}
-	exp, err := auth.ExpiryOf(tok)
+	exp, err := auth.ExpiryOf(set.AccessToken)
 	if err != nil || !auth.ValidFor(exp, s.now(), MinMargin) {
 		return nil, false
 	}
-	set := &auth.TokenSet{AccessToken: tok}
-	if tt, ok := auth.TopLevelString(b, "token_type"); ok {
-		set.TokenType = tt
-	}
-	return set, true
+	return &auth.TokenSet{AccessToken: set.AccessToken, TokenType: set.TokenType}, true
 }
 
 // writeCache keeps the set's access token (and token type) in the cache,
 // never its refresh or id token. The cache only saves trips to etcd, so a
 // failure to write it is a warning.
 func (s *EtcdStore) writeCache(profile string, set *auth.TokenSet) {
-	if b, err := readNoFollow(s.cacheFile(profile)); err == nil {
-		if tok, ok := auth.TopLevelString(b, "access_token"); ok && tok == set.AccessToken {
+	if b, err := readFile(s.cacheFile(profile)); err == nil {
+		if c, err := auth.ParseTokenSet(b); err == nil && c.AccessToken == set.AccessToken {
 			return // another process of this host cached it already
 		}
 	}
@@ -273,24 +272,16 @@ func (s *EtcdStore) dropCache(profile string) bool {
 // more than MinMargin comes back alone (no refresh token), without
 // starting the companion; otherwise, and always while this store holds
 // the profile's lock, the set is read from etcd and the cache updated.
-func (s *EtcdStore) Get(ctx context.Context, profile string) (*auth.TokenSet, error) {
+func (s *EtcdStore) Get(ctx context.Context, profile string) (*auth.TokenSet, Result, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.locked[profile] {
 		if set, ok := s.cached(profile); ok {
-			return set, nil
+			return set, Result{Store: "etcd"}, nil
 		}
 	}
-	return s.getRemote(ctx, profile)
-}
-
-// GetAccess is Get's access token: the helper's fast path.
-func (s *EtcdStore) GetAccess(ctx context.Context, profile string) (string, error) {
-	set, err := s.Get(ctx, profile)
-	if err != nil {
-		return "", err
-	}
-	return set.AccessToken, nil
+	set, err := s.getRemote(ctx, profile)
+	return set, Result{Store: "etcd"}, err
 }
 
 // GetRemote reads the profile's whole set from etcd, whatever the cache
@@ -337,27 +328,28 @@ func (s *EtcdStore) rev(profile string, rev int64) {
 // from etcd (reading it first if this store has not), and only while the
 // lock is still this store's if it holds it; then caches its access
 // token. A refused write wraps ErrStoreConflict and ErrStorage.
-func (s *EtcdStore) Set(ctx context.Context, profile string, set *auth.TokenSet) error {
+func (s *EtcdStore) Set(ctx context.Context, profile string, set *auth.TokenSet) (Result, error) {
+	res := Result{Store: "etcd"}
 	data, err := json.Marshal(set)
 	if err != nil {
-		return fmt.Errorf("%w: %w", ErrStorage, err)
+		return res, fmt.Errorf("%w: %w", ErrStorage, err)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	rev, ok := s.revs[profile]
 	if !ok {
 		if _, err := s.getRemote(ctx, profile); err != nil && !errors.Is(err, ErrNotFound) {
-			return err
+			return res, err
 		}
 		rev = s.revs[profile]
 	}
 	a, err := s.call(ctx, etcdRequest{Op: "put", Profile: profile, Set: string(data), Revision: &rev})
 	if err != nil {
-		return err
+		return res, err
 	}
 	s.rev(profile, a.Revision)
 	s.writeCache(profile, set)
-	return nil
+	return res, nil
 }
 
 // Delete removes the profile's key and its local cache; ErrNotFound if

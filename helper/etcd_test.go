@@ -97,7 +97,7 @@ func TestEtcdMissingCompanion(t *testing.T) {
 	}
 	// Every call needing etcd fails the same way, before any network.
 	s = &EtcdStore{Endpoints: []string{"127.0.0.1:1"}, Prefix: "farm", CacheDir: t.TempDir(), Companion: "/nonexistent/companion"}
-	if _, err := s.Get(context.Background(), "default"); !errors.Is(err, ErrStorage) || !strings.Contains(err.Error(), EtcdCompanion) {
+	if _, _, err := s.Get(context.Background(), "default"); !errors.Is(err, ErrStorage) || !strings.Contains(err.Error(), EtcdCompanion) {
 		t.Errorf("Get with no cache and no companion: %v", err)
 	}
 }
@@ -139,22 +139,22 @@ func TestEtcdCacheFastPath(t *testing.T) {
 		s.Warn = nil
 	}
 	// Served without the companion (which does not exist).
-	got, err := s.Get(context.Background(), "default")
+	got, _, err := s.Get(context.Background(), "default")
 	if err != nil || got.AccessToken != valid.AccessToken || got.RefreshToken != "" || got.TokenType != "Bearer" {
 		t.Fatalf("Get from the cache: %v, %v", got, err)
 	}
-	if tok, err := s.GetAccess(context.Background(), "default"); err != nil || tok != valid.AccessToken {
-		t.Errorf("GetAccess from the cache: %v", err)
+	if got, _, err := s.Get(context.Background(), "default"); err != nil || got.AccessToken != valid.AccessToken {
+		t.Errorf("Get from the cache: %v", err)
 	}
 	// Valid for MinMargin or less by the local clock: etcd is asked.
 	s.Now = func() time.Time { return now.Add(2*time.Hour - MinMargin) }
-	if _, err := s.Get(context.Background(), "default"); !errors.Is(err, ErrStorage) {
+	if _, _, err := s.Get(context.Background(), "default"); !errors.Is(err, ErrStorage) {
 		t.Errorf("Get of a token valid for MinMargin did not go to etcd: %v", err)
 	}
 	s.Now = nil
 	// A cache that is not a token set is not served.
 	os.WriteFile(filepath.Join(s.CacheDir, "default.json"), []byte("garbage"), 0o600)
-	if _, err := s.Get(context.Background(), "default"); !errors.Is(err, ErrStorage) {
+	if _, _, err := s.Get(context.Background(), "default"); !errors.Is(err, ErrStorage) {
 		t.Errorf("Get of a garbage cache did not go to etcd: %v", err)
 	}
 }

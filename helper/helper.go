@@ -31,6 +31,7 @@ const (
 	ModeAuto    = "auto"
 	ModeKeyring = "keyring"
 	ModeFile    = "file"
+	ModeEtcd    = "etcd" // Config.Etcd: an etcd:// store shared by many hosts
 )
 
 // ErrLoginRequired is matched (errors.Is) by every *LoginRequiredError.
@@ -63,7 +64,10 @@ type Config struct {
 	// NoKeyring: do not even try the keyring (no D-Bus session bus). It
 	// does not apply to ModeKeyring.
 	NoKeyring bool
-	Auth      *auth.Client // for refreshes
+	// Etcd, if set, is the store (ModeEtcd): its lock guards refreshes
+	// instead of the file lock, and nothing local but its cache is read.
+	Etcd *EtcdStore
+	Auth *auth.Client // for refreshes
 	// Env is the environment's token source (see FromEnv), nil for none.
 	Env    *EnvSource
 	Now    func() time.Time                 // default time.Now
@@ -99,6 +103,9 @@ func New(cfg Config) *Helper {
 	if cfg.TokenFile != "" {
 		cfg.Mode = ModeFile
 	}
+	if cfg.Etcd != nil {
+		cfg.Mode, cfg.NoKeyring = ModeEtcd, true
+	}
 	h := &Helper{cfg: cfg, debug: cfg.Debugf != nil}
 	if h.cfg.Now == nil {
 		h.cfg.Now = time.Now
@@ -111,13 +118,15 @@ func New(cfg Config) *Helper {
 		h.cfg.Warn = func(string) {}
 	}
 	h.file = &FileStore{Dir: cfg.Dir, Path: cfg.TokenFile, Warn: h.cfg.Warn, Now: h.cfg.Now}
-	if cfg.TokenFile == "" && (cfg.Mode == ModeKeyring || !cfg.NoKeyring) {
+	if cfg.TokenFile == "" && cfg.Mode != ModeEtcd && (cfg.Mode == ModeKeyring || !cfg.NoKeyring) {
 		h.keyring = NewKeyringStore(cfg.Dir)
 		if cfg.keyring != nil {
 			h.keyring.api = cfg.keyring
 		}
 	}
 	switch cfg.Mode {
+	case ModeEtcd:
+		h.store = cfg.Etcd
 	case ModeFile:
 		h.store = h.file
 	case ModeKeyring:
@@ -128,7 +137,13 @@ func New(cfg Config) *Helper {
 	return h
 }
 
+// Etcd is the etcd store, nil unless the mode is ModeEtcd.
+func (h *Helper) Etcd() *EtcdStore { return h.cfg.Etcd }
+
 func (h *Helper) lock(ctx context.Context, profile string) (func(), error) {
+	if h.cfg.Etcd != nil {
+		return h.cfg.Etcd.Lock(ctx, profile)
+	}
 	return lockFile(ctx, h.file.LockFile(profile))
 }
 
@@ -201,6 +216,16 @@ func (h *Helper) read(ctx context.Context, profile string, locked bool) (*auth.T
 		return nil, res, noCredentials(profile)
 	}
 	return stored, res, err
+}
+
+// readEtcd reads the profile's whole set from etcd, whatever the local
+// cache holds, for status and list.
+func (h *Helper) readEtcd(ctx context.Context, profile string, _ bool) (*auth.TokenSet, Result, error) {
+	set, err := h.cfg.Etcd.GetRemote(ctx, profile)
+	if errors.Is(err, ErrNotFound) {
+		return nil, Result{Store: ModeEtcd}, noCredentials(profile)
+	}
+	return set, Result{Store: ModeEtcd}, err
 }
 
 // moveAside reads the profile again (with get) under its lock and moves a
@@ -490,6 +515,9 @@ func (h *Helper) StoreSet(ctx context.Context, profile string, set *auth.TokenSe
 // keyring that cannot be reached is no error: the set would go to the
 // file.
 func (h *Helper) CheckWritable(ctx context.Context, profile string) (string, error) {
+	if h.cfg.Etcd != nil {
+		return ModeEtcd, h.cfg.Etcd.Check()
+	}
 	if h.keyring == nil || h.cfg.Mode == ModeFile {
 		return "file", nil
 	}
@@ -523,6 +551,15 @@ func (h *Helper) Erase(ctx context.Context, profile string) (Erased, error) {
 	}
 	defer unlock()
 	var out Erased
+	if h.cfg.Etcd != nil {
+		// etcd first: unreachable, it changes nothing here either.
+		switch err := h.cfg.Etcd.Delete(ctx, profile); {
+		case err == nil:
+			out.Removed = append(out.Removed, ModeEtcd)
+		case !errors.Is(err, ErrNotFound):
+			return out, err
+		}
+	}
 	switch err := h.file.Delete(ctx, profile); {
 	case err == nil:
 		out.Removed = append(out.Removed, "file")
@@ -579,7 +616,11 @@ func (h *Helper) Status(ctx context.Context, profile string) (entry protocol.Pro
 	if env := h.cfg.Env; env != nil && env.Bare() {
 		return Describe(profile, EnvToken, env.Set), true, nil
 	}
-	set, res, err := h.read(ctx, profile, false)
+	get := h.read
+	if h.cfg.Etcd != nil && h.cfg.Env == nil {
+		get = h.readEtcd // the whole set, not the cache's access token
+	}
+	set, res, err := get(ctx, profile, false)
 	if errors.Is(err, ErrLoginRequired) {
 		return protocol.Profile{Profile: profile, Store: h.store.Name()}, false, nil
 	}
@@ -594,6 +635,22 @@ func (h *Helper) Status(ctx context.Context, profile string) (entry protocol.Pro
 // token file it describes that file alone, as profile.
 func (h *Helper) List(ctx context.Context, profile string) ([]protocol.Profile, error) {
 	var out []protocol.Profile
+	if h.cfg.Etcd != nil {
+		names, err := h.cfg.Etcd.Profiles(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range names {
+			switch set, _, err := h.readEtcd(ctx, p, false); {
+			case err == nil:
+				out = append(out, Describe(p, ModeEtcd, set))
+			case !errors.Is(err, ErrLoginRequired):
+				return nil, err
+			}
+		}
+		sortProfiles(out)
+		return out, nil
+	}
 	names := []string{profile}
 	if h.cfg.TokenFile == "" {
 		var err error

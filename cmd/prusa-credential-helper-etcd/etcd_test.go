@@ -257,7 +257,7 @@ func TestRoundTrip(t *testing.T) {
 	ctx := ctxFor(t, 30*time.Second)
 	a := s.host()
 
-	if _, err := a.Get(ctx, "default"); !errors.Is(err, helper.ErrNotFound) {
+	if _, _, err := a.Get(ctx, "default"); !errors.Is(err, helper.ErrNotFound) {
 		t.Fatalf("get of an absent profile: %v, want ErrNotFound", err)
 	}
 	if err := a.Delete(ctx, "default"); !errors.Is(err, helper.ErrNotFound) {
@@ -268,11 +268,11 @@ func TestRoundTrip(t *testing.T) {
 	}
 
 	set := s.secret(k.set(2 * time.Hour))
-	if err := a.Set(ctx, "default", set); err != nil {
+	if _, err := a.Set(ctx, "default", set); err != nil {
 		t.Fatalf("set: %v", err)
 	}
 	other := s.secret(k.set(2 * time.Hour))
-	if err := a.Set(ctx, "printer.lock", other); err != nil { // a profile whose name ends in .lock is a profile
+	if _, err := a.Set(ctx, "printer.lock", other); err != nil { // a profile whose name ends in .lock is a profile
 		t.Fatalf("set: %v", err)
 	}
 
@@ -288,7 +288,7 @@ func TestRoundTrip(t *testing.T) {
 
 	// Another host, with an empty cache, reads the whole set from etcd.
 	b := s.host()
-	got, err := b.Get(ctx, "default")
+	got, _, err := b.Get(ctx, "default")
 	if err != nil {
 		t.Fatalf("get from another host: %v", err)
 	}
@@ -316,7 +316,7 @@ func TestRoundTrip(t *testing.T) {
 	if err := b.Delete(ctx, "default"); err != nil {
 		t.Fatalf("delete: %v", err)
 	}
-	if _, err := b.Get(ctx, "default"); !errors.Is(err, helper.ErrNotFound) {
+	if _, _, err := b.Get(ctx, "default"); !errors.Is(err, helper.ErrNotFound) {
 		t.Errorf("get after delete: %v, want ErrNotFound", err)
 	}
 	if _, err := os.Stat(filepath.Join(b.CacheDir, "default.json")); !errors.Is(err, os.ErrNotExist) {
@@ -353,7 +353,7 @@ func TestCacheServesWithoutEtcd(t *testing.T) {
 
 	a := s.host()
 	set := s.secret(k.set(2 * time.Hour))
-	if err := a.Set(ctx, "default", set); err != nil {
+	if _, err := a.Set(ctx, "default", set); err != nil {
 		t.Fatalf("set: %v", err)
 	}
 	// The cache holds the access token only, 0600 in a 0700 directory.
@@ -382,15 +382,15 @@ func TestCacheServesWithoutEtcd(t *testing.T) {
 	h := &helper.EtcdStore{Endpoints: c.endpoints, Prefix: "farm", CacheDir: a.CacheDir, Companion: companion, Stderr: &s.stderr}
 	defer h.Close()
 	for range 3 {
-		got, err := h.Get(ctx, "default")
+		got, _, err := h.Get(ctx, "default")
 		if err != nil {
 			t.Fatalf("get from the cache with etcd stopped: %v", err)
 		}
 		if got.AccessToken != set.AccessToken || got.RefreshToken != "" {
 			t.Errorf("the cached get is not the access token alone")
 		}
-		if tok, err := h.GetAccess(ctx, "default"); err != nil || tok != set.AccessToken {
-			t.Errorf("GetAccess from the cache: %v", err)
+		if got, _, err := h.Get(ctx, "default"); err != nil || got.AccessToken != set.AccessToken {
+			t.Errorf("Get from the cache: %v", err)
 		}
 	}
 	if n := starts(); n != 0 {
@@ -418,20 +418,20 @@ func TestExpiringCacheReadsEtcd(t *testing.T) {
 	a := s.host()
 	// Valid for less than helper.MinMargin: not served from the cache.
 	soon := s.secret(k.set(helper.MinMargin / 2))
-	if err := a.Set(ctx, "default", soon); err != nil {
+	if _, err := a.Set(ctx, "default", soon); err != nil {
 		t.Fatalf("set: %v", err)
 	}
 	a.Close()
 	// Another host refreshed meanwhile.
 	fresh := s.secret(k.set(2 * time.Hour))
-	if err := s.host().Set(ctx, "default", fresh); err != nil {
+	if _, err := s.host().Set(ctx, "default", fresh); err != nil {
 		t.Fatalf("set: %v", err)
 	}
 
 	companion, starts := countingCompanion(t)
 	h := &helper.EtcdStore{Endpoints: c.endpoints, Prefix: "farm", CacheDir: a.CacheDir, Companion: companion, Stderr: &s.stderr}
 	defer h.Close()
-	got, err := h.Get(ctx, "default")
+	got, _, err := h.Get(ctx, "default")
 	if err != nil {
 		t.Fatalf("get: %v", err)
 	}
@@ -441,7 +441,7 @@ func TestExpiringCacheReadsEtcd(t *testing.T) {
 	}
 	h.Close()
 	// ...which refilled the cache: the next process stays local.
-	if tok, err := h.GetAccess(ctx, "default"); err != nil || tok != fresh.AccessToken {
+	if got, _, err := h.Get(ctx, "default"); err != nil || got.AccessToken != fresh.AccessToken {
 		t.Errorf("get after the refill: %v", err)
 	}
 	if n := starts(); n != 1 {
@@ -451,14 +451,14 @@ func TestExpiringCacheReadsEtcd(t *testing.T) {
 	// While the store holds the profile's lock, Get reads etcd, never the
 	// cache: the re-read before a refresh.
 	newer := s.secret(k.set(2 * time.Hour))
-	if err := s.host().Set(ctx, "default", newer); err != nil {
+	if _, err := s.host().Set(ctx, "default", newer); err != nil {
 		t.Fatalf("set: %v", err)
 	}
 	unlock, err := h.Lock(ctx, "default")
 	if err != nil {
 		t.Fatalf("lock: %v", err)
 	}
-	got, err = h.Get(ctx, "default")
+	got, _, err = h.Get(ctx, "default")
 	if err != nil {
 		t.Fatalf("get under the lock: %v", err)
 	}
@@ -473,26 +473,26 @@ func TestStaleWriteRefused(t *testing.T) {
 	ctx := ctxFor(t, 30*time.Second)
 
 	first := s.secret(k.set(helper.MinMargin / 2))
-	if err := s.host().Set(ctx, "default", first); err != nil {
+	if _, err := s.host().Set(ctx, "default", first); err != nil {
 		t.Fatalf("set: %v", err)
 	}
 	a, b := s.host(), s.host()
 	for _, h := range []*helper.EtcdStore{a, b} {
-		if _, err := h.Get(ctx, "default"); err != nil {
+		if _, _, err := h.Get(ctx, "default"); err != nil {
 			t.Fatalf("get: %v", err)
 		}
 	}
 	won := s.secret(k.set(2 * time.Hour))
-	if err := b.Set(ctx, "default", won); err != nil {
+	if _, err := b.Set(ctx, "default", won); err != nil {
 		t.Fatalf("set on the revision read: %v", err)
 	}
 	stale := s.secret(k.set(2 * time.Hour))
-	err := a.Set(ctx, "default", stale)
+	_, err := a.Set(ctx, "default", stale)
 	if !errors.Is(err, helper.ErrStoreConflict) || !errors.Is(err, helper.ErrStorage) {
 		t.Fatalf("set on a stale revision: %v, want ErrStoreConflict and ErrStorage", err)
 	}
 	noSecret(t, err, stale, won)
-	got, err := s.host().Get(ctx, "default")
+	got, _, err := s.host().Get(ctx, "default")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -505,17 +505,17 @@ func TestStaleWriteRefused(t *testing.T) {
 	if err := b.Delete(ctx, "default"); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.Set(ctx, "default", stale); !errors.Is(err, helper.ErrStoreConflict) {
+	if _, err := a.Set(ctx, "default", stale); !errors.Is(err, helper.ErrStoreConflict) {
 		t.Errorf("set over a key deleted since the read: %v, want ErrStoreConflict", err)
 	}
 	// And a key created since it was read absent: not overwritten.
 	if _, err := a.GetRemote(ctx, "default"); !errors.Is(err, helper.ErrNotFound) {
 		t.Fatal(err)
 	}
-	if err := b.Set(ctx, "default", won); err != nil {
+	if _, err := b.Set(ctx, "default", won); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.Set(ctx, "default", stale); !errors.Is(err, helper.ErrStoreConflict) {
+	if _, err := a.Set(ctx, "default", stale); !errors.Is(err, helper.ErrStoreConflict) {
 		t.Errorf("set over a key created since it was read absent: %v, want ErrStoreConflict", err)
 	}
 }
@@ -626,7 +626,7 @@ func TestLostLeaseDoesNotWrite(t *testing.T) {
 	cli := c.client()
 
 	set := s.secret(k.set(2 * time.Hour))
-	if err := s.host().Set(ctx, "default", set); err != nil {
+	if _, err := s.host().Set(ctx, "default", set); err != nil {
 		t.Fatal(err)
 	}
 	holder := startRaw(t, c.endpoints, "60s", &s.stderr)
@@ -651,7 +651,7 @@ func TestLostLeaseDoesNotWrite(t *testing.T) {
 	if strings.Contains(fmt.Sprint(a), canary) {
 		t.Errorf("the answer carries the set")
 	}
-	got, err := s.host().Get(ctx, "default")
+	got, _, err := s.host().Get(ctx, "default")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -671,7 +671,7 @@ func TestThreeMembersOneStopped(t *testing.T) {
 	// A companion already connected, holding a lease, and a new one.
 	a := s.host()
 	set := s.secret(k.set(helper.MinMargin / 2))
-	if err := a.Set(ctx, "default", set); err != nil {
+	if _, err := a.Set(ctx, "default", set); err != nil {
 		t.Fatalf("set: %v", err)
 	}
 	unlock, err := a.Lock(ctx, "other")
@@ -695,13 +695,13 @@ func TestThreeMembersOneStopped(t *testing.T) {
 		if err != nil {
 			t.Fatalf("lock with the leader stopped: %v", err)
 		}
-		got, err := h.Get(ctx, "default")
+		got, _, err := h.Get(ctx, "default")
 		if err != nil {
 			t.Fatalf("get with the leader stopped: %v", err)
 		}
 		sameSet(t, got, set)
 		set = s.secret(k.set(helper.MinMargin / 2))
-		if err := h.Set(ctx, "default", set); err != nil {
+		if _, err := h.Set(ctx, "default", set); err != nil {
 			t.Fatalf("set with the leader stopped: %v", err)
 		}
 		unlock()
@@ -728,8 +728,8 @@ func TestUnreachable(t *testing.T) {
 	h := s.host()
 	set := s.secret(k.set(2 * time.Hour))
 	calls := map[string]func(context.Context) error{
-		"get":    func(ctx context.Context) error { _, err := h.Get(ctx, "default"); return err },
-		"set":    func(ctx context.Context) error { return h.Set(ctx, "default", set) },
+		"get":    func(ctx context.Context) error { _, _, err := h.Get(ctx, "default"); return err },
+		"set":    func(ctx context.Context) error { _, err := h.Set(ctx, "default", set); return err },
 		"delete": func(ctx context.Context) error { return h.Delete(ctx, "default") },
 		"list":   func(ctx context.Context) error { _, err := h.Profiles(ctx); return err },
 		"lock":   func(ctx context.Context) error { _, err := h.Lock(ctx, "default"); return err },
@@ -787,14 +787,14 @@ func TestAuth(t *testing.T) {
 	h.Settings.User = "farm:pw-canary-etcd"
 	h.LeaseTTL = time.Minute // only a revocation frees its lock in time below
 	set := s.secret(k.set(2 * time.Hour))
-	if err := h.Set(ctx, "default", set); err != nil {
+	if _, err := h.Set(ctx, "default", set); err != nil {
 		t.Fatalf("set with the documented role: %v", err)
 	}
 	unlock, err := h.Lock(ctx, "default")
 	if err != nil {
 		t.Fatalf("lock with the documented role: %v", err)
 	}
-	got, err := h.Get(ctx, "default")
+	got, _, err := h.Get(ctx, "default")
 	if err != nil {
 		t.Fatalf("get: %v", err)
 	}
@@ -931,7 +931,7 @@ func TestFleetRefreshesOnce(t *testing.T) {
 	s := newStores(t, c.endpoints)
 	ctx := ctxFor(t, 60*time.Second)
 	old := s.secret(k.set(helper.MinMargin / 2))
-	if err := s.host().Set(ctx, "default", old); err != nil {
+	if _, err := s.host().Set(ctx, "default", old); err != nil {
 		t.Fatal(err)
 	}
 	ac := &auth.Client{AccountURL: k.srv.URL, ClientID: auth.DefaultClientID, RedirectURI: auth.DefaultRedirectURI}
@@ -939,17 +939,17 @@ func TestFleetRefreshesOnce(t *testing.T) {
 
 	get := func(h *helper.EtcdStore) (string, error) {
 		defer h.Close()
-		if tok, err := h.GetAccess(ctx, "default"); err != nil {
+		if set, _, err := h.Get(ctx, "default"); err != nil {
 			return "", err
-		} else if exp, err := auth.ExpiryOf(tok); err == nil && auth.ValidFor(exp, time.Now(), helper.MinMargin) {
-			return tok, nil
+		} else if exp, err := auth.ExpiryOf(set.AccessToken); err == nil && auth.ValidFor(exp, time.Now(), helper.MinMargin) {
+			return set.AccessToken, nil
 		}
 		unlock, err := h.Lock(ctx, "default")
 		if err != nil {
 			return "", err
 		}
 		defer unlock()
-		set, err := h.Get(ctx, "default")
+		set, _, err := h.Get(ctx, "default")
 		if err != nil {
 			return "", err
 		}
@@ -963,7 +963,7 @@ func TestFleetRefreshesOnce(t *testing.T) {
 		if err != nil {
 			return "", err
 		}
-		if err := h.Set(ctx, "default", &next); err != nil {
+		if _, err := h.Set(ctx, "default", &next); err != nil {
 			return "", err
 		}
 		return next.AccessToken, nil

@@ -112,14 +112,14 @@ func TestTLS(t *testing.T) {
 	h := s.host()
 	h.Settings = helper.EtcdSettings{CACert: ca, Cert: cliCert, Key: cliKey}
 	set := s.secret(k.set(2 * time.Hour))
-	if err := h.Set(ctx, "default", set); err != nil {
+	if _, err := h.Set(ctx, "default", set); err != nil {
 		t.Fatalf("set over tls: %v", err)
 	}
 	unlock, err := h.Lock(ctx, "default")
 	if err != nil {
 		t.Fatalf("lock over tls: %v", err)
 	}
-	got, err := h.Get(ctx, "default")
+	got, _, err := h.Get(ctx, "default")
 	if err != nil {
 		t.Fatalf("get over tls: %v", err)
 	}
