@@ -234,7 +234,7 @@ func (s *EtcdStore) writeCache(profile string, set *auth.TokenSet) {
 		var data []byte
 		data, err = json.Marshal(auth.TokenSet{AccessToken: set.AccessToken, TokenType: set.TokenType})
 		if err == nil {
-			err = writeAtomic(s.cacheFile(profile), data)
+			err = writeShared(s.cacheFile(profile), data)
 		}
 	}
 	if err != nil && s.Warn != nil {

@@ -198,7 +198,7 @@ func (s *FileStore) pending(profile string, room int) (*pendingSet, error) {
 	if err := s.prepareDir(); err != nil {
 		return nil, err
 	}
-	p, err := createPending(s.File(profile), room)
+	p, err := createPending(s.File(profile), room, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -224,12 +224,22 @@ func (w *pendingSet) release() { w.p.abort() }
 // request: a real token set is about 5 KB.
 const reserveBytes = 16 << 10
 
+// writeShared is writeAtomic for a file that processes write without a
+// lock (the etcd store's cache): it leaves other writers' temp files be.
+func writeShared(path string, data []byte) error {
+	p, err := createPending(path, 0, time.Minute)
+	if err != nil {
+		return err
+	}
+	return p.commit(data)
+}
+
 // writeAtomic replaces path with data: a temp file created 0600 in the same
 // directory, written and synced, renamed over path, and the directory
 // synced. Temp files of path left by a crashed writer are removed first:
 // callers hold path's lock, so no one else is writing.
 func writeAtomic(path string, data []byte) error {
-	p, err := createPending(path, 0)
+	p, err := createPending(path, 0, 0)
 	if err != nil {
 		return err
 	}
@@ -250,12 +260,12 @@ type pendingFile struct {
 // createPending creates path's temp file and, with reserve > 0, fills it
 // with that many zero bytes, so that a full disk (or quota, or file size
 // limit) shows now rather than at commit.
-func createPending(path string, reserve int) (*pendingFile, error) {
+func createPending(path string, reserve int, staleAfter time.Duration) (*pendingFile, error) {
 	dir, base := filepath.Split(path)
 	if dir == "" {
 		dir = "."
 	}
-	removeTemps(dir, base)
+	removeTemps(dir, base, staleAfter)
 	var rnd [8]byte
 	rand.Read(rnd[:])
 	tmp := filepath.Join(dir, "."+base+".tmp-"+hex.EncodeToString(rnd[:]))
@@ -274,19 +284,26 @@ func createPending(path string, reserve int) (*pendingFile, error) {
 	return p, nil
 }
 
-// removeTemps removes the temp files a crashed writer of base left in dir.
-// Names are matched literally (a glob would read a "[" in dir as a
-// pattern). The caller holds the file's lock, so no one else is writing.
-func removeTemps(dir, base string) {
+// removeTemps removes the temp files a crashed writer of base left in dir:
+// all of them where the caller holds the file's lock (staleAfter 0), else
+// those older than staleAfter, which no live writer still needs. Names are
+// matched literally (a glob would read a "[" in dir as a pattern).
+func removeTemps(dir, base string, staleAfter time.Duration) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return
 	}
 	prefix := "." + base + ".tmp-"
 	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), prefix) {
-			os.Remove(filepath.Join(dir, e.Name()))
+		if !strings.HasPrefix(e.Name(), prefix) {
+			continue
 		}
+		if staleAfter > 0 {
+			if fi, err := e.Info(); err != nil || time.Since(fi.ModTime()) < staleAfter {
+				continue
+			}
+		}
+		os.Remove(filepath.Join(dir, e.Name()))
 	}
 }
 

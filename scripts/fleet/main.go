@@ -170,7 +170,14 @@ func run(bin string, hosts, perHost int) error {
 		failures = append(failures, fmt.Sprintf("fast-path gets made %d refresh requests", n))
 	}
 	if n := count(append(slices.Clone(refresh), fast...), func(r result) bool { return r.err == nil && r.stderr != "" }); n > 0 {
-		failures = append(failures, fmt.Sprintf("%d successful gets wrote on stderr", n))
+		var first string
+		for _, r := range append(slices.Clone(refresh), fast...) {
+			if r.err == nil && r.stderr != "" {
+				first = firstLine(r.stderr)
+				break
+			}
+		}
+		failures = append(failures, fmt.Sprintf("%d successful gets wrote on stderr, such as: %s", n, first))
 	}
 	perGet := float64(after-before) / float64(len(fast))
 	if after != before {
