@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -72,10 +73,17 @@ func (d durationValue) Set(s string) error {
 	return nil
 }
 
+// parseDuration reads a positive duration: Go's units (20s, 2m, 240h), or a
+// whole number of days (10d), for refresh --within.
 func parseDuration(s string) (time.Duration, error) {
 	v, err := time.ParseDuration(s)
+	if days, ok := strings.CutSuffix(s, "d"); ok && err != nil {
+		if n, err2 := strconv.Atoi(days); err2 == nil && n > 0 && n <= 3650 {
+			v, err = time.Duration(n)*24*time.Hour, nil
+		}
+	}
 	if err != nil || v <= 0 {
-		return 0, errors.New("want a positive duration such as 20s or 2m")
+		return 0, errors.New("want a positive duration such as 20s, 2m or 10d")
 	}
 	return v, nil
 }

@@ -80,7 +80,7 @@ func TestParseEtcdURL(t *testing.T) {
 	}{
 		{in: "etcd://127.0.0.1:2379/prusa", endpoints: []string{"127.0.0.1:2379"}, prefix: "prusa"},
 		{in: "etcd://a:1,b:2,[::1]:2379/ci/tokens/", endpoints: []string{"a:1", "b:2", "[::1]:2379"}, prefix: "ci/tokens"},
-		{in: "etcd://a:2379//p", endpoints: []string{"a:2379"}, prefix: "p"},
+		{in: "etcd://a:2379//p", wantErr: "empty path segment"},
 		{in: "etcd://a:2379", wantErr: "no key prefix"},
 		{in: "etcd://a:2379/", wantErr: "no key prefix"},
 		{in: "etcd:///p", wantErr: "no HOST:PORT"},
@@ -157,6 +157,22 @@ func TestSaveCommandSetting(t *testing.T) {
 		p := newInProcess(t.TempDir(), nil, time.Now, nil)
 		if exit := p.run("", args...); exit != 2 || !strings.Contains(p.stderr.String(), "--save-command names no command") {
 			t.Errorf("%q: exit %d stderr %q", args, exit, p.stderr.String())
+		}
+	}
+}
+
+// TestParseDuration: --timeout and --within take Go's durations, and
+// --within whole days too (refresh --all --within 10d, as a cron line
+// would say it).
+func TestParseDuration(t *testing.T) {
+	for in, want := range map[string]time.Duration{"20s": 20 * time.Second, "240h": 240 * time.Hour, "10d": 240 * time.Hour, "1d": 24 * time.Hour} {
+		if got, err := parseDuration(in); err != nil || got != want {
+			t.Errorf("parseDuration(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "0", "-1h", "0d", "-2d", "1.5d", "d", "10x", "99999d"} {
+		if _, err := parseDuration(in); err == nil {
+			t.Errorf("parseDuration(%q) took it", in)
 		}
 	}
 }

@@ -107,6 +107,9 @@ func ParseEtcdURL(raw string) (endpoints []string, prefix string, err error) {
 		}
 		endpoints = append(endpoints, hp)
 	}
+	if strings.HasPrefix(path, "/") || strings.Contains(path, "//") {
+		return nil, "", errors.New("etcd:// URL: the key prefix has an empty path segment")
+	}
 	prefix = strings.Trim(path, "/")
 	if prefix == "" {
 		return nil, "", errors.New("etcd:// URL names no key prefix (etcd://HOST:PORT/PREFIX)")

@@ -133,6 +133,11 @@ func newClient(cfg *config, tc *tls.Config) (*clientv3.Client, error) {
 // client waits for the etcd client, while ctx allows.
 func (s *server) client(ctx context.Context) (*clientv3.Client, error) {
 	select {
+	case <-s.clientReady: // ready first: a ctx that ended meanwhile loses no answer
+		return s.cli, s.cliErr
+	default:
+	}
+	select {
 	case <-s.clientReady:
 		return s.cli, s.cliErr
 	case <-ctx.Done():
