@@ -296,7 +296,7 @@ func (s *EtcdStore) GetRemote(ctx context.Context, profile string) (*auth.TokenS
 }
 
 func (s *EtcdStore) getRemote(ctx context.Context, profile string) (*auth.TokenSet, error) {
-	a, err := s.call(ctx, etcdRequest{Op: "get", Profile: profile})
+	a, err := s.call(ctx, EtcdRequest{Op: "get", Profile: profile})
 	if errors.Is(err, ErrNotFound) {
 		s.rev(profile, 0)
 		s.dropCache(profile)
@@ -346,7 +346,7 @@ func (s *EtcdStore) Set(ctx context.Context, profile string, set *auth.TokenSet)
 		}
 		rev = s.revs[profile]
 	}
-	a, err := s.call(ctx, etcdRequest{Op: "put", Profile: profile, Set: string(data), Revision: &rev})
+	a, err := s.call(ctx, EtcdRequest{Op: "put", Profile: profile, Set: string(data), Revision: &rev})
 	if err != nil {
 		return res, err
 	}
@@ -361,7 +361,7 @@ func (s *EtcdStore) Set(ctx context.Context, profile string, set *auth.TokenSet)
 func (s *EtcdStore) Delete(ctx context.Context, profile string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	_, err := s.call(ctx, etcdRequest{Op: "delete", Profile: profile})
+	_, err := s.call(ctx, EtcdRequest{Op: "delete", Profile: profile})
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return err
 	}
@@ -376,7 +376,7 @@ func (s *EtcdStore) Delete(ctx context.Context, profile string) error {
 func (s *EtcdStore) Profiles(ctx context.Context) ([]string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	a, err := s.call(ctx, etcdRequest{Op: "list"})
+	a, err := s.call(ctx, EtcdRequest{Op: "list"})
 	if err != nil {
 		return nil, err
 	}
@@ -390,7 +390,7 @@ func (s *EtcdStore) Profiles(ctx context.Context) ([]string, error) {
 func (s *EtcdStore) Lock(ctx context.Context, profile string) (unlock func(), err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, err := s.call(ctx, etcdRequest{Op: "lock", Profile: profile}); err != nil {
+	if _, err := s.call(ctx, EtcdRequest{Op: "lock", Profile: profile}); err != nil {
 		return nil, err
 	}
 	if s.locked == nil {
@@ -408,7 +408,7 @@ func (s *EtcdStore) Lock(ctx context.Context, profile string) (unlock func(), er
 			delete(s.locked, profile)
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			s.call(ctx, etcdRequest{Op: "unlock", Profile: profile})
+			s.call(ctx, EtcdRequest{Op: "unlock", Profile: profile})
 		})
 	}, nil
 }
@@ -427,9 +427,11 @@ func (s *EtcdStore) Close() error {
 	return nil
 }
 
-// etcdRequest and etcdAnswer are the companion's protocol (see its
-// package documentation).
-type etcdRequest struct {
+// EtcdRequest and EtcdAnswer are the lines that the helper and its etcd
+// companion exchange, one JSON object a line (see the companion's package
+// documentation); an answer that is not OK carries one of the Etcd…
+// kinds.
+type EtcdRequest struct {
 	Op        string `json:"op"`
 	Profile   string `json:"profile,omitempty"`
 	Set       string `json:"set,omitempty"`
@@ -437,7 +439,8 @@ type etcdRequest struct {
 	TimeoutMS int64  `json:"timeout_ms,omitempty"`
 }
 
-type etcdAnswer struct {
+// EtcdAnswer: see EtcdRequest.
+type EtcdAnswer struct {
 	OK       bool     `json:"ok"`
 	Set      string   `json:"set,omitempty"`
 	Revision int64    `json:"revision,omitempty"`
@@ -446,10 +449,21 @@ type etcdAnswer struct {
 	Error    string   `json:"error,omitempty"`
 }
 
+// The kinds of a failed EtcdAnswer.
+const (
+	EtcdNotFound    = "not_found"
+	EtcdUnavailable = "unavailable" // etcd cannot be reached
+	EtcdTimeout     = "timeout"     // etcd did not answer in time
+	EtcdLocked      = "locked"      // another holder kept the lock past the wait
+	EtcdConflict    = "conflict"    // the key changed since it was read, or the lease was lost
+	EtcdAuth        = "auth"
+	EtcdOther       = "other"
+)
+
 // call sends one request to the companion (starting it if needed) and
 // waits for its answer while ctx allows; a companion that does not answer
 // in time is stopped.
-func (s *EtcdStore) call(ctx context.Context, req etcdRequest) (*etcdAnswer, error) {
+func (s *EtcdStore) call(ctx context.Context, req EtcdRequest) (*EtcdAnswer, error) {
 	if _, ok := ctx.Deadline(); !ok && s.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, s.Timeout)
@@ -500,15 +514,15 @@ func (s *EtcdStore) call(ctx context.Context, req etcdRequest) (*etcdAnswer, err
 		msg = "etcd: " + msg
 	}
 	switch a.Kind {
-	case "not_found":
+	case EtcdNotFound:
 		return nil, ErrNotFound
-	case "unavailable":
+	case EtcdUnavailable:
 		return nil, fmt.Errorf("%w: %s", ErrStoreUnreachable, msg)
-	case "timeout":
+	case EtcdTimeout:
 		return nil, fmt.Errorf("%w: %s: %w", ErrStoreUnreachable, msg, context.DeadlineExceeded)
-	case "locked":
+	case EtcdLocked:
 		return nil, fmt.Errorf("%s: %w", msg, context.DeadlineExceeded)
-	case "conflict":
+	case EtcdConflict:
 		return nil, fmt.Errorf("%w: %w: %s", ErrStorage, ErrStoreConflict, msg)
 	}
 	return nil, fmt.Errorf("%w: %s", ErrStorage, msg)
@@ -570,7 +584,7 @@ type etcdConn struct {
 }
 
 type readResult struct {
-	a   *etcdAnswer
+	a   *EtcdAnswer
 	err error
 }
 
@@ -582,7 +596,7 @@ func (c *etcdConn) read() {
 			c.answers <- readResult{err: err}
 			return
 		}
-		var a etcdAnswer
+		var a EtcdAnswer
 		if err := json.Unmarshal(line, &a); err != nil {
 			c.answers <- readResult{err: errors.New("its answer is not json")}
 			return
@@ -591,7 +605,7 @@ func (c *etcdConn) read() {
 	}
 }
 
-func (c *etcdConn) roundTrip(ctx context.Context, line []byte) (*etcdAnswer, error) {
+func (c *etcdConn) roundTrip(ctx context.Context, line []byte) (*EtcdAnswer, error) {
 	if _, err := c.stdin.Write(line); err != nil {
 		return nil, err
 	}

@@ -35,34 +35,21 @@ const (
 	maxLine = 1 << 20
 )
 
-// request is one line of input.
-type request struct {
-	Op        string `json:"op"`
-	Profile   string `json:"profile,omitempty"`
-	Set       string `json:"set,omitempty"`
-	Revision  *int64 `json:"revision,omitempty"`
-	TimeoutMS int64  `json:"timeout_ms,omitempty"`
-}
-
-// answer is one line of output.
-type answer struct {
-	OK       bool     `json:"ok"`
-	Set      string   `json:"set,omitempty"`
-	Revision int64    `json:"revision,omitempty"`
-	Profiles []string `json:"profiles,omitempty"`
-	Kind     string   `json:"kind,omitempty"`
-	Error    string   `json:"error,omitempty"`
-}
+// request and answer are the lines of the protocol, as the helper speaks it.
+type (
+	request = helper.EtcdRequest
+	answer  = helper.EtcdAnswer
+)
 
 // Error kinds.
 const (
-	kindNotFound    = "not_found"
-	kindUnavailable = "unavailable"
-	kindTimeout     = "timeout"
-	kindLocked      = "locked"
-	kindConflict    = "conflict"
-	kindAuth        = "auth"
-	kindOther       = "other"
+	kindNotFound    = helper.EtcdNotFound
+	kindUnavailable = helper.EtcdUnavailable
+	kindTimeout     = helper.EtcdTimeout
+	kindLocked      = helper.EtcdLocked
+	kindConflict    = helper.EtcdConflict
+	kindAuth        = helper.EtcdAuth
+	kindOther       = helper.EtcdOther
 )
 
 // failure is an error answer.
