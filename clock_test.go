@@ -99,3 +99,33 @@ func tokenOf(t *testing.T, stdout string) string {
 	}
 	return out.AccessToken
 }
+
+// TestTOTPWaitIsAnnounced (issue 11.13): a second login within one TOTP
+// step, with PRUSA_TOTP_SECRET, waits for the next step and says so on
+// stderr instead of waiting in silence. Both clocks are shifted so that the
+// step ends about five seconds in.
+func TestTOTPWaitIsAnnounced(t *testing.T) {
+	now := time.Now()
+	into := now.Sub(now.Truncate(30 * time.Second))
+	shift := 25*time.Second - into // now+shift is 25 s into a step
+	clock := func() time.Time { return time.Now().Add(shift) }
+	srv := newServer(t, authtest.Options{Now: clock})
+	vars := map[string]string{
+		"PRUSA_ACCOUNT_URL": srv.URL, "PRUSA_CREDENTIAL_STORE": "file",
+		"PRUSA_EMAIL": userEmail, "PRUSA_PASSWORD": userPassword, "PRUSA_TOTP_SECRET": userTOTPSecret,
+	}
+	p := newInProcess(t.TempDir(), vars, clock, nil)
+	if code := p.run("", "login"); code != 0 {
+		t.Fatalf("first login: exit %d: %s", code, p.stderr.String())
+	}
+	if strings.Contains(p.stderr.String(), "waiting") {
+		t.Fatalf("the first login waited: %q", p.stderr.String())
+	}
+	if code := p.run("", "login"); code != 0 {
+		t.Fatalf("second login: exit %d: %s", code, p.stderr.String())
+	}
+	if !strings.Contains(p.stderr.String(), "TOTP code of this 30 s step was used; waiting") {
+		t.Fatalf("the second login's wait was not announced: %q", p.stderr.String())
+	}
+	assertNoTokens(t, "stderr", p.stderr.String(), userPassword)
+}
