@@ -242,7 +242,7 @@ func main() {
 		}
 		target := "-"
 		if r.target > 0 {
-			target = fmt.Sprintf("≤ %.2g×", r.target)
+			target = fmt.Sprintf("≤ %.3g×", r.target)
 		}
 		fmt.Printf("%-44s %-44s %7.2fms %7.2fms %6.2f× %8s %9s  %s%s\n", r.what, r.ref, ms(r.got.wall), ms(r.floor.wall), r.ratio, target, rss, verdict, r.note)
 	}
