@@ -141,21 +141,11 @@ var partNames = [3]string{"header", "claims", "signature"}
 // other byte (no CR or LF, which Go's base64 decoder would skip), a header
 // with a known alg, JSON claims and an exp claim.
 func ParseJWT(token string) (*Claims, error) {
-	parts := strings.Split(token, ".")
-	if len(parts) != 3 {
-		return nil, fmt.Errorf("%w: %d dot-separated parts, want 3", ErrMalformedJWT, len(parts))
-	}
-	for i, p := range parts {
-		if strings.ContainsAny(p, "\r\n") {
-			return nil, fmt.Errorf("%w: %s is not base64url", ErrMalformedJWT, partNames[i])
-		}
-		if _, err := base64.RawURLEncoding.DecodeString(p); err != nil {
-			return nil, fmt.Errorf("%w: %s is not base64url", ErrMalformedJWT, partNames[i])
-		}
-	}
 	c := new(Claims)
-	if _, _, err := parser.ParseUnverified(token, c); err != nil {
-		return nil, fmt.Errorf("%w: %s", ErrMalformedJWT, whyMalformed(parts))
+	// golang-jwt decodes every part; only a token it refuses, or one with a
+	// CR or LF (which it would skip), is looked at again, to say why.
+	if _, _, err := parser.ParseUnverified(token, c); err != nil || strings.ContainsAny(token, "\r\n") {
+		return nil, fmt.Errorf("%w: %s", ErrMalformedJWT, whyMalformed(token))
 	}
 	if !c.Expiry.Set {
 		return nil, fmt.Errorf("%w: no exp claim", ErrMalformedJWT)
@@ -163,12 +153,21 @@ func ParseJWT(token string) (*Claims, error) {
 	return c, nil
 }
 
-// whyMalformed says what is wrong with a token whose parts are base64url
-// but that golang-jwt refuses, without quoting any of it.
-func whyMalformed(parts []string) string {
+// whyMalformed says what is wrong with a token that ParseJWT refuses,
+// without quoting any of it.
+func whyMalformed(token string) string {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return fmt.Sprintf("%d dot-separated parts, want 3", len(parts))
+	}
+	for i, p := range parts {
+		if _, err := base64.RawURLEncoding.DecodeString(p); err != nil || strings.ContainsAny(p, "\r\n") {
+			return partNames[i] + " is not base64url"
+		}
+	}
 	var header, claims map[string]json.RawMessage
 	for i, m := range []*map[string]json.RawMessage{&header, &claims} {
-		b, _ := parser.DecodeSegment(parts[i]) // ParseJWT checked that it decodes
+		b, _ := parser.DecodeSegment(parts[i]) // checked above
 		if json.Unmarshal(b, m) != nil || *m == nil {
 			return partNames[i] + " is not a JSON object"
 		}

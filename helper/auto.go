@@ -39,10 +39,25 @@ func (a *AutoStore) Name() string {
 // there. A set in the file is used as it is: it is newer than anything in
 // the keyring, since every keyring Set removes the file copy.
 func (a *AutoStore) Get(ctx context.Context, profile string) (*auth.TokenSet, Result, error) {
+	return a.get(ctx, profile, false)
+}
+
+// peek is Get for get's fast path: it reads the keyring with
+// KeyringStore.peek, so a set from the keyring may lack the fields its
+// part items hold.
+func (a *AutoStore) peek(ctx context.Context, profile string) (*auth.TokenSet, Result, error) {
+	return a.get(ctx, profile, true)
+}
+
+func (a *AutoStore) get(ctx context.Context, profile string, peek bool) (*auth.TokenSet, Result, error) {
 	var fromKeyring *auth.TokenSet
 	var kerr error
 	if a.Keyring != nil {
-		set, _, err := a.Keyring.Get(ctx, profile)
+		read := a.Keyring.Get
+		if peek {
+			read = a.Keyring.peek
+		}
+		set, _, err := read(ctx, profile)
 		switch {
 		case err == nil:
 			fromKeyring = set

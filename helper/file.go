@@ -1,6 +1,7 @@
 package helper
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -143,7 +144,12 @@ func readFile(path string) ([]byte, error) {
 	if !fi.Mode().IsRegular() {
 		return nil, &fs.PathError{Op: "open", Path: path, Err: notRegular(fi.Mode())}
 	}
-	return io.ReadAll(io.LimitReader(f, maxFileSize+1)) // larger than any set: corrupt
+	// Room for the file as it is now: one read and one allocation, where
+	// io.ReadAll would start at 512 bytes and grow.
+	var b bytes.Buffer
+	b.Grow(int(min(fi.Size(), maxFileSize)) + bytes.MinRead)
+	_, err = b.ReadFrom(io.LimitReader(f, maxFileSize+1)) // larger than any set: corrupt
+	return b.Bytes(), err
 }
 
 // notRegular says what a non-regular file is, for a human.

@@ -194,11 +194,16 @@ func prefer(env *EnvSource, stored *auth.TokenSet) bool {
 // set; under it, it does: a refresh spends the refresh token, and a store
 // that cannot be read will hardly take the new one.
 func (h *Helper) read(ctx context.Context, profile string, locked bool) (*auth.TokenSet, Result, error) {
+	return h.readWith(ctx, profile, locked, h.store.Get)
+}
+
+// readWith is read with get for the store's Get.
+func (h *Helper) readWith(ctx context.Context, profile string, locked bool, get func(context.Context, string) (*auth.TokenSet, Result, error)) (*auth.TokenSet, Result, error) {
 	env := h.cfg.Env
-	stored, res, err := h.store.Get(ctx, profile)
+	stored, res, err := get(ctx, profile)
 	var ce *CorruptError
 	if errors.As(err, &ce) {
-		stored, res, err = h.moveAside(ctx, profile, locked, h.store.Get)
+		stored, res, err = h.moveAside(ctx, profile, locked, get)
 	}
 	if env != nil {
 		switch {
@@ -264,7 +269,11 @@ func (h *Helper) Get(ctx context.Context, profile string, minTTL time.Duration, 
 		}
 		return token(profile, EnvToken, env.Set, env.Access.Expiry.Time), nil
 	}
-	set, res, err := h.read(ctx, profile, false)
+	peek := h.store.Get
+	if p, ok := h.store.(peeker); ok {
+		peek = p.peek // the fast path needs the access token alone
+	}
+	set, res, err := h.readWith(ctx, profile, false, peek)
 	if errors.Is(err, ErrLoginRequired) && h.cfg.Login != nil {
 		return h.slow(ctx, profile, "", margin, force)
 	}

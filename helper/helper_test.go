@@ -238,8 +238,11 @@ func TestGetFastPath(t *testing.T) {
 			if n := e.srv.Count(authtest.KindTokenRefresh); n != 0 {
 				t.Fatalf("%d requests on the fast path", n)
 			}
-			if mode != ModeFile && e.kr.gets != items {
-				t.Fatalf("%d keyring reads on the fast path, want %d (the set's items, once each)", e.kr.gets, items)
+			if mode != ModeFile && items < 2 {
+				t.Fatalf("%d keyring items: the test needs a set in parts", items)
+			}
+			if mode != ModeFile && e.kr.gets != 1 {
+				t.Fatalf("%d keyring reads on the fast path, want 1 (the main item, which holds the access token)", e.kr.gets)
 			}
 		})
 	}

@@ -57,7 +57,9 @@ func (goKeyring) Delete(s, u string) error        { return keyring.Delete(s, u) 
 // A token set with real Prusa tokens is larger than one item may be, so the
 // main item holds the access token and as many other fields as fit, and the
 // rest (the identity token first) goes to part items named
-// "<profile>:<slot>:<i>". There are two slots, "a" and "b": a Set writes
+// "<profile>:<slot>:<i>". The main item names the fields it gave away, so
+// that get's fast path can tell when the main item alone answers it (see
+// peek). There are two slots, "a" and "b": a Set writes
 // its parts to the slot the main item does not point to, then the main item
 // (which names the slot, and a hash of the parts to check them by), then
 // removes what else is in either slot. So a crash at any point leaves the
@@ -160,6 +162,19 @@ type overflow struct {
 	Gen  string `json:"gen"`  // hash of the parts' content
 	N    int    `json:"n"`    // how many parts
 	Slot string `json:"slot"` // "a" or "b"
+	// Moved names the fields that are in the parts; nil in main items
+	// written before it was recorded.
+	Moved []string `json:"moved,omitempty"`
+}
+
+// fastFields are what get's fast path reads of a set: the access token, and
+// what is judged and printed with it. split moves them last, after the
+// access token.
+var fastFields = []string{"access_token", "token_type", "clock_offset", "replaced_env_sha256"}
+
+// keepsFast reports whether the main item kept every field of fastFields.
+func (ov *overflow) keepsFast() bool {
+	return ov.Moved != nil && !slices.ContainsFunc(ov.Moved, func(k string) bool { return slices.Contains(fastFields, k) })
 }
 
 // slots are where parts go, in turn.
@@ -197,16 +212,26 @@ func (s *KeyringStore) readMain(ctx context.Context, profile string) (map[string
 // Get reads the main item and its parts, and checks that the parts are the
 // ones it names.
 func (s *KeyringStore) Get(ctx context.Context, profile string) (*auth.TokenSet, Result, error) {
-	set, err := s.get1(ctx, profile)
+	set, err := s.get1(ctx, profile, false)
 	return set, Result{Store: "keyring"}, err
 }
 
-func (s *KeyringStore) get1(ctx context.Context, profile string) (*auth.TokenSet, error) {
+// peek is Get for get's fast path: where the main item kept the access
+// token and the fields read with it (fastFields), it reads that one item
+// and not the parts, so the set it returns may lack the fields that went
+// to them (the identity token first). Anything that needs the whole set
+// (a refresh, a save, list, status) uses Get.
+func (s *KeyringStore) peek(ctx context.Context, profile string) (*auth.TokenSet, Result, error) {
+	set, err := s.get1(ctx, profile, true)
+	return set, Result{Store: "keyring"}, err
+}
+
+func (s *KeyringStore) get1(ctx context.Context, profile string, mainOnly bool) (*auth.TokenSet, error) {
 	m, ov, err := s.readMain(ctx, profile)
 	if err != nil {
 		return nil, err
 	}
-	if ov != nil {
+	if ov != nil && !(mainOnly && ov.keepsFast()) {
 		var blob strings.Builder
 		for i := range ov.N {
 			part, err := s.get(ctx, partName(profile, ov.Slot, i))
@@ -243,20 +268,21 @@ func genOf(b []byte) string {
 }
 
 // moveOrder is the order in which fields leave the main item when it is too
-// large: the identity token first, the access token last.
+// large: the identity token first, then unknown fields, the refresh token
+// and the rest, and fastFields last, so that a main item that kept the
+// access token kept all of them.
 func moveOrder(m map[string]json.RawMessage) []string {
 	order := []string{"id_token"}
+	last := []string{"refresh_token", "scope", "shared_session_key", "expires_in"}
+	last = append(last, fastFields...)
 	var extra []string
 	for k := range m {
-		switch k {
-		case "id_token", "refresh_token", "scope", "shared_session_key", "token_type", "expires_in", "access_token":
-		default:
+		if k != "id_token" && !slices.Contains(last, k) {
 			extra = append(extra, k)
 		}
 	}
 	slices.Sort(extra)
-	order = append(order, extra...)
-	return append(order, "refresh_token", "scope", "shared_session_key", "token_type", "expires_in", "access_token")
+	return append(append(order, extra...), last...)
 }
 
 // split lays a token set out as a main item and part items in slot, each
@@ -269,16 +295,18 @@ func split(set *auth.TokenSet, limit int, slot string) (main string, parts []str
 	var m map[string]json.RawMessage
 	json.Unmarshal(full, &m)
 	moved := map[string]json.RawMessage{}
-	// The reference the main item gains: its size with the widest N.
-	refLen := len(`,"`+overflowKey+`":{"gen":"`) + 12 + len(`","n":64,"slot":"a"}`)
+	var names []string
 	for _, k := range moveOrder(m) {
 		v, ok := m[k]
 		if !ok {
 			continue
 		}
 		moved[k] = v
+		names = append(names, k)
 		delete(m, k)
-		if b, _ := json.Marshal(m); len(b)+refLen <= limit {
+		// The reference the main item gains, at its widest N.
+		ref, _ := json.Marshal(overflow{Gen: strings.Repeat("0", 12), N: maxParts, Slot: slot, Moved: names})
+		if b, _ := json.Marshal(m); len(b)+len(`,"`+overflowKey+`":`)+len(ref) <= limit {
 			break
 		}
 	}
@@ -289,7 +317,7 @@ func split(set *auth.TokenSet, limit int, slot string) (main string, parts []str
 		parts = append(parts, string(blob[:n]))
 		blob = blob[n:]
 	}
-	m[overflowKey], _ = json.Marshal(overflow{Gen: gen, N: len(parts), Slot: slot})
+	m[overflowKey], _ = json.Marshal(overflow{Gen: gen, N: len(parts), Slot: slot, Moved: names})
 	b, _ := json.Marshal(m)
 	return string(b), parts
 }

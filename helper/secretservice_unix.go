@@ -1,4 +1,4 @@
-//go:build (dragonfly && cgo) || (freebsd && cgo) || linux || netbsd || openbsd
+//go:build ((dragonfly && cgo) || (freebsd && cgo) || linux || netbsd || openbsd) && !gokeyringonly
 
 package helper
 
@@ -23,8 +23,8 @@ var errUseGoKeyring = errors.New("secret service: use go-keyring")
 
 // secretService reads go-keyring's items with fewer D-Bus round trips than
 // go-keyring, and writes and deletes through go-keyring itself. It stays
-// because it earns it: it saves 17-24% of a whole keyring `get` in a fresh
-// process (measured against go-keyring's read, same set, interleaved).
+// because it earns it: README.md ("Speed") gives what it saves of a whole
+// keyring `get`, as scripts/bench.sh measures it.
 //
 // go-keyring's Get makes seven calls one after another (Collections,
 // Unlock, SearchItems, OpenSession, Unlock, GetSecret, Close); on an

@@ -46,6 +46,14 @@ type Result struct {
 	Fallback string
 }
 
+// peeker is a store that answers get's fast path with less than a whole
+// read: the set it returns holds the access token and the fields judged
+// and printed with it, and may lack others (the identity token). Only the
+// fast path uses it; a refresh, a save, list and status read with Get.
+type peeker interface {
+	peek(ctx context.Context, profile string) (*auth.TokenSet, Result, error)
+}
+
 // reserver is a store that can make room for a Set before it is asked to:
 // a refresh reserves before its request spends the old refresh token, so a
 // store that could not take the new set fails while nothing is lost yet.

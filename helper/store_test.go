@@ -341,3 +341,98 @@ func TestKeyringCrashAtEveryCall(t *testing.T) {
 		t.Fatalf("%d items left after erase", n)
 	}
 }
+
+// TestKeyringPeekReadsTheMainItem: get's fast path reads the main item
+// alone when it kept the access token and what is judged and printed with
+// it, even when unknown fields push other fields out; Get still reads the
+// whole set.
+func TestKeyringPeekReadsTheMainItem(t *testing.T) {
+	e := newEnv(t, ModeKeyring, authtest.Options{})
+	ctx := context.Background()
+	set := e.mint(0)
+	set.ClockOffset = 3 * time.Hour
+	set.ReplacedEnv = strings.Repeat("ab", 32)
+	set.Extra = map[string]json.RawMessage{"z_pad": json.RawMessage(`"` + strings.Repeat("p", 3000) + `"`)}
+	e.store("default", set)
+	if n := len(e.kr.snapshot()); n < 3 {
+		t.Fatalf("%d items: the test needs a set in several parts", n)
+	}
+	e.kr.gets = 0
+	got, res, err := e.h.keyring.peek(ctx, "default")
+	if err != nil || res.Store != "keyring" {
+		t.Fatalf("peek: %v %+v", err, res)
+	}
+	if e.kr.gets != 1 {
+		t.Fatalf("peek read %d items, want 1", e.kr.gets)
+	}
+	if got.AccessToken != set.AccessToken || got.TokenType != set.TokenType || got.ClockOffset != set.ClockOffset || got.ReplacedEnv != set.ReplacedEnv {
+		t.Fatal("peek lost a field of the fast path")
+	}
+	if got.IDToken != "" {
+		t.Fatal("the identity token was expected in a part") // the layout the test is about
+	}
+	full, _, err := e.h.keyring.Get(ctx, "default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := json.Marshal(full)
+	b, _ := json.Marshal(set)
+	if string(a) != string(b) {
+		t.Fatal("Get did not return the whole set")
+	}
+}
+
+// TestKeyringPeekReadsPartsWhenItMust: a main item that gave away the
+// access token (a huge one), or that does not say what it gave away (an
+// item written before it did), is read with its parts.
+func TestKeyringPeekReadsPartsWhenItMust(t *testing.T) {
+	e := newEnv(t, ModeKeyring, authtest.Options{})
+	ctx := context.Background()
+	big := makeToken(t, map[string]any{"sub": "1", "exp": time.Now().Add(time.Hour).Unix(), "pad": strings.Repeat("p", 5000)})
+	e.store("huge", &auth.TokenSet{AccessToken: big})
+	got, _, err := e.h.keyring.peek(ctx, "huge")
+	if err != nil || got.AccessToken != big {
+		t.Fatalf("peek of a huge access token: %v", err)
+	}
+
+	set := e.mint(0)
+	e.store("old", set)
+	key := KeyringService + "/old"
+	var m map[string]json.RawMessage
+	json.Unmarshal([]byte(e.kr.items[key]), &m)
+	var ov overflow
+	json.Unmarshal(m[overflowKey], &ov)
+	ov.Moved = nil
+	m[overflowKey], _ = json.Marshal(ov)
+	old, _ := json.Marshal(m)
+	e.kr.items[key] = string(old)
+	e.kr.gets = 0
+	got, _, err = e.h.keyring.peek(ctx, "old")
+	if err != nil || got.IDToken != set.IDToken || e.kr.gets < 2 {
+		t.Fatalf("peek of a main item with no list of moved fields: %v, %d reads", err, e.kr.gets)
+	}
+}
+
+// TestKeyringTornPartsOnTheFastPath: parts that do not match their main
+// item do not stop a get whose access token is valid (it reads the main
+// item alone), and are a storage error for anything that needs them.
+func TestKeyringTornPartsOnTheFastPath(t *testing.T) {
+	e := newEnv(t, ModeKeyring, authtest.Options{})
+	set := e.mint(0)
+	e.store("default", set)
+	for k := range e.kr.snapshot() {
+		if strings.HasSuffix(k, ":0") {
+			e.kr.items[k] = `{"id_token":"x"}`
+		}
+	}
+	tok, err := e.get("default", 0, false)
+	if err != nil || tok.AccessToken != set.AccessToken {
+		t.Fatalf("fast path: %v", err)
+	}
+	if _, err := e.get("default", 0, true); !errors.Is(err, ErrStorage) {
+		t.Fatalf("forced refresh with torn parts: %v, want a storage error", err)
+	}
+	if n := e.srv.Count(authtest.KindTokenRefresh); n != 0 {
+		t.Fatalf("%d refreshes with torn parts", n)
+	}
+}

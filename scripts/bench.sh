@@ -4,7 +4,7 @@
 # (scripts/bench/*), starts a private keyring and the emulator, runs
 # everything interleaved and prints medians, ratios and peak RSS.
 #
-#   scripts/bench.sh            # 60 runs of each command
+#   scripts/bench.sh            # 100 runs of each command
 #   RUNS=200 scripts/bench.sh
 #
 # Needs: Go; for peak RSS /usr/bin/time; for the keyring rows a Secret
@@ -13,10 +13,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-build() { CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$out/$1" "$2"; }
+build() { CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$out/$1" "${@:3}" "$2"; }
 build prusa-credential-helper .
+build prusa-credential-helper-gokeyring . -tags gokeyringonly # reads with go-keyring alone
 for ref in hello fileread tlsonly linked keyringread post; do
 	build "$ref" "./scripts/bench/$ref"
 done
 go build -o "$out/run" ./scripts/bench/run
-scripts/with-keyring.sh "$out/run" -bin "$out" -n "${RUNS:-60}"
+scripts/with-keyring.sh "$out/run" -bin "$out" -n "${RUNS:-100}"
