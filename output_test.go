@@ -110,3 +110,18 @@ func TestInterruptExits130(t *testing.T) {
 		t.Fatalf("exit %d stderr %q", exit, p.stderr.String())
 	}
 }
+
+// TestCatchesInterrupts: main catches interrupts for the commands that
+// stop cleanly on one, and not for get, token and version, which a signal
+// may simply end.
+func TestCatchesInterrupts(t *testing.T) {
+	for args, want := range map[string]bool{
+		"get": false, "--profile p get --format token": false, "token": false, "version": false,
+		"login": true, "store": true, "erase": true, "logout": true, "status": true, "list": true,
+		"refresh": true, "help": true, "--bogus": true, "": true,
+	} {
+		if got := catchesInterrupts(strings.Fields(args)); got != want {
+			t.Errorf("catchesInterrupts(%q) = %v, want %v", args, got, want)
+		}
+	}
+}
