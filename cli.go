@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/adrg/xdg"
 	"github.com/prusa-credential-helper/prusa-credential-helper/auth"
 	"github.com/prusa-credential-helper/prusa-credential-helper/helper"
 	"github.com/prusa-credential-helper/prusa-credential-helper/protocol"
@@ -52,7 +53,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		args: args, stdin: stdin, stdout: stdout, stderr: stderr,
 		getenv:          os.Getenv,
 		now:             time.Now,
-		configDir:       func() string { return configDir(os.Getenv) },
+		configDir:       func() string { return xdg.ConfigHome }, // native on macOS and Windows, XDG elsewhere
 		openTerminal:    openTTY,
 		stdinIsTerminal: func() bool { return isTerminal(stdin) },
 	})

@@ -47,7 +47,7 @@ type EtcdSettings struct {
 	User              string // user:password
 }
 
-// EtcdStore keeps token sets in etcd, shared by many machines: the key
+// EtcdStore keeps token sets in etcd, for many machines at once: the key
 // PREFIX/<profile> holds the file store's JSON. A local cache (0600, the
 // file store's format, the access token only) serves valid access tokens
 // without contacting etcd. The etcd client runs in the companion program,

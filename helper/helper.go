@@ -31,7 +31,7 @@ const (
 	ModeAuto    = "auto"
 	ModeKeyring = "keyring"
 	ModeFile    = "file"
-	ModeEtcd    = "etcd" // Config.Etcd: an etcd:// store shared by many hosts
+	ModeEtcd    = "etcd" // Config.Etcd: an etcd:// store that many hosts use
 )
 
 // ErrLoginRequired is matched (errors.Is) by every *LoginRequiredError.

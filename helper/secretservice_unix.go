@@ -58,7 +58,7 @@ func (s secretService) Get(service, user string) (string, error) {
 
 // leanGet is one item's secret, read the short way, or errUseGoKeyring.
 func leanGet(service, user string) (string, error) {
-	conn, err := dbus.SessionBus() // shared with go-keyring: one connection per process
+	conn, err := dbus.SessionBus() // the one go-keyring uses too: one connection per process
 	if err != nil {
 		return "", err
 	}

@@ -52,7 +52,7 @@ func TestLeanGetReadsWhatGoKeyringWrote(t *testing.T) {
 // TestLeanGetLockedCollection: with the login collection locked, the short
 // read does not answer "not found" (the item is there, behind the lock) but
 // hands over to go-keyring, which tries to unlock it. It runs in a keyring
-// of its own, since locking the shared one would disturb other tests.
+// of its own, since locking the common one would disturb other tests.
 func TestLeanGetLockedCollection(t *testing.T) {
 	needSecretService(t)
 	if os.Getenv("HELPER_TEST_OWN_KEYRING") != "1" {

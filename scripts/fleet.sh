@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The fleet benchmark of the etcd store (issue 13.7): 8 "hosts" of 8 helper
-# processes each (own HOME and local cache per host, no shared lock file)
+# processes each (own HOME and local cache per host, no common lock file)
 # share one account through one etcd, embedded in scripts/fleet, against
 # the account emulator. When the token expires, exactly one refresh request
 # must be made, no get may fail, and every process must print the same new

@@ -6,7 +6,7 @@
 // on loopback, stores a token set whose access token is about to expire,
 // and starts -hosts × -per-host `get` processes at once. Each host has its
 // own HOME and configuration folder (so its own local cache), and no lock
-// file is shared: only etcd's lock orders them. It checks that:
+// file is common to them: only etcd's lock orders them. It checks that:
 //
 //   - exactly one refresh request reached the account server;
 //   - no get failed (so none met invalid_grant) and every process printed
@@ -78,7 +78,7 @@ func run(bin string, hosts, perHost int) error {
 	}
 	defer etcd.Close()
 
-	// The shared set: its access token expires in 30 s, within the
+	// The fleet's one set: its access token expires in 30 s, within the
 	// helper's 60 s margin, so every get wants a refresh.
 	old := srv.Mint(email, 30*time.Second)
 	data, err := json.Marshal(old)
