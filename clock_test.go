@@ -36,7 +36,7 @@ func (c *fakeClock) Add(d time.Duration) {
 // TOTP code of the login comes from PRUSA_TOTP_SECRET by the server's
 // clock: a code by the local one would be refused.
 func TestServerClockOffset(t *testing.T) {
-	for _, offset := range []time.Duration{3 * time.Hour, -3 * time.Hour} {
+	for _, offset := range []time.Duration{3 * time.Hour, -3 * time.Hour, 88000 * time.Hour, -56 * 365 * 24 * time.Hour} {
 		t.Run(offset.String(), func(t *testing.T) {
 			clk := &fakeClock{t: time.Now().Truncate(time.Second)}
 			srv := newServer(t, authtest.Options{Now: clk.Now, ClockOffset: offset})

@@ -181,8 +181,9 @@ func (c *Client) postTokenOnce(ctx context.Context, form url.Values) (*tokenAnsw
 	}
 	a := &tokenAnswer{set: set}
 	if server, ok := serverTime(resp.Header, set); ok {
-		a.offset, a.dated = estimateOffset(server, local), true
-		c.debugf("clock offset (server minus local): %s", a.offset)
+		if a.offset, a.dated = estimateOffset(server, local); a.dated {
+			c.debugf("clock offset (server minus local): %s", a.offset)
+		}
 	}
 	return a, nil
 }

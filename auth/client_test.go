@@ -223,9 +223,14 @@ func TestEstimateOffset(t *testing.T) {
 		{0, 0}, {2 * time.Second, 0}, {-2 * time.Second, 0}, {1900 * time.Millisecond, 0},
 		{2600 * time.Millisecond, 3 * time.Second}, {-3 * time.Second, -3 * time.Second},
 		{3*time.Hour + 400*time.Millisecond, 3 * time.Hour}, {-3 * time.Hour, -3 * time.Hour},
+		{-56 * 365 * 24 * time.Hour, -56 * 365 * 24 * time.Hour}, // a board that booted in 1970
 	} {
-		if got := estimateOffset(local.Add(tt.skew), local); got != tt.want {
-			t.Errorf("server %v ahead: estimate %v, want %v", tt.skew, got, tt.want)
+		if got, ok := estimateOffset(local.Add(tt.skew), local); !ok || got != tt.want {
+			t.Errorf("server %v ahead: estimate %v, %v, want %v", tt.skew, got, ok, tt.want)
 		}
+	}
+	// No estimate at all beyond maxClockOffset: a set could not keep it.
+	if got, ok := estimateOffset(local.Add(maxClockOffset+time.Hour), local); ok {
+		t.Errorf("server %v ahead: estimate %v, want none", maxClockOffset+time.Hour, got)
 	}
 }

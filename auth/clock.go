@@ -10,15 +10,23 @@ import (
 // one second, and a request's latency blurs them further.
 const clockTolerance = 2 * time.Second
 
+// maxClockOffset bounds clock_offset: a board without a real-time clock may
+// boot in 1970, and anything further off than this is no clock at all.
+const maxClockOffset = 100 * 365 * 24 * time.Hour
+
 // estimateOffset returns the server's clock minus the local one, in whole
 // seconds, from server, the server's time at local time local; zero when
-// the two agree within clockTolerance.
-func estimateOffset(server, local time.Time) time.Duration {
-	d := server.Sub(local).Round(time.Second)
-	if d.Abs() <= clockTolerance {
-		return 0
+// the two agree within clockTolerance. ok is false for a difference beyond
+// maxClockOffset: no estimate, rather than one that a set cannot keep.
+func estimateOffset(server, local time.Time) (d time.Duration, ok bool) {
+	if server.Before(local.Add(-maxClockOffset)) || server.After(local.Add(maxClockOffset)) {
+		return 0, false
 	}
-	return d
+	d = server.Sub(local).Round(time.Second)
+	if d.Abs() <= clockTolerance {
+		return 0, true
+	}
+	return d, true
 }
 
 // serverTime is the server's time when it answered: when set carries a new

@@ -279,7 +279,9 @@ func (s *loginSession) do(ctx context.Context, method string, u *url.URL, form u
 			return nil, netError(method, u, err)
 		}
 		if server, ok := serverTime(resp.Header, nil); ok {
-			s.offset = estimateOffset(server, midpoint(sent, s.c.now()))
+			if d, ok := estimateOffset(server, midpoint(sent, s.c.now())); ok {
+				s.offset = d
+			}
 		}
 		s.c.debugf("%s %s → %d", method, u.Path, resp.StatusCode)
 		if resp.StatusCode >= 300 && resp.StatusCode < 400 && resp.Header.Get("Location") != "" {

@@ -45,10 +45,6 @@ type TokenSet struct {
 	Extra       map[string]json.RawMessage
 }
 
-// maxClockOffset bounds clock_offset; a clock further off than this is not
-// worth correcting for.
-const maxClockOffset = 10 * 365 * 24 * time.Hour
-
 // knownFields lists the fields of a token set in the order they are written.
 var knownFields = []string{"access_token", "refresh_token", "id_token", "expires_in", "token_type", "scope", "shared_session_key", "clock_offset", "replaced_env_sha256"}
 
@@ -129,14 +125,13 @@ func decodeTokenSet(b []byte) (*TokenSet, error) {
 				return nil, invalidSet("expires_in is not a number")
 			}
 		case "clock_offset":
+			// Only an estimate: one that cannot be used is dropped (the
+			// next answer gives a new one), never a reason to call the
+			// set corrupt and lose it.
 			var f float64
-			if v[0] == '"' || json.Unmarshal(v, &f) != nil {
-				return nil, invalidSet("clock_offset is not a number")
+			if v[0] != '"' && json.Unmarshal(v, &f) == nil && math.Abs(f) <= maxClockOffset.Seconds() {
+				s.ClockOffset = time.Duration(math.Round(f*1e3)) * time.Millisecond
 			}
-			if math.Abs(f) > maxClockOffset.Seconds() {
-				return nil, invalidSet("clock_offset is out of range")
-			}
-			s.ClockOffset = time.Duration(math.Round(f*1e3)) * time.Millisecond
 		default:
 			var c bytes.Buffer
 			_ = json.Compact(&c, v) // v is valid JSON: it was decoded
