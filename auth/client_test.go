@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -232,5 +234,27 @@ func TestEstimateOffset(t *testing.T) {
 	// No estimate at all beyond maxClockOffset: a set could not keep it.
 	if got, ok := estimateOffset(local.Add(maxClockOffset+time.Hour), local); ok {
 		t.Errorf("server %v ahead: estimate %v, want none", maxClockOffset+time.Hour, got)
+	}
+}
+
+// TestRetrieveErrorCarriesNoServerText: an error answer's
+// error_description, or an error field that is not an error code, is the
+// server's own text and never reaches a message.
+func TestRetrieveErrorCarriesNoServerText(t *testing.T) {
+	for _, body := range []string{
+		`{"error": "invalid_client", "error_description": "line1\nline2 SECRETBODY"}`,
+		`{"error": "SECRETBODY\r\nX-Injected: evil"}`,
+	} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusBadRequest)
+			io.WriteString(w, body)
+		}))
+		c := &Client{AccountURL: srv.URL, ClientID: "c", RedirectURI: "https://example.com/cb", UserAgent: "test"}
+		_, err := c.postToken(context.Background(), url.Values{"grant_type": {"refresh_token"}})
+		srv.Close()
+		if err == nil || strings.Contains(err.Error(), "SECRETBODY") || strings.ContainsAny(err.Error(), "\r\n") {
+			t.Errorf("body %q: error %q", body, err)
+		}
 	}
 }

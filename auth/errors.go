@@ -65,13 +65,12 @@ func (e *RetrieveError) Error() string {
 	if text := http.StatusText(e.StatusCode); text != "" {
 		b.WriteString(" " + text)
 	}
-	if e.ErrorCode != "" {
+	// The error code, if it is one of the short words RFC 6749 §5.2 names
+	// (or another like them); never error_description: that is the
+	// server's own text, which a message must not carry.
+	if isErrorCode(e.ErrorCode) {
 		b.WriteString(" ")
 		b.WriteString(e.ErrorCode)
-	}
-	if e.Description != "" {
-		b.WriteString(": ")
-		b.WriteString(e.Description)
 	}
 	if e.Reason != "" {
 		b.WriteString(" (")
@@ -79,6 +78,20 @@ func (e *RetrieveError) Error() string {
 		b.WriteString(")")
 	}
 	return b.String()
+}
+
+// isErrorCode reports whether code looks like an OAuth error code: 1 to 40
+// of a-z and _.
+func isErrorCode(code string) bool {
+	if code == "" || len(code) > 40 {
+		return false
+	}
+	for _, c := range code {
+		if (c < 'a' || c > 'z') && c != '_' {
+			return false
+		}
+	}
+	return true
 }
 
 // Is makes errors.Is(err, ErrInvalidGrant) and errors.Is(err, ErrServer)
