@@ -413,8 +413,9 @@ func (s *EtcdStore) Lock(ctx context.Context, profile string) (unlock func(), er
 	}, nil
 }
 
-// Close ends the companion, which revokes its lease (freeing any lock it
-// holds). The store may be used again: a later call starts a new one.
+// Close ends the companion, which then revokes its lease; a lock not
+// unlocked first stays until the lease expires. The store may be used
+// again: a later call starts a new one.
 func (s *EtcdStore) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -633,7 +634,7 @@ func (c *etcdConn) why(err error) string {
 	return err.Error()
 }
 
-// close ends the companion's input, so that it revokes its lease and
+// close ends the companion's input, so that it ends its session and
 // exits, and kills it if it has not within a second.
 func (c *etcdConn) close() {
 	if c.closed {

@@ -525,7 +525,13 @@ func (h *Helper) StoreSet(ctx context.Context, profile string, set *auth.TokenSe
 // file.
 func (h *Helper) CheckWritable(ctx context.Context, profile string) (string, error) {
 	if h.cfg.Etcd != nil {
-		return ModeEtcd, h.cfg.Etcd.Check()
+		// The companion is there and etcd answers: a login that could not
+		// be saved would spend a TOTP step and leave a session no one has.
+		if err := h.cfg.Etcd.Check(); err != nil {
+			return ModeEtcd, err
+		}
+		_, err := h.cfg.Etcd.Profiles(ctx)
+		return ModeEtcd, err
 	}
 	if h.keyring == nil || h.cfg.Mode == ModeFile {
 		return "file", nil

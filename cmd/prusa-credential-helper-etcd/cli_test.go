@@ -170,6 +170,17 @@ func TestCLI(t *testing.T) {
 		}
 		t.Logf("%v: %s | %s", args, strings.TrimSpace(r.stdout), strings.TrimSpace(r.stderr))
 	}
+	// A login with etcd down stops before it asks the account server
+	// anything: its session could not be saved.
+	k.srv.ResetCounts()
+	h := newCLIHost(t, bin, store, k.srv.URL)
+	h.env = append(h.env, "PRUSA_EMAIL=farm@example.com", "PRUSA_PASSWORD=pw-canary-1", "PRUSA_HELPER_TIMEOUT=3s")
+	if r = h.run("", "login"); r.code != 75 || len(k.srv.Requests()) != 0 {
+		t.Errorf("login with etcd down: exit %d, %d requests to the account server: %s", r.code, len(k.srv.Requests()), r.stderr)
+	}
+	if strings.Contains(r.stderr, "pw-canary-1") {
+		t.Error("the password reached stderr")
+	}
 }
 
 func TestCLIMissingCompanion(t *testing.T) {

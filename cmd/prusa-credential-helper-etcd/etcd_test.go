@@ -601,19 +601,33 @@ func TestLockHolderKilled(t *testing.T) {
 	unlock()
 }
 
-func TestLockFreedWhenHelperExits(t *testing.T) {
+// TestLockKeptWhenHelperDies: a helper that goes away holding the lock
+// (killed in the middle of its refresh: its request may still reach the
+// account server) leaves the lock to its lease, which expires only after
+// its TTL; a helper that unlocks and exits frees it at once.
+func TestLockKeptWhenHelperDies(t *testing.T) {
 	c := startCluster(t, 1)
 	s := newStores(t, c.endpoints)
 
-	// A lease far longer than the wait below: only its revocation, when
-	// the companion's input ends (the helper exited), frees the lock.
+	// A lease far longer than the waits below.
 	holder := startRaw(t, c.endpoints, "60s", &s.stderr)
 	holder.mustOK(`{"op":"lock","profile":"default"}`)
-	holder.in.Close()
+	holder.in.Close() // the helper is gone, the lock not released
 	holder.cmd.Wait()
-	unlock, err := s.host().Lock(ctxFor(t, 10*time.Second), "default")
+	if _, err := s.host().Lock(ctxFor(t, 2*time.Second), "default"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("lock after the holder's helper died holding it: %v, want it still held", err)
+	}
+
+	clean := startRaw(t, c.endpoints, "60s", &s.stderr)
+	clean.mustOK(`{"op":"lock","profile":"other"}`)
+	clean.mustOK(`{"op":"unlock","profile":"other"}`)
+	clean.mustOK(`{"op":"lock","profile":"other"}`)
+	clean.mustOK(`{"op":"unlock","profile":"other"}`)
+	clean.in.Close()
+	clean.cmd.Wait()
+	unlock, err := s.host().Lock(ctxFor(t, 2*time.Second), "other")
 	if err != nil {
-		t.Fatalf("lock after the holder's helper exited: %v", err)
+		t.Fatalf("lock after a helper unlocked and exited: %v", err)
 	}
 	unlock()
 }

@@ -27,7 +27,10 @@
 // its keys are PREFIX/<profile>.lock/<lease id>), on a session lease of
 // --lease-ttl (whole seconds, at least 2): a holder that dies without
 // unlocking frees the lock when its lease expires. A companion that sees
-// its input end (the helper exited) revokes its lease at once.
+// its input end (the helper exited) revokes its lease at once when it holds
+// no lock; a lock still held means the helper died in the middle of a
+// refresh, whose request may yet reach the account server, so the lock
+// stays until the lease expires.
 //
 // With etcd authentication on, the user needs a role with readwrite
 // permission on the prefix range PREFIX/ (etcdctl role grant-permission

@@ -432,8 +432,12 @@ func (s *server) unlock(ctx context.Context, profile string) (*answer, error) {
 	return &answer{}, nil
 }
 
-// close revokes the session's lease, which frees every lock still held,
-// and closes the client.
+// close ends the session and closes the client. With no lock held it
+// revokes the session's lease at once. A lock still held means the helper
+// went away in the middle of a refresh (killed, say) without unlocking:
+// its request may still reach the account server, so the lock stays until
+// the lease expires (its TTL, a few seconds, once the keep-alives stop)
+// and only then may another host refresh.
 func (s *server) close() {
 	s.cancelBase()
 	select {
@@ -446,9 +450,11 @@ func (s *server) close() {
 	}
 	if s.session != nil {
 		s.session.Orphan()
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		s.cli.Revoke(ctx, s.session.Lease())
-		cancel()
+		if len(s.locks) == 0 {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			s.cli.Revoke(ctx, s.session.Lease())
+			cancel()
+		}
 	}
 	s.cli.Close()
 }
