@@ -129,3 +129,27 @@ func TestTOTPWaitIsAnnounced(t *testing.T) {
 	}
 	assertNoTokens(t, "stderr", p.stderr.String(), userPassword)
 }
+
+// TestStatusByServerClockAndPrintable: status judges and shows expiry by
+// the server's clock (the set's clock offset), and prints no control
+// character a claim carries (issue 11.3: no output line holds a CR or LF).
+func TestStatusByServerClockAndPrintable(t *testing.T) {
+	now := time.Now()
+	// The server's clock is 3 h behind ours: by it, an access token whose
+	// exp is an hour behind our clock still has two hours to live.
+	set := canarySet(now.Add(-time.Hour), now.Add(20*24*time.Hour))
+	set["clock_offset"] = -10800
+	set["id_token"] = jwtFor(map[string]any{"jti": "CANARY-id", "sub": "1530681", "exp": now.Unix(),
+		"user": map[string]any{"id": 1530681, "email": "evil@x.y\r\nAccess:   valid forever\x1b[31m"}})
+	config := t.TempDir()
+	storeIn(t, config, "default", set)
+	p := newInProcess(config, map[string]string{"PRUSA_CREDENTIAL_STORE": "file"}, time.Now, nil)
+	if code := p.run("", "status"); code != 0 {
+		t.Fatalf("status: exit %d, want 0 (valid by the server's clock): %s%s", code, p.stdout.String(), p.stderr.String())
+	}
+	out := p.stdout.String()
+	if strings.ContainsAny(out, "\r\x1b") || strings.Count(out, "\n") != 5 || !strings.Contains(out, "left") {
+		t.Fatalf("status output:\n%q", out)
+	}
+	assertNoTokens(t, "status", out+p.stderr.String(), setTokens(set)...)
+}

@@ -132,7 +132,7 @@ func (c *cli) status(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	now := c.now()
+	now := c.now().Add(entry.ClockOffset) // the server's clock judges
 	if entry.Store == helper.EnvToken || entry.Store == helper.EnvTokensJSON {
 		c.warnf("%s is set and is used instead of the stored credentials; unset it to use the store", entry.Store)
 	}
@@ -156,7 +156,9 @@ func (c *cli) status(ctx context.Context) error {
 			if who == "" {
 				who = "unknown email"
 			}
-			fmt.Fprintf(&b, "Account:  %s (user %s)\n", who, entry.UserID)
+			// Claims are the server's text: no line of ours carries its
+			// control characters.
+			fmt.Fprintf(&b, "Account:  %s (user %s)\n", protocol.OneLine(who), protocol.OneLine(entry.UserID))
 			fmt.Fprintf(&b, "Access:   %s\n", expiryLine(entry.AccessExpires, now))
 			fmt.Fprintf(&b, "Refresh:  %s\n", expiryLine(entry.RefreshExpires, now))
 		}

@@ -608,7 +608,7 @@ func (h *Helper) Erase(ctx context.Context, profile string) (Erased, error) {
 
 // Describe returns what list and status show of a token set: no secrets.
 func Describe(profile, store string, set *auth.TokenSet) protocol.Profile {
-	e := protocol.Profile{Profile: profile, Store: store}
+	e := protocol.Profile{Profile: profile, Store: store, ClockOffset: set.ClockOffset}
 	if c, err := auth.ParseJWT(set.AccessToken); err == nil {
 		e.UserID, e.AccessExpires = string(c.Subject), c.Expiry.Time
 	}

@@ -140,6 +140,10 @@ type Profile struct {
 	Email          string
 	AccessExpires  time.Time
 	RefreshExpires time.Time
+	// ClockOffset is the set's estimate of the account server's clock
+	// minus the local one: the expiries are judged by now + ClockOffset.
+	// It is not written out.
+	ClockOffset time.Duration
 }
 
 type profileJSON struct {
