@@ -347,7 +347,7 @@ func refreshFailed(profile string, err error) error {
 // auto-login) → save → unlock. The new set is saved before its token is
 // returned, because the old refresh token is spent the moment the server
 // answers. current is the access token read before the lock ("" if none).
-func (h *Helper) slow(ctx context.Context, profile, current string, margin time.Duration, force bool) (protocol.Token, error) {
+func (h *Helper) slow(ctx context.Context, profile, current string, margin time.Duration, force bool) (_ protocol.Token, err error) {
 	unlock, err := h.lock(ctx, profile)
 	if err != nil {
 		return protocol.Token{}, err
@@ -359,6 +359,16 @@ func (h *Helper) slow(ctx context.Context, profile, current string, margin time.
 	}
 	if err != nil {
 		return protocol.Token{}, err
+	}
+	if res.Store == EnvTokensJSON {
+		// A refused set from the environment stays refused: a login saves
+		// a new set, but get would go on reading this one.
+		defer func() {
+			if lr := (*LoginRequiredError)(nil); errors.As(err, &lr) && lr.Unset == "" {
+				lr.Unset = EnvTokensJSON
+				lr.Reason = EnvTokensJSON + ": " + lr.Reason
+			}
+		}()
 	}
 	now := set.ServerNow(h.cfg.Now())
 	c, err := auth.ParseJWT(set.AccessToken)
