@@ -50,6 +50,15 @@ func (a *AutoStore) peek(ctx context.Context, profile string) (*auth.TokenSet, R
 }
 
 func (a *AutoStore) get(ctx context.Context, profile string, peek bool) (*auth.TokenSet, Result, error) {
+	if peek {
+		// The fast path looks at the file first: every keyring save
+		// removes the file's copy, so a set there is the one to serve, and
+		// a keyring that stalls costs a file user nothing. (A refresh
+		// reads both, below, and takes the later.)
+		if set, res, err := a.File.Get(ctx, profile); err == nil {
+			return set, res, nil
+		}
+	}
 	var fromKeyring *auth.TokenSet
 	var kerr error
 	if a.Keyring != nil {

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -40,11 +41,13 @@ type fakeKeyring struct {
 	err   error         // returned by every call, if set
 	hang  chan struct{} // calls block on it, if set
 	gets  int
+	calls atomic.Int32 // every call, counted before it blocks or fails
 }
 
 func newFakeKeyring() *fakeKeyring { return &fakeKeyring{items: map[string]string{}, limit: 2560} }
 
 func (k *fakeKeyring) wait() error {
+	k.calls.Add(1)
 	if k.hang != nil {
 		<-k.hang
 	}

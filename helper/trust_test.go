@@ -530,3 +530,24 @@ func TestRefreshNow(t *testing.T) {
 		t.Fatalf("refresh of nothing: %v", err)
 	}
 }
+
+// TestAutoFastPathSkipsAStalledKeyring: in auto mode, a set in the file
+// (where auto put it while the keyring did not answer) serves a get without
+// a keyring call, so a Secret Service that stalls costs a file user
+// nothing. A refresh still reads both stores.
+func TestAutoFastPathSkipsAStalledKeyring(t *testing.T) {
+	e := newEnv(t, ModeAuto, authtest.Options{})
+	e.kr.err = errors.New("org.freedesktop.DBus.Error.ServiceUnknown")
+	set := e.mint(time.Hour)
+	e.store("default", set) // falls back to the file
+	e.kr.hang = make(chan struct{})
+	defer close(e.kr.hang)
+	before := e.kr.calls.Load()
+	tok, err := e.get("default", 0, false)
+	if err != nil || tok.AccessToken != set.AccessToken || tok.Store != "file" {
+		t.Fatalf("get: %+v %v", tok, err)
+	}
+	if n := e.kr.calls.Load() - before; n != 0 {
+		t.Fatalf("the fast path called the keyring %d times", n)
+	}
+}
