@@ -106,9 +106,85 @@ except HelperNotInstalled as e:
 	if !got.IsHelperError || got.Code != "not_installed" || got.ExitCode != 127 || got.Retryable {
 		t.Fatalf("got %+v", got)
 	}
-	for _, want := range []string{"cannot run 'prusa-credential-helper' (not found)", "go install github.com/prusa-credential-helper/prusa-credential-helper@latest", "./install.sh"} {
+	for _, want := range []string{"cannot run 'prusa-credential-helper' (not found)", "go install github.com/prusa-credential-helper/prusa-credential-helper@latest", "./install.sh", "/cmd/prusa-credential-helper-etcd@latest"} {
 		if !strings.Contains(got.Message, want) {
 			t.Errorf("the message %q does not say %q", got.Message, want)
 		}
+	}
+}
+
+// TestPythonExampleLocalClockOff: the Python class keeps a token for at
+// most five minutes by the monotonic clock whatever the local clock says
+// (hours behind or ahead of the account server's), and leaves the judgment
+// of validity to the helper.
+func TestPythonExampleLocalClockOff(t *testing.T) {
+	python, err := exec.LookPath("python3")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("python3 missing in CI")
+		}
+		t.Skip("python3 not installed")
+	}
+	srv := newServer(t, authtest.Options{})
+	home := t.TempDir()
+	writeSet(t, home, "default", srv.Mint(userEmail, -time.Minute))
+	script := `
+import json, sys, time as real
+import prusa_credential_helper as m
+
+class Clock:
+    def __init__(self, skew):
+        self.skew, self.mono = skew, 1000.0
+    def time(self):
+        return real.time() + self.skew
+    def monotonic(self):
+        return self.mono
+
+out = {}
+for name, skew in (("behind", -5 * 3600), ("ahead", 5 * 3600)):
+    clock = Clock(skew)
+    m.time = clock
+    auth = m.HelperAuth(binary=sys.argv[1])
+    tokens = [auth.token()]
+    clock.mono += 299
+    tokens.append(auth.token())
+    at299 = auth.calls
+    clock.mono += 2
+    tokens.append(auth.token())
+    out[name] = {"tokens": tokens, "calls_at_299": at299, "calls_at_301": auth.calls}
+print(json.dumps(out))
+`
+	cmd := exec.Command(python, "-c", script, binary)
+	cmd.Dir = filepath.Join("examples", "python")
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "XDG_CONFIG_HOME=" + filepath.Join(home, ".config"), "PRUSA_ACCOUNT_URL=" + srv.URL, "PYTHONDONTWRITEBYTECODE=1"}
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("python: %v", err)
+	}
+	var got map[string]struct {
+		Tokens     []string `json:"tokens"`
+		CallsAt299 int      `json:"calls_at_299"`
+		CallsAt301 int      `json:"calls_at_301"`
+	}
+	if err := json.Unmarshal(out, &got); err != nil || len(got) != 2 {
+		t.Fatalf("python printed %q", out)
+	}
+	// Behind: cached for 299 s, asked again at 301 s (not at the token's
+	// expiration_time, hours later by that clock). Ahead: every token looks
+	// expired by the local clock, so the helper is asked each time.
+	want := map[string][2]int{"behind": {1, 2}, "ahead": {2, 3}}
+	for name, w := range want {
+		g := got[name]
+		if g.CallsAt299 != w[0] || g.CallsAt301 != w[1] {
+			t.Errorf("local clock %s: %d helper calls after 299 s, %d after 301 s; want %d and %d", name, g.CallsAt299, g.CallsAt301, w[0], w[1])
+		}
+		for _, tok := range g.Tokens {
+			if !srv.ValidAccessToken(tok) {
+				t.Errorf("local clock %s: got a token the server does not take", name)
+			}
+		}
+	}
+	if n := srv.Count(authtest.KindTokenRefresh); n != 1 {
+		t.Errorf("%d refreshes, want 1 (the expired token; then the helper's stored one)", n)
 	}
 }

@@ -54,8 +54,12 @@ type etcdStore struct {
 	user      string   // --etcd-user / PRUSA_ETCD_USER, user:password
 }
 
-// durationValue is a positive duration.
-type durationValue struct{ v *time.Duration }
+// durationValue is a positive duration: a Go duration, or with days also
+// a whole number of days.
+type durationValue struct {
+	v    *time.Duration
+	days bool // also take 10d (refresh --within)
+}
 
 func (d durationValue) String() string {
 	if d.v == nil {
@@ -65,12 +69,26 @@ func (d durationValue) String() string {
 }
 
 func (d durationValue) Set(s string) error {
-	v, err := parseDuration(s)
+	parse, want := parseTimeout, "want a positive duration such as 20s or 2m"
+	if d.days {
+		parse, want = parseDuration, "want a positive duration such as 240h or 10d"
+	}
+	v, err := parse(s)
 	if err != nil {
-		return err
+		return errors.New(want)
 	}
 	*d.v = v
 	return nil
+}
+
+// parseTimeout reads a positive Go duration (20s, 2m), for --timeout and
+// PRUSA_HELPER_TIMEOUT.
+func parseTimeout(s string) (time.Duration, error) {
+	v, err := time.ParseDuration(s)
+	if err != nil || v <= 0 {
+		return 0, errors.New("want a positive duration such as 20s or 2m")
+	}
+	return v, nil
 }
 
 // parseDuration reads a positive duration: Go's units (20s, 2m, 240h), or a
@@ -83,7 +101,7 @@ func parseDuration(s string) (time.Duration, error) {
 		}
 	}
 	if err != nil || v <= 0 {
-		return 0, errors.New("want a positive duration such as 20s, 2m or 10d")
+		return 0, errors.New("want a positive duration such as 240h or 10d")
 	}
 	return v, nil
 }
@@ -100,7 +118,7 @@ func newFlagSet(s *settings) *flag.FlagSet {
 	fs.StringVar(&s.clientID, "client-id", "", "")
 	fs.StringVar(&s.redirectURI, "redirect-uri", "", "")
 	fs.StringVar(&s.tokenFile, "token-file", "", "")
-	fs.Var(durationValue{&s.timeout}, "timeout", "")
+	fs.Var(durationValue{v: &s.timeout}, "timeout", "")
 	fs.BoolVar(&s.debug, "debug", false, "")
 	fs.BoolVar(&s.rawAutoLogin, "auto-login", false, "")
 	fs.StringVar(&s.rawSaveCommand, "save-command", "", "")
@@ -118,7 +136,7 @@ func newFlagSet(s *settings) *flag.FlagSet {
 	fs.StringVar(&s.email, "email", "", "")
 	fs.BoolVar(&s.passwordStdin, "password-stdin", false, "")
 	fs.BoolVar(&s.all, "all", false, "")
-	fs.Var(durationValue{&s.within}, "within", "")
+	fs.Var(durationValue{v: &s.within, days: true}, "within", "")
 	return fs
 }
 
@@ -154,13 +172,13 @@ func parseArgs(args []string) (*settings, []string, error) {
 	s := &settings{set: map[string]bool{}}
 	fs := newFlagSet(s)
 	if err := fs.Parse(args); err != nil {
-		return s, nil, flagError(err)
+		return s, nil, flagError(err, fs, args)
 	}
 	rest := fs.Args()
 	if len(rest) > 0 {
 		s.command = rest[0]
 		if err := fs.Parse(rest[1:]); err != nil {
-			return s, nil, flagError(err)
+			return s, nil, flagError(err, fs, rest[1:])
 		}
 	}
 	positional := fs.Args()
@@ -195,28 +213,68 @@ func parseArgs(args []string) (*settings, []string, error) {
 	return s, nil, nil
 }
 
-// flagError rewords the flag package's errors with double-dash flags.
-func flagError(err error) error {
+// flagError rewords the flag package's errors, which it gave parsing
+// args with fs: an unknown flag is named as it was given (-p, --p), a
+// known one with two dashes.
+func flagError(err error, fs *flag.FlagSet, args []string) error {
 	if errors.Is(err, flag.ErrHelp) {
 		return err
 	}
 	msg := err.Error()
-	// The flag package says `flag provided but not defined: -bogus` and
-	// `invalid value "xml" for flag -format: want …`.
+	// The flag package says `flag provided but not defined: -bogus`,
+	// `invalid value "xml" for flag -format: want …`, `invalid boolean
+	// value "maybe" for -debug: parse error` and `flag needs an argument:
+	// -profile`.
 	if name, ok := strings.CutPrefix(msg, "flag provided but not defined: -"); ok {
-		msg = "unknown flag --" + strings.TrimPrefix(name, "-")
+		return &usageError{"unknown flag " + spelled(fs, args, name)}
+	}
+	if rest, ok := strings.CutPrefix(msg, "invalid boolean value "); ok {
+		if value, name, ok := strings.Cut(rest, " for -"); ok {
+			name, _, _ = strings.Cut(name, ":")
+			return &usageError{fmt.Sprintf("invalid value %s for --%s: want true or false", value, name)}
+		}
 	}
 	msg = strings.Replace(msg, " for flag -", " for --", 1)
 	msg = strings.Replace(msg, "flag needs an argument: -", "flag needs a value: --", 1)
 	return &usageError{msg}
 }
 
-// usageLines is what a usage error prints on stderr: the problem, and where
-// to read more.
+// spelled is how args gave the flag called name: -name or --name. It reads
+// args as the flag package does, up to the first argument that is not a
+// flag, skipping the values of the flags that take one.
+func spelled(fs *flag.FlagSet, args []string, name string) string {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if len(a) < 2 || a[0] != '-' || a == "--" {
+			break
+		}
+		dashes := "-"
+		if a[1] == '-' {
+			dashes = "--"
+		}
+		n, _, hasValue := strings.Cut(a[len(dashes):], "=")
+		if n == name {
+			return dashes + name
+		}
+		if f := fs.Lookup(n); f != nil && !hasValue && !isBoolFlag(f) {
+			i++ // its value
+		}
+	}
+	return "--" + name
+}
+
+// isBoolFlag says whether f takes no value (--debug rather than --debug=true).
+func isBoolFlag(f *flag.Flag) bool {
+	b, ok := f.Value.(interface{ IsBoolFlag() bool })
+	return ok && b.IsBoolFlag()
+}
+
+// usageLines is what a usage error prints on stderr: one line, naming the
+// problem and where to read more.
 func usageLines(err error, command string) string {
 	topic := ""
 	if _, ok := commandFlags[command]; ok && command != "help" {
 		topic = " " + command
 	}
-	return fmt.Sprintf("%s: %s\nRun '%s help%s' for usage.\n", prog, protocol.OneLine(err.Error()), prog, topic)
+	return fmt.Sprintf("%s: %s (see: %s help%s)\n", prog, protocol.OneLine(err.Error()), prog, topic)
 }

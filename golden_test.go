@@ -46,6 +46,10 @@ func goldenCases() []goldenCase {
 		{name: "usage-bad-format", args: []string{"get", "--format", "xml"}},
 		{name: "usage-bad-store", args: []string{"--store", "bogus", "get"}},
 		{name: "usage-bad-timeout", args: []string{"get", "--timeout", "abc"}},
+		{name: "usage-timeout-in-days", args: []string{"get", "--timeout", "10d"}},
+		{name: "usage-bad-within", args: []string{"refresh", "--all", "--within", "1.5d"}},
+		{name: "usage-short-unknown-flag", args: []string{"get", "-p", "default"}},
+		{name: "usage-bad-boolean", args: []string{"get", "--debug=maybe"}},
 		{name: "usage-flag-of-another-command", args: []string{"get", "--email", "a@b.c"}},
 		{name: "version-flag", args: []string{"--version"}},
 		{name: "help-short-flag", args: []string{"-h"}},
@@ -143,6 +147,14 @@ func TestGolden(t *testing.T) {
 			}
 			if g := txtar.Format(got); !bytes.Equal(g, want) {
 				t.Errorf("output differs from %s:\n--- got\n%s\n--- want\n%s", path, g, want)
+			}
+			// A usage error is one line on stderr that names the problem
+			// and how to get help, and nothing on stdout.
+			if strings.HasPrefix(tc.name, "usage-") {
+				line, more, _ := strings.Cut(stderr.String(), "\n")
+				if exit != 2 || stdout.Len() != 0 || more != "" || !strings.Contains(line, prog+" help") {
+					t.Errorf("usage error: exit %d, stdout %q, stderr %q; want exit 2, no stdout, one line on stderr naming the help", exit, stdout, stderr)
+				}
 			}
 			// Whatever the case, stderr never shows a token, and stdout only
 			// the access token, and only on get's success.

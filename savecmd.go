@@ -27,7 +27,9 @@ const saveCommandTimeout = 30 * time.Second
 //     \$ and \` stand for the character after the backslash, and a
 //     backslash before a newline removes both;
 //   - outside quotes, a backslash keeps the next character as it is (and a
-//     backslash before a newline removes both).
+//     backslash before a newline removes both);
+//   - an unquoted # at the start of a word begins a comment: the rest of
+//     the line is ignored (a # inside a word, a#b, is part of it).
 //
 // Anything a shell would expand or treat as an operator is refused when it
 // is not quoted or escaped, rather than passed on literally where the user
@@ -50,6 +52,12 @@ func splitWords(s string) ([]string, error) {
 		switch {
 		case c == ' ' || c == '\t' || c == '\n':
 			end()
+		case c == '#' && !inWord:
+			j := strings.IndexByte(s[i:], '\n')
+			if j < 0 {
+				j = len(s) - i
+			}
+			i += j // the newline, or the end
 		case c == '\\':
 			if i+1 == len(s) {
 				return nil, errors.New("a backslash ends the command")

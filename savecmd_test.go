@@ -38,6 +38,11 @@ func TestSplitWords(t *testing.T) {
 		{in: `'$x | y'`, want: []string{"$x | y"}},
 		{in: `"| > < & ; ( )"`, want: []string{"| > < & ; ( )"}},
 		{in: `cp /dev/stdin ~/x* ?`, want: []string{"cp", "/dev/stdin", "~/x*", "?"}}, // no globbing or tilde
+		{in: "/bin/saver a#b #c", want: []string{"/bin/saver", "a#b"}},
+		{in: "a #c | d\nb # e", want: []string{"a", "b"}}, // a comment ends at the newline
+		{in: "#all a comment", want: nil},
+		{in: `a \#b '#c' "#d" ''#e`, want: []string{"a", "#b", "#c", "#d", "#e"}},
+		{in: "a#", want: []string{"a#"}},
 		{in: `a 'b`, wantErr: "unterminated single quote"},
 		{in: `a "b`, wantErr: "unterminated double quote"},
 		{in: `a "b\"`, wantErr: "unterminated double quote"},

@@ -110,9 +110,9 @@ func (c *cli) resolveTimeout() error {
 		s.timeout = loginTimeout
 	}
 	if v := c.getenv("PRUSA_HELPER_TIMEOUT"); v != "" {
-		d, err := parseDuration(v)
+		d, err := parseTimeout(v)
 		if err != nil {
-			return protocol.Errorf(protocol.InvalidRequest, "PRUSA_HELPER_TIMEOUT must be a positive duration such as 20s, not %q", v)
+			return protocol.Errorf(protocol.InvalidRequest, "PRUSA_HELPER_TIMEOUT must be a positive duration such as 20s or 2m, not %q", v)
 		}
 		s.timeout = d
 	}

@@ -4,8 +4,12 @@
     headers = auth.before_request({})        # {"Authorization": "Bearer ..."}
 
 HelperAuth follows the Python SDK's AuthStrategy protocol (before_request).
-It execs `prusa-credential-helper get` and caches the token until shortly
-before its expiration_time, so most requests cost no process at all.
+It execs `prusa-credential-helper get` and keeps the token for at most
+max_age seconds (5 minutes), so most requests cost no process at all.
+The helper, not this class, judges whether a token is still valid: it goes
+by the account server's clock, and the local one may be hours off, so the
+cache is timed with a monotonic clock and asks the helper for a token valid
+for max_age + margin seconds more (a cached `get` costs a few ms).
 See README.md beside this file.
 """
 import json
@@ -13,9 +17,11 @@ import subprocess
 import time
 
 INSTALL_HINT = (
-    "install it with: go install "
-    "github.com/prusa-credential-helper/prusa-credential-helper@latest "
-    "(or ./install.sh from a checkout, which puts it in ~/.local/bin), "
+    "install it with ./install.sh from a checkout of "
+    "https://github.com/prusa-credential-helper/prusa-credential-helper "
+    "(it puts the helper and its etcd companion in ~/.local/bin), or with "
+    "go install github.com/prusa-credential-helper/prusa-credential-helper@latest "
+    "and, for an etcd store, go install github.com/prusa-credential-helper/prusa-credential-helper/cmd/prusa-credential-helper-etcd@latest; "
     "make sure it is on PATH, or pass HelperAuth(binary=\"/path/to/prusa-credential-helper\")"
 )
 
@@ -38,16 +44,26 @@ class HelperNotInstalled(HelperError):
 
 
 class HelperAuth:
-    def __init__(self, profile=None, binary="prusa-credential-helper", margin=60):
-        self.profile, self.binary, self.margin = profile, binary, margin
-        self._token, self._expires, self.calls = None, 0, 0
+    def __init__(self, profile=None, binary="prusa-credential-helper", margin=60, max_age=300):
+        self.profile, self.binary, self.margin, self.max_age = profile, binary, margin, max_age
+        self._token, self._fetched, self._expires, self.calls = None, 0.0, 0, 0
+
+    def _cached(self):
+        # At most max_age seconds by the monotonic clock, which no clock
+        # change moves; and, should the helper hand out a token that expires
+        # sooner than asked (a PRUSA_TOKEN), not past expiration_time - margin
+        # by the local clock, which errs only towards asking the helper.
+        return (self._token is not None
+                and time.monotonic() - self._fetched < self.max_age
+                and time.time() < self._expires - self.margin)
 
     def token(self, force_refresh=False):
-        if force_refresh or self._token is None or time.time() >= self._expires - self.margin:
-            request = {"version": 1, "min_ttl": self.margin, "force_refresh": force_refresh}
+        if force_refresh or not self._cached():
+            request = {"version": 1, "min_ttl": self.max_age + self.margin, "force_refresh": force_refresh}
             if self.profile:
                 request["profile"] = self.profile
             self.calls += 1
+            fetched = time.monotonic()
             try:
                 proc = subprocess.run([self.binary, "get"], input=json.dumps(request),
                                       capture_output=True, text=True, check=False)
@@ -62,7 +78,7 @@ class HelperAuth:
                 raise HelperError("internal", first, proc.returncode) from None
             if not answer.get("success"):
                 raise HelperError(answer["code"], answer["message"], proc.returncode)
-            self._token, self._expires = answer["access_token"], answer["expiration_time"]
+            self._token, self._fetched, self._expires = answer["access_token"], fetched, answer["expiration_time"]
         return self._token
 
     def before_request(self, headers):
