@@ -234,6 +234,13 @@ func flagError(err error, fs *flag.FlagSet, args []string) error {
 			return &usageError{fmt.Sprintf("invalid value %s for --%s: want true or false", value, name)}
 		}
 	}
+	if rest, ok := strings.CutPrefix(msg, "invalid value "); ok {
+		if value, tail, ok := strings.Cut(rest, " for flag -store:"); ok {
+			// The value may be an etcd URL with a password in it.
+			v, _ := strconv.Unquote(value)
+			return &usageError{"invalid value " + storeValue(v) + " for --store:" + tail}
+		}
+	}
 	msg = strings.Replace(msg, " for flag -", " for --", 1)
 	msg = strings.Replace(msg, "flag needs an argument: -", "flag needs a value: --", 1)
 	return &usageError{msg}

@@ -125,3 +125,25 @@ func TestCatchesInterrupts(t *testing.T) {
 		}
 	}
 }
+
+// TestStoreURLPasswordNeverShown: an etcd:// store value with a user part
+// (which may hold a password) is refused without echoing it, from the flag
+// and from PRUSA_CREDENTIAL_STORE alike.
+func TestStoreURLPasswordNeverShown(t *testing.T) {
+	const bad = "etcd://root:CANARY-s3cret@h:2379/p"
+	for name, p := range map[string]*inProcess{
+		"flag": newInProcess(t.TempDir(), map[string]string{}, time.Now, nil),
+		"env":  newInProcess(t.TempDir(), map[string]string{"PRUSA_CREDENTIAL_STORE": bad}, time.Now, nil),
+	} {
+		args := []string{"get"}
+		if name == "flag" {
+			args = append(args, "--store", bad)
+		}
+		if code := p.run("", args...); code != 2 {
+			t.Errorf("%s: exit %d, want 2", name, code)
+		}
+		if out := p.stdout.String() + p.stderr.String(); strings.Contains(out, "CANARY-s3cret") || !strings.Contains(out, "no user in the URL") {
+			t.Errorf("%s: %q", name, out)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -46,7 +47,7 @@ func (c *cli) resolve() error {
 	}
 	c.setting("store", &s.store, "PRUSA_CREDENTIAL_STORE", helper.ModeAuto)
 	if err := checkStore(s.store); err != nil {
-		return protocol.Errorf(protocol.InvalidRequest, "PRUSA_CREDENTIAL_STORE %q: %v", s.store, err)
+		return protocol.Errorf(protocol.InvalidRequest, "PRUSA_CREDENTIAL_STORE %s: %v", storeValue(s.store), err)
 	}
 	if strings.HasPrefix(s.store, "etcd://") {
 		s.etcd.endpoints, s.etcd.prefix, _ = helper.ParseEtcdURL(s.store) // checked above
@@ -179,6 +180,15 @@ func (c *cli) resolveEtcd() error {
 		}
 	}
 	return nil
+}
+
+// storeValue is a --store value as a message may show it: quoted, unless
+// it has a user part (etcd://user:password@…), which may hold a password.
+func storeValue(v string) string {
+	if strings.Contains(v, "@") {
+		return "(a URL with a user part)"
+	}
+	return strconv.Quote(v)
 }
 
 // checkStore checks a --store value: auto, keyring, file or an etcd:// URL.
