@@ -43,14 +43,19 @@ type env struct {
 	// stdinIsTerminal reports whether stdin is a terminal (then get does
 	// not read it).
 	stdinIsTerminal func() bool
+	// interrupts makes ctx end on an interrupt (main's
+	// signal.NotifyContext), for the commands that catch one; nil: none.
+	interrupts func(context.Context) (context.Context, context.CancelFunc)
 }
 
 // run is the program: it parses args, runs a command and turns its error
-// into messages and an exit code. It is the only place that does. ctx ends
-// on an interrupt (main's signal.NotifyContext).
-func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+// into messages and an exit code. It is the only place that does.
+// interrupts is main's watch for interrupts, applied to the commands that
+// stop cleanly on one (see catchesInterrupts).
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, interrupts func(context.Context) (context.Context, context.CancelFunc)) int {
 	return runEnv(ctx, &env{
 		args: args, stdin: stdin, stdout: stdout, stderr: stderr,
+		interrupts:      interrupts,
 		getenv:          os.Getenv,
 		now:             time.Now,
 		configDir:       func() string { return xdg.ConfigHome }, // native on macOS and Windows, XDG elsewhere
@@ -89,6 +94,17 @@ func runEnv(ctx context.Context, e *env) int {
 	return code
 }
 
+// catchesInterrupts says whether command turns an interrupt into a clean
+// stop (exit 130): login restores the terminal, and the writers stop before
+// a half-done step. get and version do not: they only read, or save a
+// refreshed set atomically (a killed get leaves the old set or the new
+// one, whole, and its lock goes with the process), and catching signals
+// would cost every get two threads, about 12% of its time (see the
+// README's "Speed").
+func catchesInterrupts(command string) bool {
+	return command != "get" && command != "version"
+}
+
 // runCommand runs the command line; out is e.stdout, checked.
 func runCommand(ctx context.Context, e *env, out *checkedWriter) int {
 	s, positional, err := parseArgs(e.args)
@@ -122,6 +138,11 @@ func runCommand(ctx context.Context, e *env, out *checkedWriter) int {
 	}
 	if s.format == "" {
 		s.format = protocol.FormatJSON
+	}
+	if e.interrupts != nil && catchesInterrupts(s.command) {
+		var stop context.CancelFunc
+		ctx, stop = e.interrupts(ctx)
+		defer stop()
 	}
 	c := &cli{env: e, s: s}
 	interrupted := ctx.Err
