@@ -42,10 +42,10 @@ func (a *AutoStore) Get(ctx context.Context, profile string) (*auth.TokenSet, Re
 	return a.get(ctx, profile, false)
 }
 
-// peek is Get for get's fast path: it reads the keyring with
-// KeyringStore.peek, so a set from the keyring may lack the fields its
+// Peek is Get for get's fast path: it reads the keyring with
+// KeyringStore.Peek, so a set from the keyring may lack the fields its
 // part items hold.
-func (a *AutoStore) peek(ctx context.Context, profile string) (*auth.TokenSet, Result, error) {
+func (a *AutoStore) Peek(ctx context.Context, profile string) (*auth.TokenSet, Result, error) {
 	return a.get(ctx, profile, true)
 }
 
@@ -64,7 +64,7 @@ func (a *AutoStore) get(ctx context.Context, profile string, peek bool) (*auth.T
 	if a.Keyring != nil {
 		read := a.Keyring.Get
 		if peek {
-			read = a.Keyring.peek
+			read = a.Keyring.Peek
 		}
 		set, _, err := read(ctx, profile)
 		switch {

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"os"
 	"os/exec"
@@ -55,7 +56,7 @@ type EtcdSettings struct {
 type EtcdStore struct {
 	Endpoints []string // host:port
 	Prefix    string   // without slashes at either end
-	// CacheDir holds this cluster's cache, <profile>.json (see NewEtcdStore).
+	// CacheDir holds this cluster's cache, <profile>.json (see EtcdCacheDir).
 	CacheDir string
 	Settings EtcdSettings
 	// Companion, if set, is the companion's path; else it is looked up
@@ -73,11 +74,10 @@ type EtcdStore struct {
 	Warn   func(msg string) // may be nil
 	Now    func() time.Time // nil means time.Now
 
-	mu     sync.Mutex
-	path   string           // the companion, once found
-	conn   *etcdConn        // the running companion, if any
-	revs   map[string]int64 // profile → ModRevision last read from etcd (0: absent)
-	locked map[string]bool  // profiles whose etcd lock this store holds
+	mu   sync.Mutex
+	path string           // the companion, once found
+	conn *etcdConn        // the running companion, if any
+	revs map[string]int64 // profile → ModRevision last read from etcd (0: absent)
 }
 
 // ParseEtcdURL reads etcd://HOST:PORT[,HOST:PORT...]/PREFIX. Its prefix is
@@ -117,17 +117,6 @@ func ParseEtcdURL(raw string) (endpoints []string, prefix string, err error) {
 	return endpoints, prefix, nil
 }
 
-// NewEtcdStore is the store of an etcd:// URL, whose cache lives under
-// dir/etcd-cache/<a hash of the endpoints and prefix>, where dir is the
-// file store's directory.
-func NewEtcdStore(rawURL, dir string) (*EtcdStore, error) {
-	eps, prefix, err := ParseEtcdURL(rawURL)
-	if err != nil {
-		return nil, err
-	}
-	return &EtcdStore{Endpoints: eps, Prefix: prefix, CacheDir: EtcdCacheDir(dir, eps, prefix)}, nil
-}
-
 // EtcdCacheDir is where the cache of one cluster and prefix lives: the
 // hash keeps two clusters, or two prefixes, apart.
 func EtcdCacheDir(dir string, endpoints []string, prefix string) string {
@@ -139,11 +128,6 @@ func EtcdCacheDir(dir string, endpoints []string, prefix string) string {
 
 // Name is "etcd".
 func (s *EtcdStore) Name() string { return "etcd" }
-
-// String names the cluster and prefix.
-func (s *EtcdStore) String() string {
-	return "etcd://" + strings.Join(s.Endpoints, ",") + "/" + s.Prefix
-}
 
 func (s *EtcdStore) now() time.Time {
 	if s.Now != nil {
@@ -205,8 +189,9 @@ func (s *EtcdStore) cacheFile(profile string) string {
 	return filepath.Join(s.CacheDir, profile+".json")
 }
 
-// cached returns the cached access token when it stays valid for more than
-// MinMargin by the local clock.
+// cached returns the cached set (the access token and what is judged and
+// printed with it) when its access token stays valid for more than
+// MinMargin by the server's clock.
 func (s *EtcdStore) cached(profile string) (*auth.TokenSet, bool) {
 	b, err := readFile(s.cacheFile(profile))
 	if err != nil {
@@ -217,14 +202,15 @@ func (s *EtcdStore) cached(profile string) (*auth.TokenSet, bool) {
 		return nil, false
 	}
 	exp, err := auth.ExpiryOf(set.AccessToken)
-	if err != nil || !auth.ValidFor(exp, s.now(), MinMargin) {
+	if err != nil || !auth.ValidFor(exp, set.ServerNow(s.now()), MinMargin) {
 		return nil, false
 	}
-	return &auth.TokenSet{AccessToken: set.AccessToken, TokenType: set.TokenType}, true
+	return set, true
 }
 
-// writeCache keeps the set's access token (and token type) in the cache,
-// never its refresh or id token. The cache only saves trips to etcd, so a
+// writeCache keeps the set's access token, and what is judged and printed
+// with it (token type, clock offset, the environment set it replaced), in
+// the cache: never its refresh or id token. The cache only saves trips to etcd, so a
 // failure to write it is a warning.
 func (s *EtcdStore) writeCache(profile string, set *auth.TokenSet) {
 	if b, err := readFile(s.cacheFile(profile)); err == nil {
@@ -232,74 +218,63 @@ func (s *EtcdStore) writeCache(profile string, set *auth.TokenSet) {
 			return // another process of this host cached it already
 		}
 	}
-	err := s.prepareCacheDir()
+	err := privateDir(s.CacheDir, s.warn)
 	if err == nil {
 		var data []byte
-		data, err = json.Marshal(auth.TokenSet{AccessToken: set.AccessToken, TokenType: set.TokenType})
+		data, err = json.Marshal(auth.TokenSet{AccessToken: set.AccessToken, TokenType: set.TokenType,
+			ClockOffset: set.ClockOffset, ReplacedEnv: set.ReplacedEnv})
 		if err == nil {
 			err = writeShared(s.cacheFile(profile), data)
 		}
 	}
-	if err != nil && s.Warn != nil {
-		s.Warn(fmt.Sprintf("warning: cannot cache the access token in %s: %v", s.CacheDir, unwrapPath(err)))
-	}
-}
-
-// prepareCacheDir creates the cache directory 0700, and tightens it to
-// 0700 with a warning when it has any group or other bit, as the file
-// store does with its own.
-func (s *EtcdStore) prepareCacheDir() error {
-	if err := os.MkdirAll(s.CacheDir, 0o700); err != nil {
-		return err
-	}
-	fi, err := os.Stat(s.CacheDir)
 	if err != nil {
-		return err
+		s.warn(fmt.Sprintf("warning: cannot cache the access token in %s: %v", s.CacheDir, unwrapPath(err)))
 	}
-	if fi.Mode().Perm()&0o077 != 0 && !isWindows {
-		if err := os.Chmod(s.CacheDir, 0o700); err != nil {
-			return err
-		}
-		if s.Warn != nil {
-			s.Warn(fmt.Sprintf("warning: %s was accessible to other users (mode %04o); changed it to 0700", s.CacheDir, fi.Mode().Perm()))
-		}
-	}
-	return nil
 }
 
-func (s *EtcdStore) dropCache(profile string) bool {
-	return os.Remove(s.cacheFile(profile)) == nil
+// dropCache removes the profile's cache file. It reports whether there was
+// one; a cache that cannot be removed is an ErrStorage (it would go on
+// serving its token).
+func (s *EtcdStore) dropCache(profile string) (bool, error) {
+	err := os.Remove(s.cacheFile(profile))
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, fs.ErrNotExist):
+		return false, nil
+	}
+	return false, fmt.Errorf("%w: remove the cached token: %w", ErrStorage, unwrapPath(err))
 }
 
-// Get returns the profile's token set. A cached access token valid for
-// more than MinMargin comes back alone (no refresh token), without
-// starting the companion; otherwise, and always while this store holds
-// the profile's lock, the set is read from etcd and the cache updated.
+func (s *EtcdStore) warn(msg string) {
+	if s.Warn != nil {
+		s.Warn(msg)
+	}
+}
+
+// Peek is get's fast path: the cached set (the access token alone, with
+// what is judged and printed with it) while its token stays valid for more
+// than MinMargin, without starting the companion; else the set in etcd.
+func (s *EtcdStore) Peek(ctx context.Context, profile string) (*auth.TokenSet, Result, error) {
+	if set, ok := s.cached(profile); ok {
+		return set, Result{Store: ModeEtcd}, nil
+	}
+	return s.Get(ctx, profile)
+}
+
+// Get reads the profile's whole set from etcd (and updates the cache).
 func (s *EtcdStore) Get(ctx context.Context, profile string) (*auth.TokenSet, Result, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.locked[profile] {
-		if set, ok := s.cached(profile); ok {
-			return set, Result{Store: "etcd"}, nil
-		}
-	}
 	set, err := s.getRemote(ctx, profile)
-	return set, Result{Store: "etcd"}, err
-}
-
-// GetRemote reads the profile's whole set from etcd, whatever the cache
-// holds (for status, which shows the refresh token's expiry).
-func (s *EtcdStore) GetRemote(ctx context.Context, profile string) (*auth.TokenSet, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.getRemote(ctx, profile)
+	return set, Result{Store: ModeEtcd}, err
 }
 
 func (s *EtcdStore) getRemote(ctx context.Context, profile string) (*auth.TokenSet, error) {
 	a, err := s.call(ctx, EtcdRequest{Op: "get", Profile: profile})
 	if errors.Is(err, ErrNotFound) {
 		s.rev(profile, 0)
-		s.dropCache(profile)
+		s.dropCache(profile) // best effort: a token erased elsewhere expires anyway
 		return nil, ErrNotFound
 	}
 	if err != nil {
@@ -310,9 +285,7 @@ func (s *EtcdStore) getRemote(ctx context.Context, profile string) (*auth.TokenS
 	if perr != nil {
 		// As the file store does with a corrupt file: absent, with a
 		// warning; the next Set replaces it (at the revision read).
-		if s.Warn != nil {
-			s.Warn(fmt.Sprintf("warning: %s/%s in etcd is not a token set (%s); treating it as absent", s.Prefix, profile, reason(perr)))
-		}
+		s.warn(fmt.Sprintf("warning: %s/%s in etcd is not a token set (%s); treating it as absent", s.Prefix, profile, reason(perr)))
 		s.dropCache(profile)
 		return nil, ErrNotFound
 	}
@@ -366,8 +339,9 @@ func (s *EtcdStore) Delete(ctx context.Context, profile string) error {
 		return err
 	}
 	s.rev(profile, 0)
-	if s.dropCache(profile) {
-		return nil
+	cached, cerr := s.dropCache(profile)
+	if cerr != nil || cached {
+		return cerr
 	}
 	return err
 }
@@ -385,27 +359,23 @@ func (s *EtcdStore) Profiles(ctx context.Context) ([]string, error) {
 
 // Lock takes the profile's etcd lock (a concurrency.Mutex on
 // PREFIX/<profile>.lock, on the companion's lease), waiting while ctx
-// allows. While it is held, Get reads etcd, not the cache. unlock releases
-// it; a companion that dies frees it when its lease expires.
+// allows. unlock releases it; a companion that dies frees it when its lease
+// expires.
 func (s *EtcdStore) Lock(ctx context.Context, profile string) (unlock func(), err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, err := s.call(ctx, EtcdRequest{Op: "lock", Profile: profile}); err != nil {
 		return nil, err
 	}
-	if s.locked == nil {
-		s.locked = map[string]bool{}
-	}
-	s.locked[profile] = true
+	holder := s.conn
 	var once sync.Once
 	return func() {
 		once.Do(func() {
 			s.mu.Lock()
 			defer s.mu.Unlock()
-			if !s.locked[profile] {
+			if s.conn != holder {
 				return // the companion stopped, and its lease went with it
 			}
-			delete(s.locked, profile)
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			s.call(ctx, EtcdRequest{Op: "unlock", Profile: profile})
@@ -424,7 +394,6 @@ func (s *EtcdStore) Close() error {
 	}
 	s.conn.close()
 	s.conn = nil
-	clear(s.locked)
 	return nil
 }
 
@@ -499,7 +468,6 @@ func (s *EtcdStore) call(ctx context.Context, req EtcdRequest) (*EtcdAnswer, err
 	if err != nil {
 		c := s.conn
 		s.conn = nil
-		clear(s.locked)
 		if ctx.Err() != nil {
 			go c.close() // the caller's time is up: do not wait for it
 			return nil, s.unreachable(ctx.Err())

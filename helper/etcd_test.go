@@ -64,10 +64,6 @@ func TestEtcdCacheDir(t *testing.T) {
 	if filepath.Dir(a) != filepath.Join("/c", "etcd-cache") {
 		t.Errorf("cache %s is not under /c/etcd-cache", a)
 	}
-	s, err := NewEtcdStore("etcd://a:1,b:1/farm", "/c")
-	if err != nil || s.CacheDir != a || s.Prefix != "farm" || s.Name() != "etcd" {
-		t.Errorf("NewEtcdStore: %+v, %v", s, err)
-	}
 }
 
 func TestEtcdMissingCompanion(t *testing.T) {
@@ -139,23 +135,34 @@ func TestEtcdCacheFastPath(t *testing.T) {
 		s.Warn = nil
 	}
 	// Served without the companion (which does not exist).
-	got, _, err := s.Get(context.Background(), "default")
+	got, _, err := s.Peek(context.Background(), "default")
 	if err != nil || got.AccessToken != valid.AccessToken || got.RefreshToken != "" || got.TokenType != "Bearer" {
-		t.Fatalf("Get from the cache: %v, %v", got, err)
+		t.Fatalf("Peek at the cache: %v, %v", got, err)
 	}
-	if got, _, err := s.Get(context.Background(), "default"); err != nil || got.AccessToken != valid.AccessToken {
-		t.Errorf("Get from the cache: %v", err)
-	}
-	// Valid for MinMargin or less by the local clock: etcd is asked.
-	s.Now = func() time.Time { return now.Add(2*time.Hour - MinMargin) }
+	// Get is the whole set: it always asks etcd.
 	if _, _, err := s.Get(context.Background(), "default"); !errors.Is(err, ErrStorage) {
-		t.Errorf("Get of a token valid for MinMargin did not go to etcd: %v", err)
+		t.Errorf("Get did not go to etcd: %v", err)
 	}
+	// Valid for MinMargin or less by the server's clock: etcd is asked.
+	s.Now = func() time.Time { return now.Add(2*time.Hour - MinMargin) }
+	if _, _, err := s.Peek(context.Background(), "default"); !errors.Is(err, ErrStorage) {
+		t.Errorf("Peek at a token valid for MinMargin did not go to etcd: %v", err)
+	}
+	// The same by the clock offset the cache keeps: the server's clock is
+	// an hour and 59 minutes ahead of ours.
 	s.Now = nil
+	skewed := *valid
+	skewed.ClockOffset = 2*time.Hour - MinMargin
+	os.Remove(filepath.Join(s.CacheDir, "default.json"))
+	s.writeCache("default", &skewed)
+	if _, _, err := s.Peek(context.Background(), "default"); !errors.Is(err, ErrStorage) {
+		t.Errorf("Peek judged the cached token by the local clock: %v", err)
+	}
+	s.writeCache("default", valid)
 	// A cache that is not a token set is not served.
 	os.WriteFile(filepath.Join(s.CacheDir, "default.json"), []byte("garbage"), 0o600)
-	if _, _, err := s.Get(context.Background(), "default"); !errors.Is(err, ErrStorage) {
-		t.Errorf("Get of a garbage cache did not go to etcd: %v", err)
+	if _, _, err := s.Peek(context.Background(), "default"); !errors.Is(err, ErrStorage) {
+		t.Errorf("Peek at a garbage cache did not go to etcd: %v", err)
 	}
 }
 
@@ -186,7 +193,7 @@ func TestEtcdAnswerKinds(t *testing.T) {
 	} {
 		path := fakeCompanion(t, `while read line; do echo '{"ok":false,"kind":"`+kind+`","error":"said `+kind+`"}'; done`+"\n")
 		s := &EtcdStore{Endpoints: []string{"127.0.0.1:1"}, Prefix: "farm", CacheDir: t.TempDir(), Companion: path}
-		_, err := s.GetRemote(context.Background(), "default")
+		_, _, err := s.Get(context.Background(), "default")
 		if !check(err) {
 			t.Errorf("kind %s: %v", kind, err)
 		}

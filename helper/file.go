@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	mrand "math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -81,7 +82,7 @@ func (s *FileStore) Get(ctx context.Context, profile string) (*auth.TokenSet, Re
 			select {
 			case <-ctx.Done():
 				return nil, res, fmt.Errorf("reading %s: %w", path, ctx.Err())
-			case <-time.After(parseWait):
+			case <-time.After(parseWait/2 + mrand.N(parseWait)): // jittered: out of step with a writer that writes on a period
 			}
 		}
 		b, err := readFile(path)
@@ -355,19 +356,24 @@ func (p *pendingFile) abort() {
 	os.Remove(p.tmp)
 }
 
-// prepareDir creates the store directory 0700, and tightens it to 0700 with
-// a warning when it has any group or other bit. A --token-file directory is
-// the user's and is only created, never changed.
+// prepareDir creates the store directory 0700 (see privateDir). A
+// --token-file directory is the user's and is only created, never changed.
 func (s *FileStore) prepareDir() error {
-	dir := s.Dir
 	if s.Path != "" {
-		dir = filepath.Dir(s.Path)
+		dir := filepath.Dir(s.Path)
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return fmt.Errorf("%w: create %s: %w", ErrStorage, dir, unwrapPath(err))
+		}
+		return nil
 	}
+	return privateDir(s.Dir, func(msg string) { s.warn("%s", msg) })
+}
+
+// privateDir creates dir 0700, and tightens it to 0700 with a warning when
+// it has any group or other permission bit.
+func privateDir(dir string, warn func(msg string)) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("%w: create %s: %w", ErrStorage, dir, unwrapPath(err))
-	}
-	if s.Path != "" {
-		return nil
 	}
 	fi, err := os.Stat(dir)
 	if err != nil {
@@ -377,7 +383,7 @@ func (s *FileStore) prepareDir() error {
 		if err := os.Chmod(dir, 0o700); err != nil {
 			return fmt.Errorf("%w: tighten permissions of %s: %w", ErrStorage, dir, unwrapPath(err))
 		}
-		s.warn("warning: %s was accessible to other users (mode %04o); changed it to 0700", dir, fi.Mode().Perm())
+		warn(fmt.Sprintf("warning: %s was accessible to other users (mode %04o); changed it to 0700", dir, fi.Mode().Perm()))
 	}
 	return nil
 }

@@ -53,7 +53,7 @@ func (e *LoginRequiredError) Is(target error) bool { return target == ErrLoginRe
 
 // Config is what a Helper is built from. Zero fields take their defaults.
 type Config struct {
-	Mode string // ModeAuto (the default), ModeKeyring or ModeFile
+	Mode string // ModeAuto (the default), ModeKeyring or ModeFile; ModeEtcd comes with Etcd
 	// Dir is the file store's directory: <profile>.json, <profile>.lock,
 	// and the index of the profiles kept in the keyring.
 	Dir string
@@ -110,6 +110,9 @@ func New(cfg Config) *Helper {
 	if h.cfg.Now == nil {
 		h.cfg.Now = time.Now
 	}
+	if e := cfg.Etcd; e != nil && e.Now == nil {
+		e.Now = h.cfg.Now // one clock for the cache and the helper
+	}
 	h.start = time.Now() // the file system's clock, not the tokens'; see savedSince
 	if h.cfg.Debugf == nil {
 		h.cfg.Debugf = func(string, ...any) {}
@@ -118,7 +121,7 @@ func New(cfg Config) *Helper {
 		h.cfg.Warn = func(string) {}
 	}
 	h.file = &FileStore{Dir: cfg.Dir, Path: cfg.TokenFile, Warn: h.cfg.Warn, Now: h.cfg.Now}
-	if cfg.TokenFile == "" && cfg.Mode != ModeEtcd && (cfg.Mode == ModeKeyring || !cfg.NoKeyring) {
+	if cfg.TokenFile == "" && (cfg.Mode == ModeKeyring || !cfg.NoKeyring) {
 		h.keyring = NewKeyringStore(cfg.Dir)
 		if cfg.keyring != nil {
 			h.keyring.api = cfg.keyring
@@ -223,16 +226,6 @@ func (h *Helper) readWith(ctx context.Context, profile string, locked bool, get 
 	return stored, res, err
 }
 
-// readEtcd reads the profile's whole set from etcd, whatever the local
-// cache holds, for status and list.
-func (h *Helper) readEtcd(ctx context.Context, profile string, _ bool) (*auth.TokenSet, Result, error) {
-	set, err := h.cfg.Etcd.GetRemote(ctx, profile)
-	if errors.Is(err, ErrNotFound) {
-		return nil, Result{Store: ModeEtcd}, noCredentials(profile)
-	}
-	return set, Result{Store: ModeEtcd}, err
-}
-
 // moveAside reads the profile again (with get) under its lock and moves a
 // file that is still corrupt aside, then reads once more.
 func (h *Helper) moveAside(ctx context.Context, profile string, locked bool, get func(context.Context, string) (*auth.TokenSet, Result, error)) (*auth.TokenSet, Result, error) {
@@ -271,7 +264,7 @@ func (h *Helper) Get(ctx context.Context, profile string, minTTL time.Duration, 
 	}
 	peek := h.store.Get
 	if p, ok := h.store.(peeker); ok {
-		peek = p.peek // the fast path needs the access token alone
+		peek = p.Peek // the fast path needs the access token alone
 	}
 	set, res, err := h.readWith(ctx, profile, false, peek)
 	if errors.Is(err, ErrLoginRequired) && h.cfg.Login != nil {
@@ -305,7 +298,7 @@ func (h *Helper) reserve(ctx context.Context, profile string) (reservation, erro
 }
 
 // storeSet is the reservation of a store that reserves nothing: the
-// keyring. A set the keyring will not take after a refresh spent the old
+// keyring and etcd. A set the keyring will not take after a refresh spent the old
 // refresh token is kept in the profile's file instead (0600), with a
 // warning; the next get moves it back into the keyring.
 type storeSet struct {
@@ -641,11 +634,7 @@ func (h *Helper) Status(ctx context.Context, profile string) (entry protocol.Pro
 	if env := h.cfg.Env; env != nil && env.Bare() {
 		return Describe(profile, EnvToken, env.Set), true, nil
 	}
-	get := h.read
-	if h.cfg.Etcd != nil && h.cfg.Env == nil {
-		get = h.readEtcd // the whole set, not the cache's access token
-	}
-	set, res, err := get(ctx, profile, false)
+	set, res, err := h.read(ctx, profile, false)
 	if errors.Is(err, ErrLoginRequired) {
 		return protocol.Profile{Profile: profile, Store: h.store.Name()}, false, nil
 	}
@@ -666,10 +655,10 @@ func (h *Helper) List(ctx context.Context, profile string) ([]protocol.Profile, 
 			return nil, err
 		}
 		for _, p := range names {
-			switch set, _, err := h.readEtcd(ctx, p, false); {
+			switch set, _, err := h.cfg.Etcd.Get(ctx, p); {
 			case err == nil:
 				out = append(out, Describe(p, ModeEtcd, set))
-			case !errors.Is(err, ErrLoginRequired):
+			case !errors.Is(err, ErrNotFound):
 				return nil, err
 			}
 		}

@@ -21,6 +21,7 @@ import (
 	"github.com/zalando/go-keyring"
 
 	"github.com/prusa-credential-helper/prusa-credential-helper/auth"
+	"github.com/prusa-credential-helper/prusa-credential-helper/protocol"
 )
 
 // KeyringService is the service name of every keyring item of the helper.
@@ -59,7 +60,7 @@ func (goKeyring) Delete(s, u string) error        { return keyring.Delete(s, u) 
 // rest (the identity token first) goes to part items named
 // "<profile>:<slot>:<i>". The main item names the fields it gave away, so
 // that get's fast path can tell when the main item alone answers it (see
-// peek). There are two slots, "a" and "b": a Set writes
+// Peek). There are two slots, "a" and "b": a Set writes
 // its parts to the slot the main item does not point to, then the main item
 // (which names the slot, and a hash of the parts to check them by), then
 // removes what else is in either slot. So a crash at any point leaves the
@@ -101,7 +102,7 @@ func call[T any](ctx context.Context, f func() (T, error)) (T, error) {
 			return r.v, ErrNotFound
 		}
 		if r.err != nil {
-			return r.v, &UnavailableError{Reason: "keyring: " + oneLine(r.err.Error())}
+			return r.v, &UnavailableError{Reason: "keyring: " + protocol.Clip(r.err.Error(), 200)}
 		}
 		return r.v, nil
 	case <-ctx.Done():
@@ -131,14 +132,6 @@ func mayHold(err error, profile, did string) error {
 		reason = ue.Reason
 	}
 	return &UnavailableError{Reason: fmt.Sprintf("%sthe keyring, which may hold profile %q, cannot be reached (%s)", did, profile, reason)}
-}
-
-func oneLine(s string) string {
-	s = strings.ReplaceAll(s, "\n", " ")
-	if len(s) > 200 {
-		s = s[:200] + "…"
-	}
-	return s
 }
 
 func (s *KeyringStore) get(ctx context.Context, user string) (string, error) {
@@ -216,12 +209,12 @@ func (s *KeyringStore) Get(ctx context.Context, profile string) (*auth.TokenSet,
 	return set, Result{Store: "keyring"}, err
 }
 
-// peek is Get for get's fast path: where the main item kept the access
+// Peek is Get for get's fast path: where the main item kept the access
 // token and the fields read with it (fastFields), it reads that one item
 // and not the parts, so the set it returns may lack the fields that went
 // to them (the identity token first). Anything that needs the whole set
 // (a refresh, a save, list, status) uses Get.
-func (s *KeyringStore) peek(ctx context.Context, profile string) (*auth.TokenSet, Result, error) {
+func (s *KeyringStore) Peek(ctx context.Context, profile string) (*auth.TokenSet, Result, error) {
 	set, err := s.get1(ctx, profile, true)
 	return set, Result{Store: "keyring"}, err
 }

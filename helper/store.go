@@ -51,7 +51,7 @@ type Result struct {
 // and printed with it, and may lack others (the identity token). Only the
 // fast path uses it; a refresh, a save, list and status read with Get.
 type peeker interface {
-	peek(ctx context.Context, profile string) (*auth.TokenSet, Result, error)
+	Peek(ctx context.Context, profile string) (*auth.TokenSet, Result, error)
 }
 
 // reserver is a store that can make room for a Set before it is asked to:

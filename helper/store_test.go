@@ -358,7 +358,7 @@ func TestKeyringPeekReadsTheMainItem(t *testing.T) {
 		t.Fatalf("%d items: the test needs a set in several parts", n)
 	}
 	e.kr.gets = 0
-	got, res, err := e.h.keyring.peek(ctx, "default")
+	got, res, err := e.h.keyring.Peek(ctx, "default")
 	if err != nil || res.Store != "keyring" {
 		t.Fatalf("peek: %v %+v", err, res)
 	}
@@ -390,7 +390,7 @@ func TestKeyringPeekReadsPartsWhenItMust(t *testing.T) {
 	ctx := context.Background()
 	big := makeToken(t, map[string]any{"sub": "1", "exp": time.Now().Add(time.Hour).Unix(), "pad": strings.Repeat("p", 5000)})
 	e.store("huge", &auth.TokenSet{AccessToken: big})
-	got, _, err := e.h.keyring.peek(ctx, "huge")
+	got, _, err := e.h.keyring.Peek(ctx, "huge")
 	if err != nil || got.AccessToken != big {
 		t.Fatalf("peek of a huge access token: %v", err)
 	}
@@ -407,7 +407,7 @@ func TestKeyringPeekReadsPartsWhenItMust(t *testing.T) {
 	old, _ := json.Marshal(m)
 	e.kr.items[key] = string(old)
 	e.kr.gets = 0
-	got, _, err = e.h.keyring.peek(ctx, "old")
+	got, _, err = e.h.keyring.Peek(ctx, "old")
 	if err != nil || got.IDToken != set.IDToken || e.kr.gets < 2 {
 		t.Fatalf("peek of a main item with no list of moved fields: %v, %d reads", err, e.kr.gets)
 	}

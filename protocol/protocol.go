@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 )
 
 // Version is the protocol version: the "version" of every request and
@@ -96,6 +97,19 @@ func (e *Error) Stderr(prog string) string {
 		b.WriteString("hint: " + OneLine(e.Hint) + "\n")
 	}
 	return b.String()
+}
+
+// Clip is OneLine(s) cut to at most n bytes (on a character boundary),
+// with "…" where it was cut: for another program's error text.
+func Clip(s string, n int) string {
+	s = OneLine(s)
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }
 
 // OneLine makes s fit on one line: every run of line breaks (and the spaces

@@ -322,7 +322,7 @@ func TestRoundTrip(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(b.CacheDir, "default.json")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("delete left the local cache: %v", err)
 	}
-	if _, err := a.GetRemote(ctx, "default"); !errors.Is(err, helper.ErrNotFound) {
+	if _, _, err := a.Get(ctx, "default"); !errors.Is(err, helper.ErrNotFound) {
 		t.Errorf("etcd still has the deleted key: %v", err)
 	}
 	if names, err := a.Profiles(ctx); err != nil || !slices.Equal(names, []string{"printer.lock"}) {
@@ -382,15 +382,12 @@ func TestCacheServesWithoutEtcd(t *testing.T) {
 	h := &helper.EtcdStore{Endpoints: c.endpoints, Prefix: "farm", CacheDir: a.CacheDir, Companion: companion, Stderr: &s.stderr}
 	defer h.Close()
 	for range 3 {
-		got, _, err := h.Get(ctx, "default")
+		got, _, err := h.Peek(ctx, "default")
 		if err != nil {
-			t.Fatalf("get from the cache with etcd stopped: %v", err)
+			t.Fatalf("peek at the cache with etcd stopped: %v", err)
 		}
-		if got.AccessToken != set.AccessToken || got.RefreshToken != "" {
-			t.Errorf("the cached get is not the access token alone")
-		}
-		if got, _, err := h.Get(ctx, "default"); err != nil || got.AccessToken != set.AccessToken {
-			t.Errorf("Get from the cache: %v", err)
+		if got.AccessToken != set.AccessToken || got.RefreshToken != "" || got.IDToken != "" {
+			t.Errorf("the cached set is not the access token alone")
 		}
 	}
 	if n := starts(); n != 0 {
@@ -399,13 +396,13 @@ func TestCacheServesWithoutEtcd(t *testing.T) {
 
 	// What needs etcd fails as unreachable, within the caller's time.
 	short := ctxFor(t, 3*time.Second)
-	if _, err := h.GetRemote(short, "default"); !errors.Is(err, helper.ErrStoreUnreachable) {
-		t.Errorf("GetRemote with etcd stopped: %v, want ErrStoreUnreachable", err)
+	if _, _, err := h.Get(short, "default"); !errors.Is(err, helper.ErrStoreUnreachable) {
+		t.Errorf("Get with etcd stopped: %v, want ErrStoreUnreachable", err)
 	} else {
 		noSecret(t, err, set)
 	}
 	if n := starts(); n != 1 {
-		t.Errorf("GetRemote started the companion %d times, want 1", n)
+		t.Errorf("Get started the companion %d times, want 1", n)
 	}
 }
 
@@ -431,9 +428,9 @@ func TestExpiringCacheReadsEtcd(t *testing.T) {
 	companion, starts := countingCompanion(t)
 	h := &helper.EtcdStore{Endpoints: c.endpoints, Prefix: "farm", CacheDir: a.CacheDir, Companion: companion, Stderr: &s.stderr}
 	defer h.Close()
-	got, _, err := h.Get(ctx, "default")
+	got, _, err := h.Peek(ctx, "default")
 	if err != nil {
-		t.Fatalf("get: %v", err)
+		t.Fatalf("peek: %v", err)
 	}
 	sameSet(t, got, fresh) // the whole set, from etcd
 	if n := starts(); n != 1 {
@@ -441,18 +438,21 @@ func TestExpiringCacheReadsEtcd(t *testing.T) {
 	}
 	h.Close()
 	// ...which refilled the cache: the next process stays local.
-	if got, _, err := h.Get(ctx, "default"); err != nil || got.AccessToken != fresh.AccessToken {
-		t.Errorf("get after the refill: %v", err)
+	if got, _, err := h.Peek(ctx, "default"); err != nil || got.AccessToken != fresh.AccessToken {
+		t.Errorf("peek after the refill: %v", err)
 	}
 	if n := starts(); n != 1 {
 		t.Errorf("companion started %d times, want still 1", n)
 	}
 
-	// While the store holds the profile's lock, Get reads etcd, never the
-	// cache: the re-read before a refresh.
+	// Get reads etcd, never the cache: the re-read under the lock before
+	// a refresh sees what another host wrote, which Peek does not.
 	newer := s.secret(k.set(2 * time.Hour))
 	if _, err := s.host().Set(ctx, "default", newer); err != nil {
 		t.Fatalf("set: %v", err)
+	}
+	if got, _, err := h.Peek(ctx, "default"); err != nil || got.AccessToken != fresh.AccessToken {
+		t.Errorf("peek with a valid cache: %v, want the cached token", err)
 	}
 	unlock, err := h.Lock(ctx, "default")
 	if err != nil {
@@ -499,7 +499,7 @@ func TestStaleWriteRefused(t *testing.T) {
 	sameSet(t, got, won)
 
 	// The key deleted since it was read: not created again either.
-	if _, err := a.GetRemote(ctx, "default"); err != nil {
+	if _, _, err := a.Get(ctx, "default"); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.Delete(ctx, "default"); err != nil {
@@ -509,7 +509,7 @@ func TestStaleWriteRefused(t *testing.T) {
 		t.Errorf("set over a key deleted since the read: %v, want ErrStoreConflict", err)
 	}
 	// And a key created since it was read absent: not overwritten.
-	if _, err := a.GetRemote(ctx, "default"); !errors.Is(err, helper.ErrNotFound) {
+	if _, _, err := a.Get(ctx, "default"); !errors.Is(err, helper.ErrNotFound) {
 		t.Fatal(err)
 	}
 	if _, err := b.Set(ctx, "default", won); err != nil {
@@ -830,7 +830,7 @@ func TestAuth(t *testing.T) {
 
 	bad := s.host()
 	bad.Settings.User = "farm:wrong-pw-canary"
-	_, err = bad.GetRemote(ctx, "default")
+	_, _, err = bad.Get(ctx, "default")
 	if !errors.Is(err, helper.ErrStorage) || errors.Is(err, helper.ErrNotFound) || errors.Is(err, helper.ErrStoreUnreachable) {
 		t.Fatalf("get with a wrong password: %v, want a storage error", err)
 	}
@@ -953,7 +953,7 @@ func TestFleetRefreshesOnce(t *testing.T) {
 
 	get := func(h *helper.EtcdStore) (string, error) {
 		defer h.Close()
-		if set, _, err := h.Get(ctx, "default"); err != nil {
+		if set, _, err := h.Peek(ctx, "default"); err != nil {
 			return "", err
 		} else if exp, err := auth.ExpiryOf(set.AccessToken); err == nil && auth.ValidFor(exp, time.Now(), helper.MinMargin) {
 			return set.AccessToken, nil

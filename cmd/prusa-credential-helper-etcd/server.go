@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/prusa-credential-helper/prusa-credential-helper/helper"
+	"github.com/prusa-credential-helper/prusa-credential-helper/protocol"
 )
 
 const (
@@ -282,7 +283,7 @@ func (s *server) put(ctx context.Context, cli *clientv3.Client, req *request) (*
 // lost forgets a lock whose key is gone (its lease expired or was revoked)
 // and the session it was on.
 func (s *server) lost(profile, what string) *failure {
-	delete(s.locks, profile)
+	clear(s.locks) // every lock was on the lease that is gone
 	if s.session != nil {
 		s.session.Orphan()
 		s.session = nil
@@ -544,13 +545,7 @@ func (s *server) probe(ep string) string {
 	return ""
 }
 
-// oneLine keeps an error's message on one line and short.
-func oneLine(err error) string {
-	msg := strings.Join(strings.Fields(err.Error()), " ")
-	if len(msg) > 300 {
-		msg = msg[:300] + "..."
-	}
-	return msg
-}
+// oneLine is err's text on one line, at most 300 bytes.
+func oneLine(err error) string { return protocol.Clip(err.Error(), 300) }
 
 func validProfile(name string) bool { return helper.CheckProfile(name) == nil }

@@ -139,7 +139,7 @@ func TestTLS(t *testing.T) {
 	} {
 		other := s.host()
 		other.Settings = tc.settings
-		_, err := other.GetRemote(ctxFor(t, 3*time.Second), "default")
+		_, _, err := other.Get(ctxFor(t, 3*time.Second), "default")
 		if !errors.Is(err, helper.ErrStoreUnreachable) {
 			t.Errorf("%s: %v, want ErrStoreUnreachable", name, err)
 		} else if msg := err.Error(); !strings.Contains(msg, tc.why) || strings.Contains(msg, "\n") {
