@@ -195,21 +195,15 @@ func parseTokenAnswer(resp *http.Response, body []byte) (*TokenSet, error) {
 		return nil, &RetrieveError{StatusCode: resp.StatusCode, Reason: "redirects are not followed"}
 	}
 	var oerr struct {
-		Error       any    `json:"error"`
-		Description string `json:"error_description"`
+		Error any `json:"error"`
 	}
 	isJSON := json.Unmarshal(body, &oerr) == nil
 	if isJSON && oerr.Error != nil {
 		code, _ := oerr.Error.(string)
-		if code == "" {
+		if !isErrorCode(code) {
 			code = "unknown_error"
 		}
-		return nil, &RetrieveError{
-			StatusCode:  resp.StatusCode,
-			ErrorCode:   sanitize(code, 64),
-			Description: sanitize(oerr.Description, 120),
-			RetryAfter:  retryAfter,
-		}
+		return nil, &RetrieveError{StatusCode: resp.StatusCode, ErrorCode: code, RetryAfter: retryAfter}
 	}
 	if resp.StatusCode != http.StatusOK {
 		reason := "not an OAuth error answer"

@@ -52,11 +52,10 @@ var (
 // RetrieveError is an error answer of the token endpoint (RFC 6749 §5.2), or
 // an answer that could not be read as one. It never holds the raw body.
 type RetrieveError struct {
-	StatusCode  int    // HTTP status
-	ErrorCode   string // RFC 6749 error code, such as "invalid_grant"; empty if none
-	Description string // error_description, sanitized and shortened
-	RetryAfter  time.Duration
-	Reason      string // why the answer was not usable, when ErrorCode is empty
+	StatusCode int    // HTTP status
+	ErrorCode  string // RFC 6749 error code, such as "invalid_grant" ("unknown_error" for one that is not a code); empty if none
+	RetryAfter time.Duration
+	Reason     string // why the answer was not usable, when ErrorCode is empty
 }
 
 func (e *RetrieveError) Error() string {
@@ -65,10 +64,7 @@ func (e *RetrieveError) Error() string {
 	if text := http.StatusText(e.StatusCode); text != "" {
 		b.WriteString(" " + text)
 	}
-	// The error code, if it is one of the short words RFC 6749 §5.2 names
-	// (or another like them); never error_description: that is the
-	// server's own text, which a message must not carry.
-	if isErrorCode(e.ErrorCode) {
+	if e.ErrorCode != "" {
 		b.WriteString(" ")
 		b.WriteString(e.ErrorCode)
 	}
@@ -80,8 +76,9 @@ func (e *RetrieveError) Error() string {
 	return b.String()
 }
 
-// isErrorCode reports whether code looks like an OAuth error code: 1 to 40
-// of a-z and _.
+// isErrorCode reports whether code looks like an OAuth error code (RFC 6749
+// §5.2): 1 to 40 of a-z and _. Anything else is the server's own text,
+// which no message carries (nor error_description).
 func isErrorCode(code string) bool {
 	if code == "" || len(code) > 40 {
 		return false

@@ -191,12 +191,6 @@ func ExpiryOf(token string) (time.Time, error) {
 	return c.Expiry.Time, nil
 }
 
-// AccessExpiry is ExpiryOf for callers that need no reason.
-func AccessExpiry(token string) (exp time.Time, ok bool) {
-	exp, err := ExpiryOf(token)
-	return exp, err == nil
-}
-
 // ValidFor reports whether a token that expires at exp is still valid at now
 // for more than margin: it must not expire within the margin.
 func ValidFor(exp, now time.Time, margin time.Duration) bool {

@@ -256,14 +256,3 @@ func (s TokenSet) String() string {
 
 // GoString is String, so that %#v does not print secrets either.
 func (s TokenSet) GoString() string { return s.String() }
-
-// TopLevelString returns the value of key at the top level of a JSON
-// object, when it is a string.
-func TopLevelString(doc []byte, key string) (string, bool) {
-	var m map[string]json.RawMessage
-	var v string
-	if json.Unmarshal(doc, &m) != nil || json.Unmarshal(m[key], &v) != nil {
-		return "", false
-	}
-	return v, true
-}
