@@ -36,9 +36,9 @@ func estimateOffset(server, local time.Time) (d time.Duration, ok bool) {
 func serverTime(h http.Header, set *TokenSet) (time.Time, bool) {
 	if set != nil && set.ExpiresIn != "" {
 		in, err := set.ExpiresIn.Float64()
-		exp, eerr := ExpiryOf(set.AccessToken)
-		if err == nil && eerr == nil && in > 0 && in < 1e9 {
-			return exp.Add(-time.Duration(in * float64(time.Second))), true
+		access, aerr := set.Access()
+		if err == nil && aerr == nil && in > 0 && in < 1e9 {
+			return access.Expiry.Time.Add(-time.Duration(in * float64(time.Second))), true
 		}
 	}
 	t, err := http.ParseTime(h.Get("Date"))

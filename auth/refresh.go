@@ -48,11 +48,11 @@ func (c *Client) Refresh(ctx context.Context, set TokenSet) (TokenSet, error) {
 	if err != nil {
 		return TokenSet{}, fmt.Errorf("refresh: %w", err)
 	}
-	stored, err := ParseJWT(set.AccessToken)
+	stored, err := set.Access()
 	if err != nil {
 		stored, err = ParseJWT(set.RefreshToken) // Refreshable parsed it; Validate gives both one sub
 	}
-	if got, _ := ParseJWT(answer.set.AccessToken); err != nil || got.Subject != stored.Subject { // the answer is validated
+	if got, _ := answer.set.Access(); err != nil || got.Subject != stored.Subject { // the answer is validated
 		return TokenSet{}, fmt.Errorf("refresh: %w: the answer's access token is for another user than the stored one", ErrServer)
 	}
 	out := set.Merge(*answer.set)

@@ -43,6 +43,22 @@ type TokenSet struct {
 	// It is written as "replaced_env_sha256".
 	ReplacedEnv string
 	Extra       map[string]json.RawMessage
+
+	access   *Claims // AccessToken's claims, once parsed (see Access)
+	accessOf string  // the AccessToken they are of
+}
+
+// Access returns the access token's claims: parsed once, by Validate or by
+// the first call, and again only if AccessToken has changed since.
+func (s *TokenSet) Access() (*Claims, error) {
+	if s.access != nil && s.accessOf == s.AccessToken {
+		return s.access, nil
+	}
+	c, err := ParseJWT(s.AccessToken)
+	if err == nil {
+		s.access, s.accessOf = c, s.AccessToken
+	}
+	return c, err
 }
 
 // knownFields lists the fields of a token set in the order they are written.
@@ -202,7 +218,7 @@ func (s *TokenSet) Validate() error {
 	if s.AccessToken == "" {
 		return invalidSet("no access_token")
 	}
-	access, err := ParseJWT(s.AccessToken)
+	access, err := s.Access()
 	if err != nil {
 		return invalidSet("access_token: %w", err)
 	}

@@ -178,7 +178,7 @@ func prefer(env *EnvSource, stored *auth.TokenSet) bool {
 	if env.Set.RefreshToken != "" && stored.ReplacedEnv == envHash(env.Set) {
 		return true
 	}
-	c, err := auth.ParseJWT(stored.AccessToken)
+	c, err := stored.Access()
 	if err != nil || c.SessionID == "" || c.SessionID != env.Access.SessionID {
 		return false
 	}
@@ -275,7 +275,7 @@ func (h *Helper) Get(ctx context.Context, profile string, minTTL time.Duration, 
 	}
 	rescued := h.cfg.Mode == ModeKeyring && res.Store == "file"
 	now = set.ServerNow(now) // tokens are judged by the server's clock
-	if c, err := auth.ParseJWT(set.AccessToken); err == nil && !force && !rescued && auth.ValidFor(c.Expiry.Time, now, margin) {
+	if c, err := set.Access(); err == nil && !force && !rescued && auth.ValidFor(c.Expiry.Time, now, margin) {
 		if h.debug {
 			h.cfg.Debugf("fast path: %s from %s, valid for %s (clock offset %s)", auth.Describe(set.AccessToken), res.Store, c.Expiry.Time.Sub(now).Round(time.Second), set.ClockOffset)
 		}
@@ -364,7 +364,7 @@ func (h *Helper) slow(ctx context.Context, profile, current string, margin time.
 		}()
 	}
 	now := set.ServerNow(h.cfg.Now())
-	c, err := auth.ParseJWT(set.AccessToken)
+	c, err := set.Access()
 	if err != nil {
 		return h.refreshLocked(ctx, profile, set, force)
 	}
@@ -424,7 +424,7 @@ func (h *Helper) refreshLocked(ctx context.Context, profile string, set *auth.To
 		again, againRes, rerr := h.read(ctx, profile, true)
 		if rerr == nil && again.RefreshToken != set.RefreshToken {
 			h.cfg.Debugf("refresh token was rotated by someone else; using the stored one")
-			if c, err := auth.ParseJWT(again.AccessToken); err == nil && auth.ValidFor(c.Expiry.Time, again.ServerNow(h.cfg.Now()), 0) && !force {
+			if c, err := again.Access(); err == nil && auth.ValidFor(c.Expiry.Time, again.ServerNow(h.cfg.Now()), 0) && !force {
 				return token(profile, againRes.Store, again, c.Expiry.Time), nil
 			}
 			set = again
@@ -446,7 +446,7 @@ func (h *Helper) save(ctx context.Context, profile string, save reservation, set
 	}
 	markSaved(h.file.LockFile(profile))
 	h.saved(ctx, set)
-	c, err := auth.ParseJWT(set.AccessToken)
+	c, err := set.Access()
 	if err != nil {
 		return protocol.Token{}, fmt.Errorf("new access token: %w", err) // never: Refresh and Login validate
 	}
@@ -612,7 +612,7 @@ func (h *Helper) Erase(ctx context.Context, profile string) (Erased, error) {
 // Describe returns what list and status show of a token set: no secrets.
 func Describe(profile, store string, set *auth.TokenSet) protocol.Profile {
 	e := protocol.Profile{Profile: profile, Store: store, ClockOffset: set.ClockOffset}
-	if c, err := auth.ParseJWT(set.AccessToken); err == nil {
+	if c, err := set.Access(); err == nil {
 		e.UserID, e.AccessExpires = string(c.Subject), c.Expiry.Time
 	}
 	if c, err := auth.ParseJWT(set.RefreshToken); err == nil {
