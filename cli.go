@@ -207,11 +207,15 @@ func (c *cli) isProtocol() bool {
 func (c *cli) dispatch(ctx context.Context) error {
 	if c.s.store == helper.ModeEtcd && c.s.command != "version" {
 		// The companion runs for the whole command (its lease holds the
-		// lock); a missing one is said before any prompt or request.
+		// lock); a missing one is said before any prompt or request. get
+		// need not look for it: a cached token serves without it, and
+		// its first call says the same.
 		es := c.helper().Etcd()
 		defer es.Close()
-		if err := es.Check(); err != nil {
-			return err
+		if c.s.command != "get" {
+			if err := es.Check(); err != nil {
+				return err
+			}
 		}
 	}
 	switch c.s.command {

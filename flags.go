@@ -69,13 +69,13 @@ func (d durationValue) String() string {
 }
 
 func (d durationValue) Set(s string) error {
-	parse, want := parseTimeout, "want a positive duration such as 20s or 2m"
+	parse := parseTimeout
 	if d.days {
-		parse, want = parseDuration, "want a positive duration such as 240h or 10d"
+		parse = parseDuration
 	}
 	v, err := parse(s)
 	if err != nil {
-		return errors.New(want)
+		return err
 	}
 	*d.v = v
 	return nil

@@ -89,16 +89,16 @@ func (c *cli) login(ctx context.Context) error {
 		// The budget starts after the prompts, so that a slow typist does
 		// not spend it.
 		budget, cancel := context.WithTimeout(ctx, c.s.timeout)
-		defer cancel()
 		set, err := c.authClient().Login(budget, auth.LoginInput{Email: email, Password: password, TOTP: totp})
-		if errors.Is(err, auth.ErrInvalidCredentials) && askPassword && try < maxPasswordTries {
-			tty.Println("invalid email or password, try again")
-			continue
+		again := errors.Is(err, auth.ErrInvalidCredentials) && askPassword && try < maxPasswordTries
+		if err == nil {
+			err = c.saveLogin(budget, profile, email, &set)
 		}
-		if err != nil {
+		cancel()
+		if !again {
 			return err
 		}
-		return c.saveLogin(budget, profile, email, &set)
+		tty.Println("invalid email or password, try again")
 	}
 }
 
@@ -203,7 +203,7 @@ func (c *cli) totpSource(openTTY func(string) (terminal, error)) (auth.TOTPSourc
 		}, nil
 	}
 	if secret := c.getenv("PRUSA_TOTP_SECRET"); secret != "" {
-		f, err := auth.TOTPFromSecret(secret, c.now, nil, func(msg string) { fmt.Fprintln(c.stderr, "prusa-credential-helper: "+msg) })
+		f, err := auth.TOTPFromSecret(secret, c.now, nil, func(msg string) { fmt.Fprintln(c.stderr, prog+": "+protocol.OneLine(msg)) })
 		if err != nil {
 			return nil, protocol.Errorf(protocol.InvalidRequest, "PRUSA_TOTP_SECRET is not a base32 secret")
 		}

@@ -18,21 +18,17 @@ func (c *cli) refresh(ctx context.Context) error {
 	if env := c.envSource; env != nil && (c.s.all || env.Bare()) {
 		return protocol.Errorf(protocol.InvalidRequest, "%s is set and would be used instead of the stored token sets; unset it to refresh them", env.Var)
 	}
+	profile, err := c.profileFor("", false) // with --all: names a --token-file's entry
+	if err != nil {
+		return err
+	}
 	if !c.s.all {
-		profile, err := c.profileFor("", false)
-		if err != nil {
-			return err
-		}
 		tok, err := c.helper().Refresh(ctx, profile)
 		if err != nil {
 			return err
 		}
 		fmt.Fprintf(c.stderr, "Refreshed profile %s: the access token is valid until %s\n", profile, protocol.FormatTime(tok.Expiry))
 		return nil
-	}
-	profile, err := c.profileFor("", false)
-	if err != nil {
-		return err
 	}
 	entries, err := c.helper().List(ctx, profile)
 	if err != nil {

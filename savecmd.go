@@ -219,11 +219,5 @@ func redact(s string, set *auth.TokenSet) string {
 	// it, long base64url runs joined by dots, or one long base64url run.
 	// (Compiled here, not at start-up: only a failure needs it.)
 	jwtLike := regexp.MustCompile(`eyJ[A-Za-z0-9_.-]*|[A-Za-z0-9_-]{8,}(\.[A-Za-z0-9_-]{8,})+|[A-Za-z0-9_-]{24,}`)
-	s = jwtLike.ReplaceAllString(s, "<redacted>")
-	return strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return ' '
-		}
-		return r
-	}, s)
+	return jwtLike.ReplaceAllString(s, "<redacted>") // warnf makes it one line
 }
