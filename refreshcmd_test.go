@@ -130,6 +130,7 @@ func TestStoreAndEtcdSettings(t *testing.T) {
 		{"PRUSA_ETCD_KEY": "/k.pem"},
 		{"PRUSA_ETCD_USER": "nopassword"},
 		{"PRUSA_ETCD_USER": ":pw"},
+		{"PRUSA_ETCD_USER": "user:"}, // the companion needs a password too
 		{"PRUSA_CREDENTIAL_STORE": "etcd://e1/prusa"},
 	} {
 		p := newInProcess(t.TempDir(), vars, time.Now, nil)

@@ -174,7 +174,7 @@ func (c *cli) resolveEtcd() error {
 		return protocol.Errorf(protocol.InvalidRequest, "--etcd-cert and --etcd-key (PRUSA_ETCD_CERT, PRUSA_ETCD_KEY) go together")
 	}
 	if e.user != "" {
-		if user, _, ok := strings.Cut(e.user, ":"); !ok || user == "" {
+		if user, pass, ok := strings.Cut(e.user, ":"); !ok || user == "" || pass == "" { // as the companion requires
 			// Never the value: it holds a password.
 			return protocol.Errorf(protocol.InvalidRequest, "--etcd-user (PRUSA_ETCD_USER) must be user:password")
 		}
