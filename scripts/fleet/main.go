@@ -51,6 +51,10 @@ func main() {
 	hosts := flag.Int("hosts", 8, "hosts, each with its own HOME and cache")
 	perHost := flag.Int("per-host", 8, "get processes per host")
 	flag.Parse()
+	if *hosts < 1 || *perHost < 1 {
+		fmt.Fprintln(os.Stderr, "fleet: -hosts and -per-host must be at least 1")
+		os.Exit(2)
+	}
 	if *bin == "" {
 		fmt.Fprintln(os.Stderr, "fleet: -bin is required")
 		os.Exit(2)
@@ -169,15 +173,17 @@ func run(bin string, hosts, perHost int) error {
 	if n := srv.Count(authtest.KindTokenRefresh); n != 0 {
 		failures = append(failures, fmt.Sprintf("fast-path gets made %d refresh requests", n))
 	}
-	if n := count(append(slices.Clone(refresh), fast...), func(r result) bool { return r.err == nil && r.stderr != "" }); n > 0 {
-		var first string
-		for _, r := range append(slices.Clone(refresh), fast...) {
-			if r.err == nil && r.stderr != "" {
+	var noisy int
+	var first string
+	for _, r := range slices.Concat(refresh, fast) {
+		if r.err == nil && r.stderr != "" {
+			if noisy++; noisy == 1 {
 				first = firstLine(r.stderr)
-				break
 			}
 		}
-		failures = append(failures, fmt.Sprintf("%d successful gets wrote on stderr, such as: %s", n, first))
+	}
+	if noisy > 0 {
+		failures = append(failures, fmt.Sprintf("%d successful gets wrote on stderr, such as: %s", noisy, first))
 	}
 	perGet := float64(after-before) / float64(len(fast))
 	if after != before {
