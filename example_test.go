@@ -12,16 +12,24 @@ import (
 	"github.com/prusa-credential-helper/prusa-credential-helper/auth/authtest"
 )
 
-// TestPythonExample runs examples/python against the binary and the
-// emulator: the README's Python class works as written.
-func TestPythonExample(t *testing.T) {
+// needPython is python3's path; without one the test skips, except in CI,
+// which installs it.
+func needPython(t *testing.T) string {
+	t.Helper()
 	python, err := exec.LookPath("python3")
 	if err != nil {
 		if os.Getenv("CI") == "true" {
 			t.Fatal("python3 missing in CI")
 		}
-		t.Skip("python3 not installed")
+		t.Skip("python3 is not installed, so the Python example cannot be tested here")
 	}
+	return python
+}
+
+// TestPythonExample runs examples/python against the binary and the
+// emulator: the README's Python class works as written.
+func TestPythonExample(t *testing.T) {
+	python := needPython(t)
 	srv := newServer(t, authtest.Options{})
 	home := t.TempDir()
 	set := srv.Mint(userEmail, -time.Minute)
@@ -65,10 +73,7 @@ func TestPythonExample(t *testing.T) {
 // TestPythonExampleWithoutBinary: with no helper on PATH, the Python class
 // says what to install, in a HelperError the caller can catch.
 func TestPythonExampleWithoutBinary(t *testing.T) {
-	python, err := exec.LookPath("python3")
-	if err != nil {
-		t.Skip("python3 is not installed, so the Python example cannot be tested here")
-	}
+	python := needPython(t)
 	// The interpreter itself, not a shim (pyenv's) that needs PATH.
 	real, err := exec.Command(python, "-c", "import sys; print(sys.executable)").Output()
 	if err != nil {
@@ -118,13 +123,7 @@ except HelperNotInstalled as e:
 // (hours behind or ahead of the account server's), and leaves the judgment
 // of validity to the helper.
 func TestPythonExampleLocalClockOff(t *testing.T) {
-	python, err := exec.LookPath("python3")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("python3 missing in CI")
-		}
-		t.Skip("python3 not installed")
-	}
+	python := needPython(t)
 	srv := newServer(t, authtest.Options{})
 	home := t.TempDir()
 	writeSet(t, home, "default", srv.Mint(userEmail, -time.Minute))
