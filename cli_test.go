@@ -322,6 +322,29 @@ func TestAuthtestNotInBinary(t *testing.T) {
 	}
 }
 
+// TestBenchLinksHelpersLibraries: scripts/bench's "linked" floor links
+// every package the helper links but its own, so that the bench's first
+// ratio measures the helper's work, not its libraries' start-up.
+func TestBenchLinksHelpersLibraries(t *testing.T) {
+	deps := func(pkg string) map[string]bool {
+		out, err := exec.Command("go", "list", "-deps", pkg).Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := map[string]bool{}
+		for _, p := range strings.Fields(string(out)) {
+			m[p] = true
+		}
+		return m
+	}
+	helper, linked := deps("."), deps("./scripts/bench/linked")
+	for p := range helper {
+		if !linked[p] && !strings.HasPrefix(p, "github.com/prusa-credential-helper/prusa-credential-helper") {
+			t.Errorf("scripts/bench/linked does not link %s, which the helper links", p)
+		}
+	}
+}
+
 // needSecretService skips a test that needs the private Secret Service
 // scripts/with-keyring.sh starts (it sets PRUSA_TEST_SECRET_SERVICE=1);
 // under CI, where one must be there, it fails instead.
