@@ -108,8 +108,9 @@ func decodeTokenSet(b []byte) (*TokenSet, error) {
 	if !utf8.Valid(b) {
 		return nil, invalidSet("not valid UTF-8")
 	}
-	var m map[string]json.RawMessage
+	var m map[string]any
 	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
 	err := dec.Decode(&m)
 	var syn *json.SyntaxError
 	switch {
@@ -125,35 +126,51 @@ func decodeTokenSet(b []byte) (*TokenSet, error) {
 		return nil, invalidSet("token set has data after the JSON object")
 	}
 	s := new(TokenSet)
+	unknown := false
 	for k, v := range m {
-		if string(v) == "null" {
+		if v == nil {
 			continue
 		}
 		if p := s.stringField(k); p != nil {
-			if json.Unmarshal(v, p) != nil {
+			str, ok := v.(string)
+			if !ok {
 				return nil, invalidSet("%s is not a string", k)
 			}
+			*p = str
 			continue
 		}
 		switch k {
 		case "expires_in":
-			if v[0] == '"' || json.Unmarshal(v, &s.ExpiresIn) != nil {
+			n, ok := v.(json.Number)
+			if !ok {
 				return nil, invalidSet("expires_in is not a number")
 			}
+			s.ExpiresIn = n
 		case "clock_offset":
 			// Only an estimate: one that cannot be used is dropped (the
 			// next answer gives a new one), never a reason to call the
 			// set corrupt and lose it.
-			var f float64
-			if v[0] != '"' && json.Unmarshal(v, &f) == nil && math.Abs(f) <= maxClockOffset.Seconds() {
-				s.ClockOffset = time.Duration(math.Round(f*1e3)) * time.Millisecond
+			if n, ok := v.(json.Number); ok {
+				if f, err := n.Float64(); err == nil && math.Abs(f) <= maxClockOffset.Seconds() {
+					s.ClockOffset = time.Duration(math.Round(f*1e3)) * time.Millisecond
+				}
 			}
 		default:
-			var c bytes.Buffer
-			_ = json.Compact(&c, v) // v is valid JSON: it was decoded
-			if s.Extra == nil {
-				s.Extra = make(map[string]json.RawMessage)
+			unknown = true
+		}
+	}
+	if unknown {
+		// Fields the helper does not know are written back as they came:
+		// read them again, raw.
+		var raw map[string]json.RawMessage
+		_ = json.Unmarshal(b, &raw) // it decoded above
+		s.Extra = make(map[string]json.RawMessage)
+		for k, v := range raw {
+			if slices.Contains(knownFields, k) || string(v) == "null" {
+				continue
 			}
+			var c bytes.Buffer
+			_ = json.Compact(&c, v)
 			s.Extra[k] = c.Bytes()
 		}
 	}
@@ -210,17 +227,44 @@ func ParseTokenSet(b []byte) (*TokenSet, error) {
 	return s, nil
 }
 
+// PeekTokenSet reads a token set from JSON and checks what serving its
+// access token needs: the JSON shape, the access token and the token type.
+// It leaves the refresh and identity tokens unchecked, for a reader that
+// uses the access token alone; anything that uses the others reads the set
+// with ParseTokenSet.
+func PeekTokenSet(b []byte) (*TokenSet, error) {
+	s, err := decodeTokenSet(b)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.validateAccess(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *TokenSet) validateAccess() (*Claims, error) {
+	if s.AccessToken == "" {
+		return nil, invalidSet("no access_token")
+	}
+	if s.TokenType != "" && !strings.EqualFold(s.TokenType, "bearer") {
+		return nil, invalidSet("token_type is not Bearer")
+	}
+	access, err := s.Access()
+	if err != nil {
+		return nil, invalidSet("access_token: %w", err)
+	}
+	return access, nil
+}
+
 // Validate checks that the set has an access token, that every JWT it
 // carries is well-formed with an exp claim (ParseJWT), that the refresh
 // token (if any) belongs to the same user as the access token, and that the
 // token type (if any) is Bearer.
 func (s *TokenSet) Validate() error {
-	if s.AccessToken == "" {
-		return invalidSet("no access_token")
-	}
-	access, err := s.Access()
+	access, err := s.validateAccess()
 	if err != nil {
-		return invalidSet("access_token: %w", err)
+		return err
 	}
 	if s.RefreshToken != "" {
 		refresh, err := ParseJWT(s.RefreshToken)
@@ -235,9 +279,6 @@ func (s *TokenSet) Validate() error {
 		if _, err := ParseJWT(s.IDToken); err != nil {
 			return invalidSet("id_token: %w", err)
 		}
-	}
-	if s.TokenType != "" && !strings.EqualFold(s.TokenType, "bearer") {
-		return invalidSet("token_type is not Bearer")
 	}
 	return nil
 }

@@ -115,6 +115,47 @@ func TestFileStoreCorrupt(t *testing.T) {
 	}
 }
 
+// TestFilePeekChecksTheAccessTokenOnly: get's fast path serves a file
+// whose access token is sound without decoding the others; whatever needs
+// them (here a refresh) finds them broken and moves the file aside.
+func TestFilePeekChecksTheAccessTokenOnly(t *testing.T) {
+	for _, ttl := range []time.Duration{0, 30 * time.Second} { // valid; due for a refresh
+		t.Run(ttl.String(), func(t *testing.T) {
+			e := newEnv(t, ModeFile, authtest.Options{})
+			set := e.mint(ttl)
+			var m map[string]any
+			b, _ := json.Marshal(set)
+			json.Unmarshal(b, &m)
+			m["id_token"] = "a.b.c"
+			b, _ = json.Marshal(m)
+			os.MkdirAll(e.dir, 0o700)
+			path := e.h.file.File("default")
+			os.WriteFile(path, b, 0o600)
+
+			tok, err := e.get("default", 0, false)
+			matches, _ := filepath.Glob(path + ".corrupt-*")
+			if ttl == 0 {
+				if err != nil || tok.AccessToken != set.AccessToken {
+					t.Fatalf("fast path: %v", err)
+				}
+				if len(matches) != 0 || e.warnings.Len() != 0 {
+					t.Fatalf("the fast path moved the file aside: %v %q", matches, e.warnings.String())
+				}
+				if _, _, err := e.h.file.Get(context.Background(), "default"); !errors.As(err, new(*CorruptError)) {
+					t.Fatalf("Get of the same file: %v, want a CorruptError", err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrLoginRequired) || len(matches) != 1 {
+				t.Fatalf("refresh of a set with a broken id token: %v, moved aside: %v", err, matches)
+			}
+			if e.srv.Count(authtest.KindTokenRefresh) != 0 {
+				t.Fatal("a refresh was sent from a corrupt set")
+			}
+		})
+	}
+}
+
 func TestFileStoreSymlinks(t *testing.T) {
 	e := newEnv(t, ModeFile, authtest.Options{})
 	os.MkdirAll(e.dir, 0o700)
