@@ -1,13 +1,11 @@
 package auth
 
 import (
-	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
-	"strconv"
 	"strings"
 	"time"
 
@@ -32,68 +30,30 @@ const maxExp = 1e11
 // and identity tokens share jti, sub and exp; the others are set where the
 // token type carries them.
 type Claims struct {
-	ID        FlexString       `json:"jti"`
-	Subject   FlexString       `json:"sub"`
-	Expiry    Expiry           `json:"exp"`
-	SessionID string           `json:"sid"`
-	App       string           `json:"app"`
-	Type      string           `json:"type"`
-	ConnectID FlexString       `json:"connect_id"`
-	Audience  jwt.ClaimStrings `json:"aud"`
-	Issuer    string           `json:"iss"`
-	User      *User            `json:"user"`
+	ID        FlexString // jti
+	Subject   FlexString // sub
+	Expiry    Expiry     // exp
+	SessionID string     // sid
+	App       string     // app
+	Type      string     // type
+	ConnectID FlexString // connect_id
+	Audience  []string   // aud: one string or an array of them
+	Issuer    string     // iss
+	User      *User      // user
 }
 
 // User is the part of the identity token's "user" claim that the helper uses.
 type User struct {
-	ID             FlexString `json:"id"`
-	Email          string     `json:"email"`
-	FirstName      string     `json:"first_name"`
-	LastName       string     `json:"last_name"`
-	PublicUsername string     `json:"public_username"`
+	ID             FlexString // id
+	Email          string     // email
+	FirstName      string     // first_name
+	LastName       string     // last_name
+	PublicUsername string     // public_username
 }
-
-// The methods below make Claims a jwt.Claims for jwt.Parser.ParseUnverified.
-
-func (c *Claims) GetExpirationTime() (*jwt.NumericDate, error) {
-	if !c.Expiry.Set {
-		return nil, nil
-	}
-	return jwt.NewNumericDate(c.Expiry.Time), nil
-}
-func (c *Claims) GetIssuedAt() (*jwt.NumericDate, error)  { return nil, nil }
-func (c *Claims) GetNotBefore() (*jwt.NumericDate, error) { return nil, nil }
-func (c *Claims) GetIssuer() (string, error)              { return c.Issuer, nil }
-func (c *Claims) GetSubject() (string, error)             { return string(c.Subject), nil }
-func (c *Claims) GetAudience() (jwt.ClaimStrings, error)  { return c.Audience, nil }
 
 // FlexString is a claim that may be a JSON string or a JSON number; either
 // way it holds the text ("1530681" for both "1530681" and 1530681).
 type FlexString string
-
-// UnmarshalJSON accepts a string, a number or null.
-func (s *FlexString) UnmarshalJSON(b []byte) error {
-	b = bytes.TrimSpace(b)
-	switch {
-	case bytes.Equal(b, []byte("null")):
-		*s = ""
-		return nil
-	case len(b) > 0 && b[0] == '"':
-		var v string
-		if err := json.Unmarshal(b, &v); err != nil {
-			return err
-		}
-		*s = FlexString(v)
-		return nil
-	default:
-		var n json.Number
-		if err := json.Unmarshal(b, &n); err != nil || len(b) == 0 {
-			return errors.New("want a string or a number")
-		}
-		*s = FlexString(n.String())
-		return nil
-	}
-}
 
 // Expiry is the exp claim: seconds since the Unix epoch, an integer or a
 // float, kept to the nanosecond.
@@ -102,22 +62,80 @@ type Expiry struct {
 	Set  bool
 }
 
-// UnmarshalJSON accepts a JSON number between 0 and 1e11.
-func (e *Expiry) UnmarshalJSON(b []byte) error {
-	if bytes.Equal(bytes.TrimSpace(b), []byte("null")) {
-		*e = Expiry{}
-		return nil
+// Unix is the floor of exp in whole seconds.
+func (e Expiry) Unix() int64 { return e.Time.Unix() }
+
+// claimsOf takes the claims the helper uses from the decoded JSON object m,
+// by their exact names (RFC 7519 §4), checking each one's type. (Reading
+// them from golang-jwt's MapClaims, not into a struct, spares every get
+// the start-up cost of encoding/json's struct decoder: see the README's
+// "Speed".)
+func claimsOf(m map[string]any) (*Claims, error) {
+	c := new(Claims)
+	var errs []error
+	str := func(o map[string]any, name string) string {
+		switch v := o[name].(type) {
+		case nil:
+		case string:
+			return v
+		default:
+			errs = append(errs, fmt.Errorf("claim %s has the wrong type", name))
+		}
+		return ""
 	}
-	var n json.Number
-	if b = bytes.TrimSpace(b); len(b) == 0 || b[0] == '"' || json.Unmarshal(b, &n) != nil {
-		return errors.New("exp is not a number")
+	flex := func(o map[string]any, name string) FlexString {
+		switch v := o[name].(type) {
+		case nil:
+		case string:
+			return FlexString(v)
+		case json.Number:
+			return FlexString(v)
+		default:
+			errs = append(errs, fmt.Errorf("claim %s has the wrong type", name))
+		}
+		return ""
 	}
-	f, err := strconv.ParseFloat(n.String(), 64)
-	if err != nil || math.IsNaN(f) || f < 0 || f > maxExp {
-		return errors.New("exp is out of range")
+	c.ID, c.Subject, c.ConnectID = flex(m, "jti"), flex(m, "sub"), flex(m, "connect_id")
+	c.SessionID, c.App, c.Type, c.Issuer = str(m, "sid"), str(m, "app"), str(m, "type"), str(m, "iss")
+	switch v := m["exp"].(type) {
+	case nil:
+	case json.Number:
+		f, err := v.Float64()
+		if err != nil || math.IsNaN(f) || f < 0 || f > maxExp {
+			errs = append(errs, errors.New("claim exp is out of range"))
+			break
+		}
+		c.Expiry = Expiry{Time: secondsToTime(f), Set: true}
+	default:
+		errs = append(errs, errors.New("claim exp has the wrong type"))
 	}
-	*e = Expiry{Time: secondsToTime(f), Set: true}
-	return nil
+	switch v := m["aud"].(type) {
+	case nil:
+	case string:
+		c.Audience = []string{v}
+	case []any:
+		for _, a := range v {
+			s, ok := a.(string)
+			if !ok {
+				errs = append(errs, errors.New("claim aud has the wrong type"))
+				break
+			}
+			c.Audience = append(c.Audience, s)
+		}
+	default:
+		errs = append(errs, errors.New("claim aud has the wrong type"))
+	}
+	switch u := m["user"].(type) {
+	case nil:
+	case map[string]any:
+		c.User = &User{ID: flex(u, "id"), Email: str(u, "email"), FirstName: str(u, "first_name"), LastName: str(u, "last_name"), PublicUsername: str(u, "public_username")}
+	default:
+		errs = append(errs, errors.New("claim user has the wrong type"))
+	}
+	if len(errs) > 0 {
+		return nil, errs[0]
+	}
+	return c, nil
 }
 
 // secondsToTime converts seconds since the Unix epoch, kept to the
@@ -127,11 +145,9 @@ func secondsToTime(f float64) time.Time {
 	return time.Unix(int64(sec), int64(math.Round(frac*1e9))).UTC()
 }
 
-// Unix is the floor of exp in whole seconds.
-func (e Expiry) Unix() int64 { return e.Time.Unix() }
-
-// parser refuses padded segments, as golang-jwt does by default.
-var parser = jwt.NewParser()
+// parser refuses padded segments, as golang-jwt does by default, and keeps
+// numbers as written (json.Number): a numeric sub keeps its digits.
+var parser = jwt.NewParser(jwt.WithJSONNumber())
 
 var partNames = [3]string{"header", "claims", "signature"}
 
@@ -141,11 +157,15 @@ var partNames = [3]string{"header", "claims", "signature"}
 // other byte (no CR or LF, which Go's base64 decoder would skip), a header
 // with a known alg, JSON claims and an exp claim.
 func ParseJWT(token string) (*Claims, error) {
-	c := new(Claims)
+	m := jwt.MapClaims{}
 	// golang-jwt decodes every part; only a token it refuses, or one with a
 	// CR or LF (which it would skip), is looked at again, to say why.
-	if _, _, err := parser.ParseUnverified(token, c); err != nil || strings.ContainsAny(token, "\r\n") {
+	if _, _, err := parser.ParseUnverified(token, m); err != nil || strings.ContainsAny(token, "\r\n") {
 		return nil, fmt.Errorf("%w: %s", ErrMalformedJWT, whyMalformed(token))
+	}
+	c, err := claimsOf(m)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrMalformedJWT, err)
 	}
 	if !c.Expiry.Set {
 		return nil, fmt.Errorf("%w: no exp claim", ErrMalformedJWT)
@@ -179,7 +199,7 @@ func whyMalformed(token string) string {
 	if json.Unmarshal(header["alg"], &alg) != nil || jwt.GetSigningMethod(alg) == nil {
 		return "header has an unknown alg"
 	}
-	return "claims have a field of the wrong type"
+	return "it cannot be decoded"
 }
 
 // ExpiryOf returns a JWT's exp claim, or what ParseJWT finds wrong with it.
