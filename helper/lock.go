@@ -38,9 +38,21 @@ func lockFile(ctx context.Context, path string) (unlock func(), err error) {
 // process that started about then but read the store only after the save
 // can tell (savedSince) that the set is that fresh. Where the lock
 // forbids the write (Windows locks are mandatory), nothing is stamped.
+// The stamp has a fixed width and overwrites the last one in place: a
+// truncation would cost a file system such as ext4 more than the rest of
+// the save.
 func markSaved(lockPath string) {
-	os.WriteFile(lockPath, strconv.AppendInt(nil, time.Now().UnixNano(), 10), 0o600)
+	f, err := os.OpenFile(lockPath, os.O_WRONLY, 0)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	f.WriteAt(fmt.Appendf(nil, "%0*d", stampWidth, time.Now().UnixNano()), 0)
 }
+
+// stampWidth is the width of markSaved's stamp: nanoseconds since 1970
+// have 19 digits until the year 2286.
+const stampWidth = 20
 
 // savedSince reports whether markSaved stamped lockPath at or after t.
 func savedSince(lockPath string, t time.Time) bool {
@@ -48,6 +60,6 @@ func savedSince(lockPath string, t time.Time) bool {
 	if err != nil {
 		return false
 	}
-	ns, err := strconv.ParseInt(string(b), 10, 64)
+	ns, err := strconv.ParseInt(string(b[:min(len(b), stampWidth)]), 10, 64)
 	return err == nil && ns >= t.UnixNano()
 }

@@ -551,3 +551,29 @@ func TestAutoFastPathSkipsAStalledKeyring(t *testing.T) {
 		t.Fatalf("the fast path called the keyring %d times", n)
 	}
 }
+
+// TestSaveStamp: the stamp a save leaves in the lock file reads back, in
+// place of a stamp of any width written before, and leaves the lock file
+// as it was otherwise (0600, a lock file still).
+func TestSaveStamp(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "default.lock")
+	unlock, err := lockFile(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	for _, before := range []string{"", "1795733862123456789", "123", "not a stamp at all, and longer than one"} {
+		os.WriteFile(path, []byte(before), 0o600)
+		if savedSince(path, time.Unix(0, 0)) != (before == "1795733862123456789" || before == "123") {
+			t.Fatalf("savedSince over %q", before)
+		}
+		start := time.Now()
+		markSaved(path)
+		if !savedSince(path, start) || savedSince(path, time.Now().Add(time.Second)) {
+			t.Fatalf("after markSaved over %q: savedSince is wrong", before)
+		}
+	}
+	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o600 {
+		t.Fatalf("lock file mode %o", fi.Mode().Perm())
+	}
+}
