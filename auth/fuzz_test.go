@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -78,10 +79,35 @@ func FuzzTokenSet(f *testing.F) {
 		if !bytes.Equal(out, out2) {
 			t.Fatalf("round trip not stable:\n%s\n%s", out, out2)
 		}
+		// The known fields come out as encoding/json writes a struct of them.
+		known, _ := json.Marshal(knownOnly(s))
+		if ref := structEncoding(s); !bytes.Equal(known, ref) {
+			t.Fatalf("known fields written as\n%s\nnot as a struct's\n%s", known, ref)
+		}
 		if err := s.Validate(); err != nil && strings.ContainsAny(err.Error(), "\r\n") {
 			t.Fatalf("error of more than one line: %q", err)
 		}
 	})
+}
+
+// structEncoding is s's known fields as encoding/json writes a struct.
+func structEncoding(s TokenSet) []byte {
+	var offset json.Number
+	if s.ClockOffset != 0 {
+		offset = json.Number(strconv.FormatFloat(s.ClockOffset.Seconds(), 'f', -1, 64))
+	}
+	b, _ := json.Marshal(struct {
+		AccessToken      string      `json:"access_token,omitempty"`
+		RefreshToken     string      `json:"refresh_token,omitempty"`
+		IDToken          string      `json:"id_token,omitempty"`
+		ExpiresIn        json.Number `json:"expires_in,omitempty"`
+		TokenType        string      `json:"token_type,omitempty"`
+		Scope            string      `json:"scope,omitempty"`
+		SharedSessionKey string      `json:"shared_session_key,omitempty"`
+		ClockOffset      json.Number `json:"clock_offset,omitempty"`
+		ReplacedEnv      string      `json:"replaced_env_sha256,omitempty"`
+	}{s.AccessToken, s.RefreshToken, s.IDToken, s.ExpiresIn, s.TokenType, s.Scope, s.SharedSessionKey, offset, s.ReplacedEnv})
+	return b
 }
 
 // knownOnly is s without its unknown fields (which json.Marshal re-escapes).

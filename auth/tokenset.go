@@ -181,36 +181,40 @@ func decodeTokenSet(b []byte) (*TokenSet, error) {
 }
 
 // MarshalJSON writes the known fields in a fixed order, then the unknown
-// ones sorted by name, so that a set round-trips byte for byte.
+// ones sorted by name, so that a set round-trips byte for byte. Each value
+// is encoded by encoding/json on its own: a struct would cost a fresh
+// process its encoder's start-up on every save.
 func (s TokenSet) MarshalJSON() ([]byte, error) {
-	known := struct {
-		AccessToken      string      `json:"access_token,omitempty"`
-		RefreshToken     string      `json:"refresh_token,omitempty"`
-		IDToken          string      `json:"id_token,omitempty"`
-		ExpiresIn        json.Number `json:"expires_in,omitempty"`
-		TokenType        string      `json:"token_type,omitempty"`
-		Scope            string      `json:"scope,omitempty"`
-		SharedSessionKey string      `json:"shared_session_key,omitempty"`
-		ClockOffset      json.Number `json:"clock_offset,omitempty"`
-		ReplacedEnv      string      `json:"replaced_env_sha256,omitempty"`
-	}{s.AccessToken, s.RefreshToken, s.IDToken, s.ExpiresIn, s.TokenType, s.Scope, s.SharedSessionKey, "", s.ReplacedEnv}
-	if s.ClockOffset != 0 {
-		known.ClockOffset = json.Number(strconv.FormatFloat(s.ClockOffset.Seconds(), 'f', -1, 64))
-	}
-	b, err := json.Marshal(known)
-	if err != nil {
-		return nil, err
-	}
-	b = b[:len(b)-1] // reopen the object for the unknown fields
-	for _, k := range slices.Sorted(maps.Keys(s.Extra)) {
-		if slices.Contains(knownFields, k) {
-			continue
-		}
+	b := []byte{'{'}
+	add := func(name string, v []byte) {
 		if len(b) > 1 {
 			b = append(b, ',')
 		}
-		name, _ := json.Marshal(k) // a string always marshals
-		b = append(append(append(b, name...), ':'), s.Extra[k]...)
+		k, _ := json.Marshal(name) // a string always marshals
+		b = append(append(append(b, k...), ':'), v...)
+	}
+	for _, k := range knownFields {
+		var v []byte
+		var err error
+		switch p := s.stringField(k); {
+		case p != nil && *p != "":
+			v, err = json.Marshal(*p)
+		case k == "expires_in" && s.ExpiresIn != "":
+			v, err = json.Marshal(s.ExpiresIn) // checks that it is a number
+		case k == "clock_offset" && s.ClockOffset != 0:
+			v = strconv.AppendFloat(nil, s.ClockOffset.Seconds(), 'f', -1, 64)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if v != nil {
+			add(k, v)
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(s.Extra)) {
+		if !slices.Contains(knownFields, k) {
+			add(k, s.Extra[k])
+		}
 	}
 	return append(b, '}'), nil
 }
