@@ -2,7 +2,6 @@ package auth
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"math/rand/v2"
@@ -194,12 +193,11 @@ func parseTokenAnswer(resp *http.Response, body []byte) (*TokenSet, error) {
 	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
 		return nil, &RetrieveError{StatusCode: resp.StatusCode, Reason: "redirects are not followed"}
 	}
-	var oerr struct {
-		Error any `json:"error"`
-	}
-	isJSON := json.Unmarshal(body, &oerr) == nil
-	if isJSON && oerr.Error != nil {
-		code, _ := oerr.Error.(string)
+	// One decoding serves both an OAuth error and a token set.
+	m, jerr := decodeObject(body)
+	isJSON := jerr == nil
+	if isJSON && m["error"] != nil {
+		code, _ := m["error"].(string)
 		if !isErrorCode(code) {
 			code = "unknown_error"
 		}
@@ -212,14 +210,15 @@ func parseTokenAnswer(resp *http.Response, body []byte) (*TokenSet, error) {
 		}
 		return nil, &RetrieveError{StatusCode: resp.StatusCode, Reason: reason, RetryAfter: retryAfter}
 	}
-	set, err := ParseTokenSet(body)
-	switch {
-	case err == nil:
-		return set, nil
-	case !isJSON && errors.Is(err, errTruncated):
-		return nil, &RetrieveError{StatusCode: resp.StatusCode, Reason: "answer is not JSON: it is truncated"}
-	case !isJSON:
+	if jerr != nil {
+		if errors.Is(jerr, errTruncated) {
+			return nil, &RetrieveError{StatusCode: resp.StatusCode, Reason: "answer is not JSON: it is truncated"}
+		}
 		return nil, &RetrieveError{StatusCode: resp.StatusCode, Reason: "answer is not JSON"}
+	}
+	set, err := validTokenSetOf(m, body)
+	if err == nil {
+		return set, nil
 	}
 	reason := strings.TrimPrefix(err.Error(), ErrInvalidTokenSet.Error()+": ")
 	return nil, &RetrieveError{StatusCode: resp.StatusCode, Reason: "answer is not a usable token set: " + reason}

@@ -14,11 +14,11 @@ func (c *Client) Refreshable(set TokenSet) error {
 	if set.RefreshToken == "" {
 		return ErrNoRefreshToken
 	}
-	exp, err := ExpiryOf(set.RefreshToken)
+	refresh, err := set.RefreshClaims()
 	if err != nil {
 		return fmt.Errorf("refresh token: %w", err)
 	}
-	if !ValidFor(exp, set.ServerNow(c.now()), 0) {
+	if !ValidFor(refresh.Expiry.Time, set.ServerNow(c.now()), 0) {
 		return ErrRefreshTokenExpired
 	}
 	return nil
@@ -50,7 +50,7 @@ func (c *Client) Refresh(ctx context.Context, set TokenSet) (TokenSet, error) {
 	}
 	stored, err := set.Access()
 	if err != nil {
-		stored, err = ParseJWT(set.RefreshToken) // Refreshable parsed it; Validate gives both one sub
+		stored, err = set.RefreshClaims() // Refreshable parsed it; Validate gives both one sub
 	}
 	if got, _ := answer.set.Access(); err != nil || got.Subject != stored.Subject { // the answer is validated
 		return TokenSet{}, fmt.Errorf("refresh: %w: the answer's access token is for another user than the stored one", ErrServer)

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -323,5 +324,38 @@ func TestTokenSetNewFieldsRoundTrip(t *testing.T) {
 	}
 	if now := time.Unix(1795730000, 0); !(TokenSet{ClockOffset: -3 * time.Hour}).ServerNow(now).Equal(now.Add(-3 * time.Hour)) {
 		t.Fatal("ServerNow does not add the offset")
+	}
+}
+
+// TestClaimsFollowTheirToken: the claims a set keeps once parsed are
+// always those of the token it holds now, through copies and Merge.
+func TestClaimsFollowTheirToken(t *testing.T) {
+	tok := func(sub string, exp int) string {
+		return makeJWT(rs256, fmt.Sprintf(`{"sub":%q,"exp":%d}`, sub, exp))
+	}
+	s := TokenSet{AccessToken: tok("1", 100), RefreshToken: tok("1", 200)}
+	if c, err := s.Access(); err != nil || c.Expiry.Unix() != 100 {
+		t.Fatalf("Access: %v %v", c, err)
+	}
+	if c, err := s.RefreshClaims(); err != nil || c.Expiry.Unix() != 200 {
+		t.Fatalf("RefreshClaims: %v %v", c, err)
+	}
+	cp := s
+	cp.AccessToken, cp.RefreshToken = tok("1", 101), "not a jwt"
+	if c, err := cp.Access(); err != nil || c.Expiry.Unix() != 101 {
+		t.Fatalf("Access of a copy with another token: %v %v", c, err)
+	}
+	if _, err := cp.RefreshClaims(); err == nil {
+		t.Fatal("RefreshClaims kept the claims of a token the set no longer holds")
+	}
+	answer := TokenSet{AccessToken: tok("1", 300)}
+	if err := answer.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	m := s.Merge(answer)
+	a, _ := m.Access()
+	r, _ := m.RefreshClaims()
+	if a.Expiry.Unix() != 300 || r.Expiry.Unix() != 200 {
+		t.Fatalf("merged claims: access exp %d, refresh exp %d", a.Expiry.Unix(), r.Expiry.Unix())
 	}
 }

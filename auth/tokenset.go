@@ -44,22 +44,32 @@ type TokenSet struct {
 	ReplacedEnv string
 	Extra       map[string]json.RawMessage
 
-	access   *Claims // AccessToken's claims, once parsed (see Access)
-	accessOf string  // the AccessToken they are of
+	access, refresh parsed // claims, once parsed (see Access)
+}
+
+// parsed are the claims of a token, kept once ParseJWT has read them.
+type parsed struct {
+	of     string // the token
+	claims *Claims
+}
+
+func (p *parsed) get(token string) (*Claims, error) {
+	if p.claims != nil && p.of == token {
+		return p.claims, nil
+	}
+	c, err := ParseJWT(token)
+	if err == nil {
+		*p = parsed{token, c}
+	}
+	return c, err
 }
 
 // Access returns the access token's claims: parsed once, by Validate or by
 // the first call, and again only if AccessToken has changed since.
-func (s *TokenSet) Access() (*Claims, error) {
-	if s.access != nil && s.accessOf == s.AccessToken {
-		return s.access, nil
-	}
-	c, err := ParseJWT(s.AccessToken)
-	if err == nil {
-		s.access, s.accessOf = c, s.AccessToken
-	}
-	return c, err
-}
+func (s *TokenSet) Access() (*Claims, error) { return s.access.get(s.AccessToken) }
+
+// RefreshClaims is Access for the refresh token.
+func (s *TokenSet) RefreshClaims() (*Claims, error) { return s.refresh.get(s.RefreshToken) }
 
 // knownFields lists the fields of a token set in the order they are written.
 var knownFields = []string{"access_token", "refresh_token", "id_token", "expires_in", "token_type", "scope", "shared_session_key", "clock_offset", "replaced_env_sha256"}
@@ -105,6 +115,16 @@ func invalidSet(format string, args ...any) error {
 }
 
 func decodeTokenSet(b []byte) (*TokenSet, error) {
+	m, err := decodeObject(b)
+	if err != nil {
+		return nil, err
+	}
+	return tokenSetOf(m, b)
+}
+
+// decodeObject decodes b, which must be one JSON object, into generic
+// values, with numbers as written (json.Number).
+func decodeObject(b []byte) (map[string]any, error) {
 	if !utf8.Valid(b) {
 		return nil, invalidSet("not valid UTF-8")
 	}
@@ -125,6 +145,12 @@ func decodeTokenSet(b []byte) (*TokenSet, error) {
 	case len(bytes.TrimSpace(b[dec.InputOffset():])) > 0:
 		return nil, invalidSet("token set has data after the JSON object")
 	}
+	return m, nil
+}
+
+// tokenSetOf reads a token set from m, the object decodeObject decoded
+// from b.
+func tokenSetOf(m map[string]any, b []byte) (*TokenSet, error) {
 	s := new(TokenSet)
 	unknown := false
 	for k, v := range m {
@@ -221,7 +247,16 @@ func (s TokenSet) MarshalJSON() ([]byte, error) {
 
 // ParseTokenSet reads a token set from JSON and validates it.
 func ParseTokenSet(b []byte) (*TokenSet, error) {
-	s, err := decodeTokenSet(b)
+	m, err := decodeObject(b)
+	if err != nil {
+		return nil, err
+	}
+	return validTokenSetOf(m, b)
+}
+
+// validTokenSetOf is ParseTokenSet of b, which decodeObject decoded as m.
+func validTokenSetOf(m map[string]any, b []byte) (*TokenSet, error) {
+	s, err := tokenSetOf(m, b)
 	if err != nil {
 		return nil, err
 	}
@@ -271,7 +306,7 @@ func (s *TokenSet) Validate() error {
 		return err
 	}
 	if s.RefreshToken != "" {
-		refresh, err := ParseJWT(s.RefreshToken)
+		refresh, err := s.RefreshClaims()
 		if err != nil {
 			return invalidSet("refresh_token: %w", err)
 		}
@@ -306,6 +341,12 @@ func (s TokenSet) Merge(answer TokenSet) TokenSet {
 	}
 	if answer.ClockOffset != 0 {
 		out.ClockOffset = answer.ClockOffset
+	}
+	if answer.AccessToken != "" {
+		out.access = answer.access
+	}
+	if answer.RefreshToken != "" {
+		out.refresh = answer.refresh
 	}
 	return out
 }

@@ -615,7 +615,7 @@ func Describe(profile, store string, set *auth.TokenSet) protocol.Profile {
 	if c, err := set.Access(); err == nil {
 		e.UserID, e.AccessExpires = string(c.Subject), c.Expiry.Time
 	}
-	if c, err := auth.ParseJWT(set.RefreshToken); err == nil {
+	if c, err := set.RefreshClaims(); err == nil {
 		e.RefreshExpires = c.Expiry.Time
 	}
 	if c, err := auth.ParseJWT(set.IDToken); err == nil && c.User != nil {
