@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prusa-credential-helper/prusa-credential-helper/auth"
@@ -33,6 +34,18 @@ type FileStore struct {
 	Warn func(msg string)
 	// Now stamps the names of corrupt files; nil means time.Now.
 	Now func() time.Time
+
+	mu     sync.Mutex
+	peeked peekedFile // what Peek last decoded
+}
+
+// peekedFile is a file's content and the set Peek decoded from it, so
+// that a Get that reads the same bytes (a refresh's re-read under the
+// lock) checks the set's other tokens instead of decoding it again.
+type peekedFile struct {
+	path string
+	data []byte
+	set  *auth.TokenSet
 }
 
 // Name is "file".
@@ -77,10 +90,30 @@ func (s *FileStore) Peek(ctx context.Context, profile string) (*auth.TokenSet, R
 	path := s.File(profile)
 	if b, err := readFile(path); err == nil {
 		if set, err := auth.PeekTokenSet(b); err == nil {
-			return set, Result{Store: "file", Path: path}, nil
+			s.mu.Lock()
+			s.peeked = peekedFile{path, b, set}
+			s.mu.Unlock()
+			c := *set
+			return &c, Result{Store: "file", Path: path}, nil
 		}
 	}
 	return s.Get(ctx, profile)
+}
+
+// parse is auth.ParseTokenSet of the file path's content b, which Peek
+// may have decoded already.
+func (s *FileStore) parse(path string, b []byte) (*auth.TokenSet, error) {
+	s.mu.Lock()
+	p := s.peeked
+	s.mu.Unlock()
+	if p.set == nil || p.path != path || !bytes.Equal(p.data, b) {
+		return auth.ParseTokenSet(b)
+	}
+	c := *p.set
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
 }
 
 // Get reads the profile's file. A file that is still not a token set after
@@ -107,7 +140,7 @@ func (s *FileStore) Get(ctx context.Context, profile string) (*auth.TokenSet, Re
 		if err != nil {
 			return nil, res, fmt.Errorf("%w: read %s: %w", ErrStorage, path, unwrapPath(err))
 		}
-		set, err := auth.ParseTokenSet(b)
+		set, err := s.parse(path, b)
 		if err == nil {
 			return set, res, nil
 		}

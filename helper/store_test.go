@@ -156,6 +156,29 @@ func TestFilePeekChecksTheAccessTokenOnly(t *testing.T) {
 	}
 }
 
+// TestFileGetAfterPeek: Get of the bytes Peek read gives the same set,
+// and of bytes written since, the new ones.
+func TestFileGetAfterPeek(t *testing.T) {
+	e := newEnv(t, ModeFile, authtest.Options{})
+	a, b := e.mint(0), e.mint(time.Hour)
+	fs, ctx := e.h.file, context.Background()
+	if _, err := fs.Set(ctx, "default", a); err != nil {
+		t.Fatal(err)
+	}
+	if got, _, err := fs.Peek(ctx, "default"); err != nil || got.AccessToken != a.AccessToken {
+		t.Fatalf("Peek: %v", err)
+	}
+	if got, _, err := fs.Get(ctx, "default"); err != nil || got.AccessToken != a.AccessToken || got.IDToken != a.IDToken {
+		t.Fatalf("Get of the bytes Peek read: %v", err)
+	}
+	if _, err := fs.Set(ctx, "default", b); err != nil {
+		t.Fatal(err)
+	}
+	if got, _, err := fs.Get(ctx, "default"); err != nil || got.AccessToken != b.AccessToken {
+		t.Fatalf("Get after a write: %v, or the set Peek read", err)
+	}
+}
+
 func TestFileStoreSymlinks(t *testing.T) {
 	e := newEnv(t, ModeFile, authtest.Options{})
 	os.MkdirAll(e.dir, 0o700)
