@@ -161,18 +161,24 @@ func TestCrashKills(t *testing.T) {
 	home := t.TempDir()
 	vars := map[string]string{"PRUSA_ACCOUNT_URL": srv.URL, "PRUSA_CREDENTIAL_STORE": "file"}
 	n := kills()
-	// Kill points are spread over how long each operation takes here.
+	// Kill points are spread over how long each operation takes here: the
+	// quickest of a few runs, so that one slow run (a loaded machine) does
+	// not make most kills land after the end.
 	took := map[string]time.Duration{}
 	for _, op := range []string{"get", "store", "login"} {
-		writeSet(t, home, "default", srv.Mint(userEmail, -time.Minute))
-		b, _ := json.Marshal(srv.Mint(userEmail, 0))
-		start := time.Now()
-		execHelper(t, home, map[string]string{"PRUSA_ACCOUNT_URL": srv.URL, "PRUSA_CREDENTIAL_STORE": "file", "PRUSA_EMAIL": "plain@example.com", "PRUSA_PASSWORD": userPassword}, string(b), op)
-		took[op] = time.Since(start)
+		for range 3 {
+			writeSet(t, home, "default", srv.Mint(userEmail, -time.Minute))
+			b, _ := json.Marshal(srv.Mint(userEmail, 0))
+			start := time.Now()
+			execHelper(t, home, map[string]string{"PRUSA_ACCOUNT_URL": srv.URL, "PRUSA_CREDENTIAL_STORE": "file", "PRUSA_EMAIL": "plain@example.com", "PRUSA_PASSWORD": userPassword}, string(b), op)
+			if d := time.Since(start); took[op] == 0 || d < took[op] {
+				took[op] = d
+			}
+		}
 	}
 	var killed, finished, oldAfter, newAfter, absentAfter, burned, nextOK, tempSeen int
 	runsDone := 0
-	for i := 0; killed < n && i < 4*n; i++ {
+	for i := 0; killed < n && i < 8*n; i++ {
 		runsDone++
 		op := []string{"get", "store", "login"}[i%3]
 		old := srv.Mint(userEmail, -time.Minute)
@@ -596,14 +602,19 @@ func TestCrashKillsKeyring(t *testing.T) {
 		}
 		return old
 	}
-	store()
-	start := time.Now()
-	execHelper(t, home, vars, "", "get")
-	took := time.Since(start)
+	var took time.Duration // the quickest of a few refreshing gets, as above
+	for range 3 {
+		store()
+		start := time.Now()
+		execHelper(t, home, vars, "", "get")
+		if d := time.Since(start); took == 0 || d < took {
+			took = d
+		}
+	}
 
 	n := max(kills()/5, 20)
 	var killed, finished, nextOK, burned int
-	for i := 0; killed < n && i < 4*n; i++ {
+	for i := 0; killed < n && i < 8*n; i++ {
 		old := store()
 		cmd := exec.Command(binary, "get")
 		cmd.Env = []string{"HOME=" + home, "XDG_CONFIG_HOME=" + filepath.Join(home, ".config")}
