@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"math/rand/v2"
@@ -193,11 +194,25 @@ func parseTokenAnswer(resp *http.Response, body []byte) (*TokenSet, error) {
 	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
 		return nil, &RetrieveError{StatusCode: resp.StatusCode, Reason: "redirects are not followed"}
 	}
-	// One decoding serves both an OAuth error and a token set.
+	// One decoding serves both an OAuth error and a token set. A body it
+	// refuses (invalid UTF-8, say) may still be an error answer: the error
+	// is looked for as encoding/json finds a struct field, in any case.
 	m, jerr := decodeObject(body)
-	isJSON := jerr == nil
-	if isJSON && m["error"] != nil {
-		code, _ := m["error"].(string)
+	isJSON, oauthErr := jerr == nil, any(nil)
+	for k, v := range m {
+		if strings.EqualFold(k, "error") && v != nil {
+			oauthErr = v
+		}
+	}
+	if jerr != nil {
+		var probe struct {
+			Error any `json:"error"`
+		}
+		isJSON = json.Unmarshal(body, &probe) == nil
+		oauthErr = probe.Error
+	}
+	if isJSON && oauthErr != nil {
+		code, _ := oauthErr.(string)
 		if !isErrorCode(code) {
 			code = "unknown_error"
 		}
@@ -210,15 +225,17 @@ func parseTokenAnswer(resp *http.Response, body []byte) (*TokenSet, error) {
 		}
 		return nil, &RetrieveError{StatusCode: resp.StatusCode, Reason: reason, RetryAfter: retryAfter}
 	}
-	if jerr != nil {
-		if errors.Is(jerr, errTruncated) {
-			return nil, &RetrieveError{StatusCode: resp.StatusCode, Reason: "answer is not JSON: it is truncated"}
-		}
-		return nil, &RetrieveError{StatusCode: resp.StatusCode, Reason: "answer is not JSON"}
+	set, err := (*TokenSet)(nil), jerr
+	if jerr == nil {
+		set, err = validTokenSetOf(m, body)
 	}
-	set, err := validTokenSetOf(m, body)
-	if err == nil {
+	switch {
+	case err == nil:
 		return set, nil
+	case !isJSON && errors.Is(err, errTruncated):
+		return nil, &RetrieveError{StatusCode: resp.StatusCode, Reason: "answer is not JSON: it is truncated"}
+	case !isJSON:
+		return nil, &RetrieveError{StatusCode: resp.StatusCode, Reason: "answer is not JSON"}
 	}
 	reason := strings.TrimPrefix(err.Error(), ErrInvalidTokenSet.Error()+": ")
 	return nil, &RetrieveError{StatusCode: resp.StatusCode, Reason: "answer is not a usable token set: " + reason}

@@ -258,3 +258,40 @@ func TestRetrieveErrorCarriesNoServerText(t *testing.T) {
 		}
 	}
 }
+
+// TestTokenAnswerErrors: how token endpoint answers that are not a token
+// set are read. An OAuth error is found whatever else is wrong with the
+// body (invalid UTF-8 in its description, the name's case), as
+// encoding/json finds a struct field.
+func TestTokenAnswerErrors(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		status int
+		body   string
+		code   string // RetrieveError.ErrorCode, or
+		reason string // part of RetrieveError.Reason
+	}{
+		{"invalid_grant", 400, `{"error":"invalid_grant"}`, "invalid_grant", ""},
+		{"invalid UTF-8 in the description", 400, "{\"error\":\"invalid_grant\",\"error_description\":\"neplatn\xfd\"}", "invalid_grant", ""},
+		{"the name in another case", 400, `{"Error":"invalid_grant"}`, "invalid_grant", ""},
+		{"an error that is not a code", 400, `{"error":"<b>no</b>"}`, "unknown_error", ""},
+		{"an error on a 200", 200, `{"error":"invalid_grant","access_token":"x"}`, "invalid_grant", ""},
+		{"no error, not 200", 500, `{"detail":"x"}`, "", "not an OAuth error answer"},
+		{"HTML", 502, `<html>bad gateway</html>`, "", "answer is not JSON"},
+		{"null on a 200", 200, `null`, "", "not a usable token set: not a JSON object"},
+		{"invalid UTF-8 on a 200", 200, "{\"access_token\":\"\xff\"}", "", "not a usable token set: not valid UTF-8"},
+		{"truncated on a 200", 200, `{"access_token":"ey`, "", "answer is not JSON: it is truncated"},
+		{"trailing data on a 200", 200, `{"access_token":"x"} {}`, "", "answer is not JSON"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := parseTokenAnswer(&http.Response{StatusCode: tt.status, Header: http.Header{}}, []byte(tt.body))
+			var re *RetrieveError
+			if !errors.As(err, &re) {
+				t.Fatalf("err = %v, want a RetrieveError", err)
+			}
+			if re.ErrorCode != tt.code || !strings.Contains(re.Reason, tt.reason) {
+				t.Fatalf("code %q reason %q, want %q %q", re.ErrorCode, re.Reason, tt.code, tt.reason)
+			}
+		})
+	}
+}

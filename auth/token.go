@@ -159,8 +159,11 @@ var partNames = [3]string{"header", "claims", "signature"}
 func ParseJWT(token string) (*Claims, error) {
 	m := jwt.MapClaims{}
 	// golang-jwt decodes every part; only a token it refuses, or one with a
-	// CR or LF (which it would skip), is looked at again, to say why.
-	if _, _, err := parser.ParseUnverified(token, m); err != nil || strings.ContainsAny(token, "\r\n") {
+	// CR or LF (which it would skip), is looked at again, to say why. With
+	// WithJSONNumber it reads the claims' first JSON value and ignores what
+	// follows, so the claims are checked to be that value alone.
+	_, parts, err := parser.ParseUnverified(token, m)
+	if err != nil || strings.ContainsAny(token, "\r\n") || !oneJSONValue(parts[1]) {
 		return nil, fmt.Errorf("%w: %s", ErrMalformedJWT, whyMalformed(token))
 	}
 	c, err := claimsOf(m)
@@ -171,6 +174,13 @@ func ParseJWT(token string) (*Claims, error) {
 		return nil, fmt.Errorf("%w: no exp claim", ErrMalformedJWT)
 	}
 	return c, nil
+}
+
+// oneJSONValue reports whether the base64url segment seg decodes to one
+// JSON value, with nothing after it but white space.
+func oneJSONValue(seg string) bool {
+	b, err := parser.DecodeSegment(seg)
+	return err == nil && json.Valid(b)
 }
 
 // whyMalformed says what is wrong with a token that ParseJWT refuses,

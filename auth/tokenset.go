@@ -267,43 +267,32 @@ func validTokenSetOf(m map[string]any, b []byte) (*TokenSet, error) {
 }
 
 // PeekTokenSet reads a token set from JSON and checks what serving its
-// access token needs: the JSON shape, the access token and the token type.
-// It leaves the refresh and identity tokens unchecked, for a reader that
-// uses the access token alone; anything that uses the others reads the set
-// with ParseTokenSet.
+// access token needs: the JSON shape, the token type, the access token, and
+// that the refresh token (if any) is of the same user. It leaves the
+// identity token unchecked, for a reader that uses the access token alone;
+// anything that uses the rest reads the set with ParseTokenSet.
 func PeekTokenSet(b []byte) (*TokenSet, error) {
 	s, err := decodeTokenSet(b)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := s.validateAccess(); err != nil {
+	if err := s.validateTokens(); err != nil {
 		return nil, err
 	}
 	return s, nil
 }
 
-func (s *TokenSet) validateAccess() (*Claims, error) {
+// validateTokens is Validate but for the identity token.
+func (s *TokenSet) validateTokens() error {
 	if s.AccessToken == "" {
-		return nil, invalidSet("no access_token")
+		return invalidSet("no access_token")
 	}
 	if s.TokenType != "" && !strings.EqualFold(s.TokenType, "bearer") {
-		return nil, invalidSet("token_type is not Bearer")
+		return invalidSet("token_type is not Bearer")
 	}
 	access, err := s.Access()
 	if err != nil {
-		return nil, invalidSet("access_token: %w", err)
-	}
-	return access, nil
-}
-
-// Validate checks that the set has an access token, that every JWT it
-// carries is well-formed with an exp claim (ParseJWT), that the refresh
-// token (if any) belongs to the same user as the access token, and that the
-// token type (if any) is Bearer.
-func (s *TokenSet) Validate() error {
-	access, err := s.validateAccess()
-	if err != nil {
-		return err
+		return invalidSet("access_token: %w", err)
 	}
 	if s.RefreshToken != "" {
 		refresh, err := s.RefreshClaims()
@@ -313,6 +302,17 @@ func (s *TokenSet) Validate() error {
 		if refresh.Subject != access.Subject {
 			return invalidSet("refresh_token belongs to another user than access_token")
 		}
+	}
+	return nil
+}
+
+// Validate checks that the set has an access token, that every JWT it
+// carries is well-formed with an exp claim (ParseJWT), that the refresh
+// token (if any) belongs to the same user as the access token, and that the
+// token type (if any) is Bearer.
+func (s *TokenSet) Validate() error {
+	if err := s.validateTokens(); err != nil {
+		return err
 	}
 	if s.IDToken != "" {
 		if _, err := ParseJWT(s.IDToken); err != nil {

@@ -81,11 +81,10 @@ const (
 	parseWait  = 20 * time.Millisecond
 )
 
-// Peek is Get for get's fast path: one read, and of the tokens only the
-// access token is checked (auth.PeekTokenSet). The others are checked by
-// the Get of whatever uses them (a refresh, list, status), which moves
-// the file aside if they are corrupt. A file that does not pass goes
-// through Get.
+// Peek is Get for get's fast path: one read, and the set checked but for
+// its identity token (auth.PeekTokenSet), which the Get of whatever reads
+// it (a refresh, list, status) checks, moving the file aside if it is
+// corrupt. A file that does not pass goes through Get.
 func (s *FileStore) Peek(ctx context.Context, profile string) (*auth.TokenSet, Result, error) {
 	path := s.File(profile)
 	if b, err := readFile(path); err == nil {

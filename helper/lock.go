@@ -42,7 +42,7 @@ func lockFile(ctx context.Context, path string) (unlock func(), err error) {
 // truncation would cost a file system such as ext4 more than the rest of
 // the save.
 func markSaved(lockPath string) {
-	f, err := os.OpenFile(lockPath, os.O_WRONLY, 0)
+	f, err := os.OpenFile(lockPath, os.O_WRONLY|os.O_CREATE, 0o600) // the etcd store locks in etcd: no lock file yet
 	if err != nil {
 		return
 	}

@@ -115,10 +115,24 @@ func TestFileStoreCorrupt(t *testing.T) {
 	}
 }
 
-// TestFilePeekChecksTheAccessTokenOnly: get's fast path serves a file
-// whose access token is sound without decoding the others; whatever needs
-// them (here a refresh) finds them broken and moves the file aside.
-func TestFilePeekChecksTheAccessTokenOnly(t *testing.T) {
+// TestFilePeekLeavesTheIdentityToken: get's fast path serves a file whose
+// access and refresh tokens are sound without decoding the identity token;
+// whatever reads it (here a refresh) finds it broken and moves the file
+// aside. A refresh token of another user is refused on the fast path too.
+func TestFilePeekLeavesTheIdentityToken(t *testing.T) {
+	e := newEnv(t, ModeFile, authtest.Options{Users: []authtest.User{{ID: 99, Email: "other@example.com", Password: "x"}}})
+	set := e.mint(0)
+	set.RefreshToken = e.srv.Mint("other@example.com", 0).RefreshToken
+	os.MkdirAll(e.dir, 0o700)
+	b, _ := json.Marshal(set)
+	os.WriteFile(e.h.file.File("default"), b, 0o600)
+	if _, _, err := e.h.file.Peek(context.Background(), "default"); !errors.As(err, new(*CorruptError)) {
+		t.Fatalf("Peek of a set with another user's refresh token: %v, want a CorruptError", err)
+	}
+	t.Run("broken identity token", testFilePeekBrokenIDToken)
+}
+
+func testFilePeekBrokenIDToken(t *testing.T) {
 	for _, ttl := range []time.Duration{0, 30 * time.Second} { // valid; due for a refresh
 		t.Run(ttl.String(), func(t *testing.T) {
 			e := newEnv(t, ModeFile, authtest.Options{})

@@ -576,4 +576,11 @@ func TestSaveStamp(t *testing.T) {
 	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o600 {
 		t.Fatalf("lock file mode %o", fi.Mode().Perm())
 	}
+	// Where the lock is not a file (the etcd store's), the stamp makes one.
+	absent := filepath.Join(t.TempDir(), "etcd.lock")
+	start := time.Now()
+	markSaved(absent)
+	if fi, err := os.Stat(absent); err != nil || fi.Mode().Perm() != 0o600 || !savedSince(absent, start) {
+		t.Fatalf("stamp without a lock file: %v", err)
+	}
 }
