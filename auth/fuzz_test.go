@@ -18,6 +18,7 @@ func FuzzParseJWT(f *testing.F) {
 	f.Add("..")
 	f.Add("")
 	f.Add(makeJWT(rs256, `{"exp":5}`) + "\r\nX-Injected: evil")
+	f.Add(makeJWT(rs256, `{"exp":100}}}}`))
 	f.Fuzz(func(t *testing.T, token string) {
 		c, err := ParseJWT(token)
 		if err != nil {
@@ -37,6 +38,12 @@ func FuzzParseJWT(f *testing.F) {
 		}
 		if !c.Expiry.Set || c.Expiry.Time.Unix() < 0 {
 			t.Fatalf("accepted a token without a sane exp: %v", c.Expiry)
+		}
+		// Its claims are one JSON object, as encoding/json reads one.
+		claims, _ := parser.DecodeSegment(strings.Split(token, ".")[1])
+		var m map[string]any
+		if err := json.Unmarshal(claims, &m); err != nil || m == nil {
+			t.Fatalf("accepted claims that are not one JSON object: %q", claims)
 		}
 		_ = Describe(token)
 	})
