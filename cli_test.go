@@ -322,9 +322,10 @@ func TestAuthtestNotInBinary(t *testing.T) {
 	}
 }
 
-// TestBenchLinksHelpersLibraries: scripts/bench's "linked" floor links
-// every package the helper links but its own, so that the bench's first
-// ratio measures the helper's work, not its libraries' start-up.
+// TestBenchLinksHelpersLibraries: scripts/bench's "linked" and "minget"
+// floors link every package the helper links but its own, so that the
+// bench's first ratio measures the helper's work, not its libraries'
+// start-up.
 func TestBenchLinksHelpersLibraries(t *testing.T) {
 	deps := func(pkg string) map[string]bool {
 		out, err := exec.Command("go", "list", "-deps", pkg).Output()
@@ -337,10 +338,13 @@ func TestBenchLinksHelpersLibraries(t *testing.T) {
 		}
 		return m
 	}
-	helper, linked := deps("."), deps("./scripts/bench/linked")
-	for p := range helper {
-		if !linked[p] && !strings.HasPrefix(p, "github.com/prusa-credential-helper/prusa-credential-helper") {
-			t.Errorf("scripts/bench/linked does not link %s, which the helper links", p)
+	helper := deps(".")
+	for _, ref := range []string{"linked", "minget"} {
+		linked := deps("./scripts/bench/" + ref)
+		for p := range helper {
+			if !linked[p] && !strings.HasPrefix(p, "github.com/prusa-credential-helper/prusa-credential-helper") {
+				t.Errorf("scripts/bench/%s does not link %s, which the helper links", ref, p)
+			}
 		}
 	}
 }

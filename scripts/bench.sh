@@ -16,7 +16,7 @@ trap 'rm -rf "$out"' EXIT
 build() { CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$out/$1" "${@:3}" "$2"; }
 build prusa-credential-helper .
 build prusa-credential-helper-gokeyring . -tags gokeyringonly # reads with go-keyring alone
-for ref in hello fileread tlsonly linked keyringread post; do
+for ref in hello fileread tlsonly linked minget keyringread post; do
 	build "$ref" "./scripts/bench/$ref"
 done
 go build -o "$out/run" ./scripts/bench/run
