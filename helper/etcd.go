@@ -246,6 +246,53 @@ func (s *EtcdStore) dropCache(profile string) (bool, error) {
 	return false, fmt.Errorf("%w: remove the cached token: %w", ErrStorage, unwrapPath(err))
 }
 
+// rescueFile holds the profile's rescued set (see keepRescue).
+func (s *EtcdStore) rescueFile(profile string) string {
+	return filepath.Join(s.CacheDir, profile+".rescue.json")
+}
+
+// etcdRescue is a refreshed set that could not be written to etcd, and
+// the refresh token of the set it replaced, by its SHA-256 (envHash).
+type etcdRescue struct {
+	Replaces string         `json:"replaces_sha256"`
+	Set      *auth.TokenSet `json:"tokens"`
+}
+
+// keepRescue keeps set, refreshed from old, on this host (0600, beside the
+// cache) when etcd would not take it: the server has rotated old's refresh
+// token, so set holds the profile's only live one. The next locked read
+// writes it to etcd (see Helper.pushRescue). It returns the file's path.
+func (s *EtcdStore) keepRescue(profile string, old, set *auth.TokenSet) (string, error) {
+	data, err := json.Marshal(etcdRescue{Replaces: envHash(old), Set: set})
+	if err == nil {
+		err = privateDir(s.CacheDir, s.warn)
+	}
+	if err == nil {
+		err = writeShared(s.rescueFile(profile), data)
+	}
+	return s.rescueFile(profile), err
+}
+
+// rescued returns the profile's rescued set, or nil. One that cannot be
+// read as a rescue is removed, with a warning.
+func (s *EtcdStore) rescued(profile string) *etcdRescue {
+	b, err := readFile(s.rescueFile(profile))
+	if err != nil {
+		return nil
+	}
+	var r etcdRescue
+	if json.Unmarshal(b, &r) != nil || r.Set == nil || r.Set.Validate() != nil {
+		s.warn(fmt.Sprintf("warning: %s is not a set kept for etcd; removing it", s.rescueFile(profile)))
+		s.dropRescue(profile)
+		return nil
+	}
+	return &r
+}
+
+func (s *EtcdStore) dropRescue(profile string) bool {
+	return os.Remove(s.rescueFile(profile)) == nil
+}
+
 func (s *EtcdStore) warn(msg string) {
 	if s.Warn != nil {
 		s.Warn(msg)
@@ -325,6 +372,7 @@ func (s *EtcdStore) Set(ctx context.Context, profile string, set *auth.TokenSet)
 	}
 	s.rev(profile, a.Revision)
 	s.writeCache(profile, set)
+	s.dropRescue(profile) // etcd holds a newer set than any kept here
 	return res, nil
 }
 
@@ -339,8 +387,9 @@ func (s *EtcdStore) Delete(ctx context.Context, profile string) error {
 		return err
 	}
 	s.rev(profile, 0)
+	rescued := s.dropRescue(profile)
 	cached, cerr := s.dropCache(profile)
-	if cerr != nil || cached {
+	if cerr != nil || cached || rescued {
 		return cerr
 	}
 	return err

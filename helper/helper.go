@@ -347,6 +347,9 @@ func (h *Helper) slow(ctx context.Context, profile, current string, margin time.
 	}
 	defer unlock()
 	set, res, err := h.read(ctx, profile, true)
+	if h.cfg.Etcd != nil {
+		set, res, err = h.pushRescue(ctx, profile, set, res, err)
+	}
 	if errors.Is(err, ErrLoginRequired) {
 		return h.autoLogin(ctx, profile, err)
 	}
@@ -434,7 +437,54 @@ func (h *Helper) refreshLocked(ctx context.Context, profile string, set *auth.To
 	if err != nil {
 		return h.autoLogin(ctx, profile, refreshFailed(profile, err))
 	}
-	return h.save(ctx, profile, save, &fresh)
+	tok, err := h.save(ctx, profile, save, &fresh)
+	if err != nil && h.cfg.Etcd != nil {
+		return h.keepForEtcd(ctx, profile, set, &fresh, err)
+	}
+	return tok, err
+}
+
+// keepForEtcd keeps a refreshed set that etcd would not take (unreachable,
+// or the lock lost) on this host, since the server has already spent the
+// old refresh token: it is written to etcd by this host's next locked read
+// (pushRescue). Where it cannot be kept either, the save's error stands.
+func (h *Helper) keepForEtcd(ctx context.Context, profile string, old, set *auth.TokenSet, saveErr error) (protocol.Token, error) {
+	path, err := h.cfg.Etcd.keepRescue(profile, old, set)
+	if err != nil {
+		return protocol.Token{}, saveErr
+	}
+	h.cfg.Etcd.writeCache(profile, set)
+	h.cfg.Warn(fmt.Sprintf("warning: etcd did not take the refreshed tokens of profile %q (%s); kept them in %s until this host's next refresh writes them to etcd (other hosts cannot refresh until then)", profile, reason(saveErr), path))
+	h.saved(ctx, set)
+	c, err := set.Access()
+	if err != nil {
+		return protocol.Token{}, saveErr // never: Refresh validates
+	}
+	return token(profile, ModeEtcd, set, c.Expiry.Time), nil
+}
+
+// pushRescue writes a set that keepForEtcd kept on this host to etcd, when
+// etcd still holds the set it replaced (read as stored, under the lock),
+// and returns it in place of that one. A set written or erased since wins,
+// and the kept one goes. With etcd in trouble, the kept set stays.
+func (h *Helper) pushRescue(ctx context.Context, profile string, stored *auth.TokenSet, res Result, err error) (*auth.TokenSet, Result, error) {
+	r := h.cfg.Etcd.rescued(profile)
+	switch {
+	case r == nil:
+		return stored, res, err
+	case err == nil && res.Store == ModeEtcd && envHash(stored) == r.Replaces:
+	case err == nil && res.Store == ModeEtcd, errors.Is(err, ErrLoginRequired):
+		h.cfg.Etcd.dropRescue(profile)
+		h.cfg.Debugf("etcd holds another set than the one the kept set replaced: dropped the kept set")
+		return stored, res, err
+	default:
+		return stored, res, err
+	}
+	if _, err := h.cfg.Etcd.Set(ctx, profile, r.Set); err != nil {
+		return nil, res, err
+	}
+	h.cfg.Warn(fmt.Sprintf("wrote the refreshed tokens of profile %q kept on this host to etcd", profile))
+	return r.Set, res, nil
 }
 
 // save commits a new set (refreshed or logged in), runs OnSave, and
@@ -495,7 +545,10 @@ func (h *Helper) Refresh(ctx context.Context, profile string) (protocol.Token, e
 		return protocol.Token{}, err
 	}
 	defer unlock()
-	set, _, err := h.read(ctx, profile, true)
+	set, res, err := h.read(ctx, profile, true)
+	if h.cfg.Etcd != nil {
+		set, _, err = h.pushRescue(ctx, profile, set, res, err)
+	}
 	if err != nil {
 		return protocol.Token{}, err
 	}

@@ -27,6 +27,9 @@ type Fault struct {
 	// and then apply the fault to its answer: the server did the work but
 	// the client never learns it.
 	AfterProcessing bool
+	// Pass: after Delay, carry out the request and give its real answer:
+	// a slow answer, not a failed one.
+	Pass bool
 }
 
 // FailToken queues faults for the next token endpoint requests.
@@ -50,12 +53,8 @@ func (s *Server) nextFault() (Fault, bool) {
 // apply answers r as f says; real is the answer the server would have given
 // (nil before processing).
 func (f Fault) apply(w http.ResponseWriter, r *http.Request, real []byte) {
-	if f.Delay > 0 {
-		select {
-		case <-time.After(f.Delay):
-		case <-r.Context().Done():
-			return
-		}
+	if !f.wait(r) {
+		return
 	}
 	switch {
 	case f.Hang:
@@ -85,6 +84,19 @@ func (f Fault) apply(w http.ResponseWriter, r *http.Request, real []byte) {
 	}
 	w.WriteHeader(status)
 	w.Write([]byte(f.Body))
+}
+
+// wait waits out f.Delay; false if the client gave up first.
+func (f Fault) wait(r *http.Request) bool {
+	if f.Delay <= 0 {
+		return true
+	}
+	select {
+	case <-time.After(f.Delay):
+		return true
+	case <-r.Context().Done():
+		return false
+	}
 }
 
 // reset closes the request's connection with SO_LINGER 0, so the client

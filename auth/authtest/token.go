@@ -32,6 +32,12 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f, ok := s.nextFault()
+	if ok && f.Pass {
+		if !f.wait(r) {
+			return
+		}
+		ok = false
+	}
 	if ok && !f.AfterProcessing {
 		f.apply(w, r, nil)
 		return

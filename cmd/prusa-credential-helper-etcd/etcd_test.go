@@ -61,6 +61,7 @@ func companionPath(t *testing.T) string {
 type cluster struct {
 	t         *testing.T
 	members   []*embed.Etcd
+	cfgs      []*embed.Config
 	endpoints []string
 }
 
@@ -114,6 +115,7 @@ func startCluster(t *testing.T, n int) *cluster {
 		}()
 	}
 	wg.Wait()
+	c.cfgs = cfgs
 	t.Cleanup(c.stopAll)
 	if err := errors.Join(errs...); err != nil {
 		t.Fatal(err)
@@ -126,6 +128,23 @@ func (c *cluster) stop(i int) {
 		c.members[i].Close()
 		c.members[i] = nil
 	}
+}
+
+// restart starts a stopped member again, on its ports and data.
+func (c *cluster) restart(i int) {
+	c.t.Helper()
+	cfg := *c.cfgs[i]
+	cfg.ClusterState = embed.ClusterStateFlagExisting
+	e, err := embed.StartEtcd(&cfg)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	select {
+	case <-e.Server.ReadyNotify():
+	case <-time.After(60 * time.Second):
+		c.t.Fatalf("member %d did not come back", i)
+	}
+	c.members[i] = e
 }
 
 func (c *cluster) stopAll() {
@@ -1046,4 +1065,91 @@ func TestCompanionSurvivesInterruptAndGoneHelper(t *testing.T) {
 		t.Fatalf("lock after the holder's helper went: %v", err)
 	}
 	unlock()
+}
+
+// TestRefreshKeptWhenEtcdGoesDown: etcd stops while a refresh is in
+// flight. The server has spent the old refresh token, so the new set is
+// kept on the host (0600) instead of lost, its access token is served, and
+// the host's next refresh writes it to etcd (at the revision it read,
+// under the lock) before refreshing with it. Until then another host finds
+// only the spent set.
+func TestRefreshKeptWhenEtcdGoesDown(t *testing.T) {
+	c := startCluster(t, 1)
+	k := newTokens(t)
+	s := newStores(t, c.endpoints)
+	old := s.secret(k.set(helper.MinMargin / 2))
+	if _, err := s.host().Set(ctxFor(t, 30*time.Second), "default", old); err != nil {
+		t.Fatal(err)
+	}
+	ac := &auth.Client{AccountURL: k.srv.URL, ClientID: auth.DefaultClientID, RedirectURI: auth.DefaultRedirectURI, UserAgent: "test"}
+	var warnings syncBuffer
+	newHelper := func(st *helper.EtcdStore) *helper.Helper {
+		return helper.New(helper.Config{Etcd: st, Dir: t.TempDir(), Auth: ac, Warn: func(m string) { warnings.Write([]byte(m + "\n")) }})
+	}
+	a := s.host()
+	k.srv.ResetCounts()
+	k.srv.FailToken(authtest.Fault{Delay: 2 * time.Second, Pass: true})
+	done := make(chan error, 1)
+	var tok string
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
+		defer cancel()
+		got, err := newHelper(a).Get(ctx, "default", 0, false)
+		tok = got.AccessToken
+		done <- err
+	}()
+	for k.srv.Count(authtest.KindTokenRefresh) == 0 { // the request is sent, held the 2 s
+		select {
+		case err := <-done:
+			t.Fatalf("get ended before its refresh request: %v", err)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	c.stop(0)
+	if err := <-done; err != nil {
+		t.Fatalf("get with etcd gone during the refresh: %v", err)
+	}
+	a.Close()
+	s.secrets = append(s.secrets, tok)
+	if k.srv.ValidRefreshToken(old.RefreshToken) || !k.srv.ValidAccessToken(tok) {
+		t.Fatal("the test needs the refresh to have spent the old token and served a new one")
+	}
+	rescue := filepath.Join(a.CacheDir, "default.rescue.json")
+	if fi, err := os.Stat(rescue); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("the new set was not kept 0600 on the host: %v", err)
+	}
+	if w := warnings.String(); !strings.Contains(w, rescue) || strings.Contains(w, tok) {
+		t.Fatalf("warning %q: want the kept file named, and no token", w)
+	}
+
+	c.restart(0)
+	// Another host finds the spent set: it cannot refresh.
+	b := s.host()
+	_, err := newHelper(b).Get(ctxFor(t, 30*time.Second), "default", 0, false)
+	b.Close()
+	if !errors.Is(err, helper.ErrLoginRequired) {
+		t.Fatalf("another host, before the push: %v, want login required", err)
+	}
+	// This host's next refresh writes the kept set, then refreshes with it.
+	a2 := s.host()
+	a2.CacheDir = a.CacheDir
+	next, err := newHelper(a2).Refresh(ctxFor(t, 30*time.Second), "default")
+	a2.Close()
+	if err != nil {
+		t.Fatalf("refresh on the host that kept the set: %v", err)
+	}
+	s.secrets = append(s.secrets, next.AccessToken)
+	if _, err := os.Stat(rescue); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the kept set is still there after it was written: %v", err)
+	}
+	// And the other host serves from etcd again.
+	b2 := s.host()
+	got, err := newHelper(b2).Get(ctxFor(t, 30*time.Second), "default", 0, false)
+	b2.Close()
+	if err != nil || got.AccessToken != next.AccessToken {
+		t.Fatalf("another host after the push: %v", err)
+	}
+	if strings.Contains(warnings.String(), next.AccessToken) {
+		t.Fatal("a warning carries a token")
+	}
 }
