@@ -341,13 +341,13 @@ func (c *cli) classify(err error) *protocol.Error {
 	case errors.Is(err, helper.ErrInvalidEnv), errors.Is(err, auth.ErrInvalidTokenSet), errors.Is(err, auth.ErrInvalidTOTPSecret):
 		return &protocol.Error{Code: protocol.InvalidRequest, Message: msg}
 	case errors.As(err, &lr):
-		hint := "run: " + loginCommand(cmp.Or(lr.Profile, c.s.profile))
+		hint := "run: " + c.commandLine("login", cmp.Or(lr.Profile, c.s.profile))
 		if lr.Unset != "" {
 			hint = "unset " + lr.Unset + ", then " + hint
 		}
 		return &protocol.Error{Code: protocol.LoginRequired, Message: msg, Hint: hint}
 	case errors.Is(err, helper.ErrLoginRequired):
-		return &protocol.Error{Code: protocol.LoginRequired, Message: msg, Hint: "run: " + loginCommand(c.s.profile)}
+		return &protocol.Error{Code: protocol.LoginRequired, Message: msg, Hint: "run: " + c.commandLine("login", c.s.profile)}
 	case errors.Is(err, auth.ErrInvalidCredentials):
 		return &protocol.Error{Code: protocol.LoginRequired, Message: "invalid email or password"}
 	case errors.Is(err, auth.ErrInvalidTOTP):
@@ -373,12 +373,34 @@ func (c *cli) classify(err error) *protocol.Error {
 	return &protocol.Error{Code: protocol.Internal, Message: msg}
 }
 
-// loginCommand is the command line that logs the profile in.
-func loginCommand(profile string) string {
-	if profile == "" || profile == "default" {
-		return prog + " login"
+// commandLine is the command line of command (login, refresh) for the
+// profile, with the flags of this run that say where its tokens are (the
+// store, the token file, the account server, etcd's TLS files): run as
+// told, it serves this command. Settings from the environment are left
+// out, since that environment applies to it too; the etcd user is never
+// shown, for its password.
+func (c *cli) commandLine(command, profile string) string {
+	line := prog + " " + command
+	if profile != "" && profile != "default" {
+		line += " --profile " + profile
 	}
-	return prog + " login --profile " + profile
+	s := c.s
+	add := func(flag, value string) {
+		if s.set[flag] {
+			line += " --" + flag + " " + protocol.ShellQuote(value)
+		}
+	}
+	store := s.store
+	if store == helper.ModeEtcd {
+		store = "etcd://" + strings.Join(s.etcd.endpoints, ",") + "/" + s.etcd.prefix
+	}
+	add("store", store)
+	add("token-file", s.tokenFile)
+	add("account-url", s.accountURL)
+	add("etcd-cacert", s.etcd.caCert)
+	add("etcd-cert", s.etcd.cert)
+	add("etcd-key", s.etcd.key)
+	return line
 }
 
 // warnf writes a one-line warning on stderr.

@@ -137,7 +137,7 @@ func (c *cli) status(ctx context.Context) error {
 		c.warnf("%s is set and is used instead of the stored credentials; unset it to use the store", entry.Store)
 	}
 	if found && !entry.RefreshExpires.IsZero() && now.Before(entry.RefreshExpires) && entry.RefreshExpires.Sub(now) < 7*24*time.Hour {
-		c.warnf("the refresh token of profile %q expires in %s; run: %s (or log in again)", profile, roughDuration(entry.RefreshExpires.Sub(now)), strings.Replace(loginCommand(profile), " login", " refresh", 1))
+		c.warnf("the refresh token of profile %q expires in %s; run: %s (or log in again)", profile, roughDuration(entry.RefreshExpires.Sub(now)), c.commandLine("refresh", profile))
 	}
 	accessOK := !entry.AccessExpires.IsZero() && now.Before(entry.AccessExpires)
 	refreshOK := !entry.RefreshExpires.IsZero() && now.Before(entry.RefreshExpires)
@@ -164,7 +164,7 @@ func (c *cli) status(ctx context.Context) error {
 		}
 		fmt.Fprintf(&b, "Store:    %s\n", entry.Store)
 		if loginRequired {
-			fmt.Fprintf(&b, "Login required: run %s\n", loginCommand(profile))
+			fmt.Fprintf(&b, "Login required: run %s\n", c.commandLine("login", profile))
 		}
 		io.WriteString(c.stdout, b.String())
 	}

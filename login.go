@@ -153,7 +153,7 @@ func (c *cli) autoLogin(ctx context.Context) (*auth.TokenSet, error) {
 	missing := func(what string) error {
 		return &protocol.Error{Code: protocol.LoginRequired,
 			Message: "auto-login needs " + what,
-			Hint:    "set it, or run: " + loginCommand(c.s.profile)}
+			Hint:    "set it, or run: " + c.commandLine("login", c.s.profile)}
 	}
 	email := c.getenv("PRUSA_EMAIL")
 	if email == "" {

@@ -83,7 +83,7 @@ func WriteToken(w io.Writer, f Format, t Token) error {
 		_, err := fmt.Fprintf(w, "Authorization: %s %s\n", t.TokenType, t.AccessToken)
 		return err
 	case FormatEnv:
-		_, err := fmt.Fprintf(w, "PRUSA_TOKEN=%s\n", shellQuote(t.AccessToken))
+		_, err := fmt.Fprintf(w, "PRUSA_TOKEN=%s\n", ShellQuote(t.AccessToken))
 		return err
 	}
 	return writeJSON(w, struct {
@@ -97,13 +97,14 @@ func WriteToken(w io.Writer, f Format, t Token) error {
 	}{Version, true, t.Profile, t.TokenType, t.AccessToken, FormatTime(t.Expiry), t.Expiry.Unix()})
 }
 
-// shellQuote leaves a JWT (base64url and dots) as it is, and single-quotes
-// anything else, so that the env format is safe to eval.
-func shellQuote(s string) string {
+// ShellQuote quotes s for a POSIX shell: as it is when it holds only
+// characters that never need quoting (a JWT, a plain path or URL), else in
+// single quotes. The env format is so safe to eval.
+func ShellQuote(s string) string {
 	safe := s != ""
 	for i := 0; i < len(s) && safe; i++ {
 		c := s[i]
-		safe = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("-_.", c) >= 0
+		safe = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("@%+=:,./_-", c) >= 0
 	}
 	if safe {
 		return s

@@ -62,6 +62,7 @@ import (
 
 	"github.com/prusa-credential-helper/prusa-credential-helper/auth"
 	"github.com/prusa-credential-helper/prusa-credential-helper/auth/authtest"
+	"github.com/prusa-credential-helper/prusa-credential-helper/protocol"
 )
 
 // The demo account served when no --user is given.
@@ -181,9 +182,9 @@ func usageError(stderr io.Writer, msg string) int {
 
 // printDemo tells how to log in to the demo account.
 func printDemo(w io.Writer, base, redirectURI string) {
-	env := "PRUSA_ACCOUNT_URL=" + shellQuote(base)
+	env := "PRUSA_ACCOUNT_URL=" + protocol.ShellQuote(base)
 	if redirectURI != "" && redirectURI != auth.DefaultRedirectURI {
-		env += " PRUSA_REDIRECT_URI=" + shellQuote(redirectURI)
+		env += " PRUSA_REDIRECT_URI=" + protocol.ShellQuote(redirectURI)
 	}
 	fmt.Fprintf(w, `prusa-account-emulator: serving %s with a demo account (2FA on):
   email        %s
@@ -194,22 +195,7 @@ log in with:
 then get a token with:
   %s prusa-credential-helper get --store file
 `, base, demoEmail, demoPassword, demoSecret,
-		env, shellQuote(demoEmail), shellQuote(demoPassword), shellQuote(demoSecret), env)
-}
-
-// shellQuote quotes s for a POSIX shell when it holds anything but
-// characters that never need quoting.
-func shellQuote(s string) string {
-	safe := s != ""
-	for _, c := range s {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("@%+=:,./_-", c)) {
-			safe = false
-		}
-	}
-	if safe {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+		env, protocol.ShellQuote(demoEmail), protocol.ShellQuote(demoPassword), protocol.ShellQuote(demoSecret), env)
 }
 
 // start turns the emulator's panics on misuse into errors.
