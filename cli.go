@@ -349,7 +349,7 @@ func (c *cli) classify(err error) *protocol.Error {
 	case errors.Is(err, helper.ErrLoginRequired):
 		return &protocol.Error{Code: protocol.LoginRequired, Message: msg, Hint: "run: " + c.commandLine("login", c.s.profile)}
 	case errors.Is(err, auth.ErrInvalidCredentials):
-		return &protocol.Error{Code: protocol.LoginRequired, Message: "invalid email or password"}
+		return &protocol.Error{Code: protocol.LoginRequired, Message: "invalid email or password", Hint: "check them, and that --account-url is the account server"}
 	case errors.Is(err, auth.ErrInvalidTOTP):
 		return &protocol.Error{Code: protocol.LoginRequired, Message: "invalid TOTP code"}
 	case errors.Is(err, context.DeadlineExceeded):
@@ -360,7 +360,7 @@ func (c *cli) classify(err error) *protocol.Error {
 	case errors.Is(err, helper.ErrStoreUnreachable):
 		return &protocol.Error{Code: protocol.NetworkError, Message: msg, Hint: "check that the etcd cluster answers, or try again later"}
 	case errors.Is(err, auth.ErrNetwork):
-		return &protocol.Error{Code: protocol.NetworkError, Message: "cannot reach the account server: " + msg}
+		return &protocol.Error{Code: protocol.NetworkError, Message: "cannot reach the account server: " + msg, Hint: "check the network and --account-url, or try again later"}
 	case errors.Is(err, auth.ErrServer), errors.Is(err, auth.ErrTooManyRedirects), errors.Is(err, auth.ErrCSRF), errors.Is(err, auth.ErrUnexpectedPage):
 		return &protocol.Error{Code: protocol.ServerError, Message: msg}
 	case errors.Is(err, helper.ErrStorage):

@@ -111,7 +111,7 @@ except HelperNotInstalled as e:
 	if !got.IsHelperError || got.Code != "not_installed" || got.ExitCode != 127 || got.Retryable {
 		t.Fatalf("got %+v", got)
 	}
-	for _, want := range []string{"cannot run 'prusa-credential-helper' (not found)", "go install github.com/prusa-credential-helper/prusa-credential-helper@latest", "./install.sh", "/cmd/prusa-credential-helper-etcd@latest"} {
+	for _, want := range []string{"cannot run 'prusa-credential-helper' (not found)", "./install.sh", "~/.local/bin", "on PATH", "binary="} {
 		if !strings.Contains(got.Message, want) {
 			t.Errorf("the message %q does not say %q", got.Message, want)
 		}

@@ -34,6 +34,9 @@ func (c *cli) refresh(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if len(entries) == 0 {
+		fmt.Fprintf(c.stderr, "%s: no stored profiles to refresh\n", prog)
+	}
 	now, code := c.now(), protocol.ExitOK
 	for _, e := range entries {
 		if c.s.within > 0 && !e.RefreshExpires.IsZero() && e.RefreshExpires.Sub(now) > c.s.within {

@@ -16,6 +16,10 @@ import (
 func TestRefreshCommand(t *testing.T) {
 	srv := newServer(t, authtest.Options{})
 	config := t.TempDir()
+	empty := newInProcess(config, map[string]string{"PRUSA_ACCOUNT_URL": srv.URL, "PRUSA_CREDENTIAL_STORE": "file"}, time.Now, nil)
+	if exit := empty.run("", "refresh", "--all"); exit != 0 || empty.stderr.String() != prog+": no stored profiles to refresh\n" {
+		t.Fatalf("refresh --all with nothing stored: exit %d stderr %q; want a line that says so", exit, empty.stderr.String())
+	}
 	a := srv.Mint(userEmail, time.Hour)
 	storeIn(t, config, "a", a)
 	storeIn(t, config, "b", srv.Mint("plain@example.com", time.Hour))

@@ -181,7 +181,7 @@ func (sc *saveCommand) run(ctx context.Context, set *auth.TokenSet) {
 	if line := firstLine(stderr.Bytes()); line != "" {
 		msg += ": " + redact(line, set)
 	}
-	sc.warn(msg + " (the set is saved)")
+	sc.warn(msg + " (the tokens are saved in the store all the same)")
 }
 
 // limitedBuffer keeps the first 4 KiB written to it and drops the rest.

@@ -149,7 +149,8 @@ func ReadTokenSetBody(r io.Reader) (body []byte, profile string, hasProfile bool
 		return nil, "", false, err
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
-		return nil, "", false, Errorf(InvalidRequest, "no token set on stdin")
+		return nil, "", false, &Error{Code: InvalidRequest, Message: "no token set on stdin",
+			Hint: "pipe in a token set: the JSON of the Python SDK's dump_tokens(), or of a token file"}
 	}
 	m, err := decodeObject(body, "token set")
 	if err != nil {

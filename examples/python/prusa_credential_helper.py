@@ -19,10 +19,8 @@ import time
 INSTALL_HINT = (
     "install it with ./install.sh from a checkout of "
     "https://github.com/prusa-credential-helper/prusa-credential-helper "
-    "(it puts the helper and its etcd companion in ~/.local/bin), or with "
-    "go install github.com/prusa-credential-helper/prusa-credential-helper@latest "
-    "and, for an etcd store, go install github.com/prusa-credential-helper/prusa-credential-helper/cmd/prusa-credential-helper-etcd@latest; "
-    "make sure it is on PATH, or pass HelperAuth(binary=\"/path/to/prusa-credential-helper\")"
+    "(it puts the helper and its etcd companion in ~/.local/bin); "
+    "make sure that is on PATH, or pass HelperAuth(binary=\"/path/to/prusa-credential-helper\")"
 )
 
 
