@@ -375,9 +375,10 @@ func (c *cli) classify(err error) *protocol.Error {
 
 // commandLine is the command line of command (login, refresh) for the
 // profile, with the flags of this run that say where its tokens are (the
-// store, the token file, the account server, etcd's TLS files): run as
-// told, it serves this command. Settings from the environment are left
-// out, since that environment applies to it too; the etcd user is never
+// store, the token file, the account server and client, etcd's TLS
+// files): run as told, it serves this command. Other settings from the
+// environment are left out, since that environment applies to it too (a
+// profile other than default is always named); the etcd user is never
 // shown, for its password.
 func (c *cli) commandLine(command, profile string) string {
 	line := prog + " " + command
@@ -397,6 +398,8 @@ func (c *cli) commandLine(command, profile string) string {
 	add("store", store)
 	add("token-file", s.tokenFile)
 	add("account-url", s.accountURL)
+	add("client-id", s.clientID)
+	add("redirect-uri", s.redirectURI)
 	add("etcd-cacert", s.etcd.caCert)
 	add("etcd-cert", s.etcd.cert)
 	add("etcd-key", s.etcd.key)

@@ -39,7 +39,7 @@ func (c *cli) refresh(ctx context.Context) error {
 	}
 	now, code := c.now(), protocol.ExitOK
 	for _, e := range entries {
-		if c.s.within > 0 && !e.RefreshExpires.IsZero() && e.RefreshExpires.Sub(now) > c.s.within {
+		if c.s.within > 0 && !e.RefreshExpires.IsZero() && e.RefreshExpires.Sub(now) > c.s.within && !c.helper().Kept(e.Profile) {
 			fmt.Fprintf(c.stderr, "%s: not due (the refresh token is valid until %s)\n", e.Profile, protocol.FormatTime(e.RefreshExpires))
 			continue
 		}

@@ -246,9 +246,25 @@ func (s *EtcdStore) dropCache(profile string) (bool, error) {
 	return false, fmt.Errorf("%w: remove the cached token: %w", ErrStorage, unwrapPath(err))
 }
 
-// rescueFile holds the profile's rescued set (see keepRescue).
+// rescueFile holds the profile's rescued set (see keepRescue): a name
+// that no profile's cache has, since no profile name starts with a dot.
 func (s *EtcdStore) rescueFile(profile string) string {
-	return filepath.Join(s.CacheDir, profile+".rescue.json")
+	return filepath.Join(s.CacheDir, ".rescue-"+profile+".json")
+}
+
+// Kept reports whether a refreshed set of the profile waits on this host
+// to be written to etcd (see keepRescue).
+func (s *EtcdStore) Kept(profile string) bool {
+	_, err := os.Stat(s.rescueFile(profile))
+	return err == nil
+}
+
+// holdsKey reports whether the last read of the profile found its key in
+// etcd, parseable or not.
+func (s *EtcdStore) holdsKey(profile string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.revs[profile] != 0
 }
 
 // etcdRescue is a refreshed set that could not be written to etcd, and

@@ -248,3 +248,15 @@ func TestEtcdCompanionFails(t *testing.T) {
 		t.Errorf("the companion saw %q, want %q", b, want)
 	}
 }
+
+// TestEtcdRescueFileIsNoProfilesCache: no profile's cache file can be
+// another profile's kept set.
+func TestEtcdRescueFileIsNoProfilesCache(t *testing.T) {
+	s := &EtcdStore{CacheDir: t.TempDir()}
+	for _, p := range []string{"ci", "ci.rescue", "a.b", "-"} {
+		r := filepath.Base(s.rescueFile(p))
+		if CheckProfile(strings.TrimSuffix(r, ".json")) == nil {
+			t.Errorf("the kept set of %q, %s, is the cache of a profile", p, r)
+		}
+	}
+}

@@ -348,7 +348,11 @@ func (h *Helper) slow(ctx context.Context, profile, current string, margin time.
 	defer unlock()
 	set, res, err := h.read(ctx, profile, true)
 	if h.cfg.Etcd != nil {
+		read := set
 		set, res, err = h.pushRescue(ctx, profile, set, res, err)
+		if err == nil && set != read {
+			current = set.AccessToken // this host's own set: no other process refreshed
+		}
 	}
 	if errors.Is(err, ErrLoginRequired) {
 		return h.autoLogin(ctx, profile, err)
@@ -454,7 +458,7 @@ func (h *Helper) keepForEtcd(ctx context.Context, profile string, old, set *auth
 		return protocol.Token{}, saveErr
 	}
 	h.cfg.Etcd.writeCache(profile, set)
-	h.cfg.Warn(fmt.Sprintf("warning: etcd did not take the refreshed tokens of profile %q (%s); kept them in %s until this host's next refresh writes them to etcd (other hosts cannot refresh until then)", profile, reason(saveErr), path))
+	h.cfg.Warn(fmt.Sprintf("warning: etcd did not take the refreshed tokens of profile %q (%s); kept them in %s: this host's next refresh writes them to etcd, unless a newer set is there by then (other hosts cannot refresh until it does)", profile, reason(saveErr), path))
 	h.saved(ctx, set)
 	c, err := set.Access()
 	if err != nil {
@@ -463,28 +467,36 @@ func (h *Helper) keepForEtcd(ctx context.Context, profile string, old, set *auth
 	return token(profile, ModeEtcd, set, c.Expiry.Time), nil
 }
 
+// Kept reports whether a refreshed set of the profile waits on this host to
+// be written to etcd (see keepForEtcd): the set etcd holds is then spent,
+// and a refresh is due whatever its expiry says.
+func (h *Helper) Kept(profile string) bool { return h.cfg.Etcd != nil && h.cfg.Etcd.Kept(profile) }
+
 // pushRescue writes a set that keepForEtcd kept on this host to etcd, when
 // etcd still holds the set it replaced (read as stored, under the lock),
 // and returns it in place of that one. A set written or erased since wins,
 // and the kept one goes. With etcd in trouble, the kept set stays.
 func (h *Helper) pushRescue(ctx context.Context, profile string, stored *auth.TokenSet, res Result, err error) (*auth.TokenSet, Result, error) {
 	r := h.cfg.Etcd.rescued(profile)
-	switch {
-	case r == nil:
+	if r == nil {
 		return stored, res, err
-	case err == nil && res.Store == ModeEtcd && envHash(stored) == r.Replaces:
-	case err == nil && res.Store == ModeEtcd, errors.Is(err, ErrLoginRequired):
+	}
+	switch {
+	case err == nil && envHash(stored) == r.Replaces: // the set read (etcd's, or the environment's it refreshed)
+	case errors.Is(err, ErrLoginRequired) && h.cfg.Etcd.holdsKey(profile): // a key that is not a set
+	case err == nil, errors.Is(err, ErrLoginRequired):
 		h.cfg.Etcd.dropRescue(profile)
-		h.cfg.Debugf("etcd holds another set than the one the kept set replaced: dropped the kept set")
+		h.cfg.Debugf("etcd holds another set than the one the kept set replaced, or none: dropped the kept set")
 		return stored, res, err
 	default:
 		return stored, res, err
 	}
-	if _, err := h.cfg.Etcd.Set(ctx, profile, r.Set); err != nil {
-		return nil, res, err
+	saved, err := h.cfg.Etcd.Set(ctx, profile, r.Set) // at the revision just read, as the refresh's own save would have
+	if err != nil {
+		return nil, saved, err
 	}
 	h.cfg.Warn(fmt.Sprintf("wrote the refreshed tokens of profile %q kept on this host to etcd", profile))
-	return r.Set, res, nil
+	return r.Set, saved, nil
 }
 
 // save commits a new set (refreshed or logged in), runs OnSave, and

@@ -101,7 +101,7 @@ func WriteToken(w io.Writer, f Format, t Token) error {
 // characters that never need quoting (a JWT, a plain path or URL), else in
 // single quotes. The env format is so safe to eval.
 func ShellQuote(s string) string {
-	safe := s != ""
+	safe := s != "" && s[0] != '=' // zsh expands a leading =
 	for i := 0; i < len(s) && safe; i++ {
 		c := s[i]
 		safe = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("@%+=:,./_-", c) >= 0

@@ -1114,10 +1114,18 @@ func TestRefreshKeptWhenEtcdGoesDown(t *testing.T) {
 	if k.srv.ValidRefreshToken(old.RefreshToken) || !k.srv.ValidAccessToken(tok) {
 		t.Fatal("the test needs the refresh to have spent the old token and served a new one")
 	}
-	rescue := filepath.Join(a.CacheDir, "default.rescue.json")
-	if fi, err := os.Stat(rescue); err != nil || fi.Mode().Perm() != 0o600 {
+	rescue := filepath.Join(a.CacheDir, ".rescue-default.json")
+	kept, err := os.ReadFile(rescue)
+	if fi, serr := os.Stat(rescue); err != nil || serr != nil || (runtime.GOOS != "windows" && fi.Mode().Perm() != 0o600) {
 		t.Fatalf("the new set was not kept 0600 on the host: %v", err)
 	}
+	var k1 struct {
+		Tokens auth.TokenSet `json:"tokens"`
+	}
+	if err := json.Unmarshal(kept, &k1); err != nil || k1.Tokens.AccessToken != tok {
+		t.Fatalf("the kept file does not hold the served set: %v", err)
+	}
+	s.secret(&k1.Tokens)
 	if w := warnings.String(); !strings.Contains(w, rescue) || strings.Contains(w, tok) {
 		t.Fatalf("warning %q: want the kept file named, and no token", w)
 	}
@@ -1125,31 +1133,61 @@ func TestRefreshKeptWhenEtcdGoesDown(t *testing.T) {
 	c.restart(0)
 	// Another host finds the spent set: it cannot refresh.
 	b := s.host()
-	_, err := newHelper(b).Get(ctxFor(t, 30*time.Second), "default", 0, false)
+	_, err = newHelper(b).Get(ctxFor(t, 30*time.Second), "default", 0, false)
 	b.Close()
 	if !errors.Is(err, helper.ErrLoginRequired) {
 		t.Fatalf("another host, before the push: %v, want login required", err)
 	}
-	// This host's next refresh writes the kept set, then refreshes with it.
+	// This host's next get that reads etcd (its cache gone here) writes the
+	// kept set, and serves it: it is valid, so no refresh.
+	os.Remove(filepath.Join(a.CacheDir, "default.json"))
+	k.srv.ResetCounts()
 	a2 := s.host()
 	a2.CacheDir = a.CacheDir
-	next, err := newHelper(a2).Refresh(ctxFor(t, 30*time.Second), "default")
+	got, err := newHelper(a2).Get(ctxFor(t, 30*time.Second), "default", 0, false)
 	a2.Close()
-	if err != nil {
-		t.Fatalf("refresh on the host that kept the set: %v", err)
+	if err != nil || got.AccessToken != tok || k.srv.Count(authtest.KindTokenRefresh) != 0 {
+		t.Fatalf("get on the host that kept the set: %v (or another token, or a refresh)", err)
 	}
-	s.secrets = append(s.secrets, next.AccessToken)
 	if _, err := os.Stat(rescue); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("the kept set is still there after it was written: %v", err)
 	}
-	// And the other host serves from etcd again.
+	// And the other host serves it from etcd, and can refresh it.
 	b2 := s.host()
-	got, err := newHelper(b2).Get(ctxFor(t, 30*time.Second), "default", 0, false)
-	b2.Close()
-	if err != nil || got.AccessToken != next.AccessToken {
+	got, err = newHelper(b2).Get(ctxFor(t, 30*time.Second), "default", 0, false)
+	if err != nil || got.AccessToken != tok {
 		t.Fatalf("another host after the push: %v", err)
 	}
-	if strings.Contains(warnings.String(), next.AccessToken) {
-		t.Fatal("a warning carries a token")
+	next, err := newHelper(b2).Refresh(ctxFor(t, 30*time.Second), "default")
+	b2.Close()
+	if err != nil {
+		t.Fatalf("another host's refresh after the push: %v", err)
+	}
+	s.secrets = append(s.secrets, next.AccessToken)
+
+	// A kept set whose predecessor etcd no longer holds (a set written
+	// since) is dropped, not written over the newer one.
+	stale, _ := json.Marshal(map[string]any{"replaces_sha256": strings.Repeat("0", 64), "tokens": k1.Tokens})
+	if err := os.WriteFile(rescue, stale, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a3 := s.host()
+	a3.CacheDir = a.CacheDir
+	again, err := newHelper(a3).Refresh(ctxFor(t, 30*time.Second), "default")
+	a3.Close()
+	if err != nil {
+		t.Fatalf("refresh with a stale kept set: %v", err)
+	}
+	s.secrets = append(s.secrets, again.AccessToken)
+	if _, err := os.Stat(rescue); !errors.Is(err, os.ErrNotExist) {
+		t.Fatal("a stale kept set was not dropped")
+	}
+	if strings.Count(warnings.String(), "wrote the refreshed tokens") != 1 {
+		t.Fatalf("warnings %q: want one push", warnings.String())
+	}
+	for _, secret := range s.secrets {
+		if strings.Contains(warnings.String(), secret) {
+			t.Fatal("a warning carries a token")
+		}
 	}
 }
