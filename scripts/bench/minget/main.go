@@ -6,40 +6,17 @@
 package main
 
 import (
-	"encoding/base32"
 	"encoding/json"
-	"flag"
-	"net/http"
-	"net/http/cookiejar"
 	"os"
-	"os/signal"
-	"regexp"
 	"time"
 
-	"github.com/adrg/xdg"
-	"github.com/gofrs/flock"
 	"github.com/golang-jwt/jwt/v5"
-	"github.com/zalando/go-keyring"
-	"golang.org/x/net/html"
-	"golang.org/x/term"
+
+	"github.com/prusa-credential-helper/prusa-credential-helper/scripts/bench/links"
 )
 
 func main() {
-	if len(os.Args) > 99 { // never: keeps the libraries linked, as ../linked does
-		http.Get(os.Args[1])
-		keyring.Get(os.Args[1], os.Args[2])
-		z := html.NewTokenizer(os.Stdin)
-		z.Next()
-		z.TagAttr()
-		xdg.ConfigFile(os.Args[1])
-		flock.New(os.Args[1]).TryLock()
-		term.ReadPassword(0)
-		cookiejar.New(nil)
-		signal.Notify(make(chan os.Signal, 1), os.Interrupt)
-		regexp.MustCompile(os.Args[1])
-		base32.StdEncoding.DecodeString(os.Args[1])
-		flag.Parse()
-	}
+	links.Keep(os.Args)
 	b, err := os.ReadFile(os.Args[1])
 	if err != nil {
 		os.Exit(1)
