@@ -260,3 +260,16 @@ func TestEtcdRescueFileIsNoProfilesCache(t *testing.T) {
 		}
 	}
 }
+
+// TestEtcdKept: a kept set makes its profile Kept (refresh --all's "due"),
+// and only with an etcd store.
+func TestEtcdKept(t *testing.T) {
+	s := &EtcdStore{CacheDir: t.TempDir()}
+	os.WriteFile(s.rescueFile("p"), []byte("{}"), 0o600)
+	if h := New(Config{Etcd: s, Dir: t.TempDir()}); !h.Kept("p") || h.Kept("q") {
+		t.Fatal("Kept does not follow the kept set")
+	}
+	if h := New(Config{Mode: ModeFile, Dir: t.TempDir()}); h.Kept("p") {
+		t.Fatal("Kept without an etcd store")
+	}
+}
