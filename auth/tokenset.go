@@ -266,24 +266,11 @@ func validTokenSetOf(m map[string]any, b []byte) (*TokenSet, error) {
 	return s, nil
 }
 
-// PeekTokenSet reads a token set from JSON and checks what serving its
-// access token needs: the JSON shape, the token type, the access token, and
-// that the refresh token (if any) is of the same user. It leaves the
-// identity token unchecked, for a reader that uses the access token alone;
-// anything that uses the rest reads the set with ParseTokenSet.
-func PeekTokenSet(b []byte) (*TokenSet, error) {
-	s, err := decodeTokenSet(b)
-	if err != nil {
-		return nil, err
-	}
-	if err := s.validateTokens(); err != nil {
-		return nil, err
-	}
-	return s, nil
-}
-
-// validateTokens is Validate but for the identity token.
-func (s *TokenSet) validateTokens() error {
+// Validate checks that the set has an access token, that every JWT it
+// carries is well-formed with an exp claim (ParseJWT), that the refresh
+// token (if any) belongs to the same user as the access token, and that the
+// token type (if any) is Bearer.
+func (s *TokenSet) Validate() error {
 	if s.AccessToken == "" {
 		return invalidSet("no access_token")
 	}
@@ -302,17 +289,6 @@ func (s *TokenSet) validateTokens() error {
 		if refresh.Subject != access.Subject {
 			return invalidSet("refresh_token belongs to another user than access_token")
 		}
-	}
-	return nil
-}
-
-// Validate checks that the set has an access token, that every JWT it
-// carries is well-formed with an exp claim (ParseJWT), that the refresh
-// token (if any) belongs to the same user as the access token, and that the
-// token type (if any) is Bearer.
-func (s *TokenSet) Validate() error {
-	if err := s.validateTokens(); err != nil {
-		return err
 	}
 	if s.IDToken != "" {
 		if _, err := ParseJWT(s.IDToken); err != nil {

@@ -55,7 +55,7 @@ func (a *AutoStore) get(ctx context.Context, profile string, peek bool) (*auth.T
 		// removes the file's copy, so a set there is the one to serve, and
 		// a keyring that stalls costs a file user nothing. (A refresh
 		// reads both, below, and takes the later.)
-		if set, res, err := a.File.Peek(ctx, profile); err == nil {
+		if set, res, err := a.File.Get(ctx, profile); err == nil {
 			return set, res, nil
 		}
 	}

@@ -35,14 +35,12 @@ type FileStore struct {
 	// Now stamps the names of corrupt files; nil means time.Now.
 	Now func() time.Time
 
-	mu     sync.Mutex
-	peeked peekedFile // what Peek last decoded
+	mu   sync.Mutex
+	last parsedFile // what parse last decoded
 }
 
-// peekedFile is a file's content and the set Peek decoded from it, so
-// that a Get that reads the same bytes (a refresh's re-read under the
-// lock) checks the set's other tokens instead of decoding it again.
-type peekedFile struct {
+// parsedFile is a file's content and the set parse decoded from it.
+type parsedFile struct {
 	path string
 	data []byte
 	set  *auth.TokenSet
@@ -81,37 +79,24 @@ const (
 	parseWait  = 20 * time.Millisecond
 )
 
-// Peek is Get for get's fast path: one read, and the set checked but for
-// its identity token (auth.PeekTokenSet), which the Get of whatever reads
-// it (a refresh, list, status) checks, moving the file aside if it is
-// corrupt. A file that does not pass goes through Get.
-func (s *FileStore) Peek(ctx context.Context, profile string) (*auth.TokenSet, Result, error) {
-	path := s.File(profile)
-	if b, err := readFile(path); err == nil {
-		if set, err := auth.PeekTokenSet(b); err == nil {
-			s.mu.Lock()
-			s.peeked = peekedFile{path, b, set}
-			s.mu.Unlock()
-			c := *set
-			return &c, Result{Store: "file", Path: path}, nil
-		}
-	}
-	return s.Get(ctx, profile)
-}
-
-// parse is auth.ParseTokenSet of the file path's content b, which Peek
-// may have decoded already.
+// parse is auth.ParseTokenSet of the file path's content b. The set of
+// the last parse is kept, so that a read of the same bytes (a refresh's
+// re-read under the lock, after get's first read) is not decoded again.
 func (s *FileStore) parse(path string, b []byte) (*auth.TokenSet, error) {
 	s.mu.Lock()
-	p := s.peeked
+	last := s.last
 	s.mu.Unlock()
-	if p.set == nil || p.path != path || !bytes.Equal(p.data, b) {
-		return auth.ParseTokenSet(b)
+	if last.set == nil || last.path != path || !bytes.Equal(last.data, b) {
+		set, err := auth.ParseTokenSet(b)
+		if err != nil {
+			return nil, err
+		}
+		s.mu.Lock()
+		s.last = parsedFile{path, b, set}
+		s.mu.Unlock()
+		last.set = set
 	}
-	c := *p.set
-	if err := c.Validate(); err != nil {
-		return nil, err
-	}
+	c := *last.set
 	return &c, nil
 }
 
