@@ -379,7 +379,7 @@ func (c *cli) classify(err error) *protocol.Error {
 // files): run as told, it serves this command. Other settings from the
 // environment are left out, since that environment applies to it too (a
 // profile other than default is always named); the etcd user is never
-// shown, for its password.
+// shown, for its password: the line says to add it.
 func (c *cli) commandLine(command, profile string) string {
 	line := prog + " " + command
 	if profile != "" && profile != "default" {
@@ -403,6 +403,9 @@ func (c *cli) commandLine(command, profile string) string {
 	add("etcd-cacert", s.etcd.caCert)
 	add("etcd-cert", s.etcd.cert)
 	add("etcd-key", s.etcd.key)
+	if s.set["etcd-user"] {
+		line += " (and your --etcd-user)"
+	}
 	return line
 }
 

@@ -259,27 +259,30 @@ func (s *EtcdStore) Kept(profile string) bool {
 	return err == nil
 }
 
-// holdsKey reports whether the last read of the profile found its key in
-// etcd, parseable or not.
-func (s *EtcdStore) holdsKey(profile string) bool {
+// revision is the profile key's revision at the last read (0: absent),
+// and whether there was one.
+func (s *EtcdStore) revision(profile string) (int64, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.revs[profile] != 0
+	rev, ok := s.revs[profile]
+	return rev, ok
 }
 
 // etcdRescue is a refreshed set that could not be written to etcd, and
-// the refresh token of the set it replaced, by its SHA-256 (envHash).
+// the revision of the profile's key that it was to replace (0: none).
 type etcdRescue struct {
-	Replaces string         `json:"replaces_sha256"`
+	Revision int64          `json:"revision"`
 	Set      *auth.TokenSet `json:"tokens"`
 }
 
-// keepRescue keeps set, refreshed from old, on this host (0600, beside the
-// cache) when etcd would not take it: the server has rotated old's refresh
-// token, so set holds the profile's only live one. The next locked read
-// writes it to etcd (see Helper.pushRescue). It returns the file's path.
-func (s *EtcdStore) keepRescue(profile string, old, set *auth.TokenSet) (string, error) {
-	data, err := json.Marshal(etcdRescue{Replaces: envHash(old), Set: set})
+// keepRescue keeps set on this host (0600, beside the cache) when etcd
+// would not take it after a refresh: the server has rotated the old
+// refresh token, so set holds the profile's only live one. The next
+// locked read writes it to etcd while the key is still at the revision it
+// was to replace (see Helper.pushRescue). It returns the file's path.
+func (s *EtcdStore) keepRescue(profile string, set *auth.TokenSet) (string, error) {
+	rev, _ := s.revision(profile) // read under the lock, before the refresh
+	data, err := json.Marshal(etcdRescue{Revision: rev, Set: set})
 	if err == nil {
 		err = privateDir(s.CacheDir, s.warn)
 	}
@@ -345,6 +348,9 @@ func (s *EtcdStore) getRemote(ctx context.Context, profile string) (*auth.TokenS
 	}
 	s.rev(profile, a.Revision)
 	set, perr := auth.ParseTokenSet([]byte(a.Set))
+	if perr == nil && s.Kept(profile) {
+		return set, nil // the cache keeps the kept set's token, which is the live one
+	}
 	if perr != nil {
 		// As the file store does with a corrupt file: absent, with a
 		// warning; the next Set replaces it (at the revision read).

@@ -443,7 +443,7 @@ func (h *Helper) refreshLocked(ctx context.Context, profile string, set *auth.To
 	}
 	tok, err := h.save(ctx, profile, save, &fresh)
 	if err != nil && h.cfg.Etcd != nil {
-		return h.keepForEtcd(ctx, profile, set, &fresh, err)
+		return h.keepForEtcd(ctx, profile, &fresh, err)
 	}
 	return tok, err
 }
@@ -452,8 +452,8 @@ func (h *Helper) refreshLocked(ctx context.Context, profile string, set *auth.To
 // or the lock lost) on this host, since the server has already spent the
 // old refresh token: it is written to etcd by this host's next locked read
 // (pushRescue). Where it cannot be kept either, the save's error stands.
-func (h *Helper) keepForEtcd(ctx context.Context, profile string, old, set *auth.TokenSet, saveErr error) (protocol.Token, error) {
-	path, err := h.cfg.Etcd.keepRescue(profile, old, set)
+func (h *Helper) keepForEtcd(ctx context.Context, profile string, set *auth.TokenSet, saveErr error) (protocol.Token, error) {
+	path, err := h.cfg.Etcd.keepRescue(profile, set)
 	if err != nil {
 		return protocol.Token{}, saveErr
 	}
@@ -473,22 +473,19 @@ func (h *Helper) keepForEtcd(ctx context.Context, profile string, old, set *auth
 func (h *Helper) Kept(profile string) bool { return h.cfg.Etcd != nil && h.cfg.Etcd.Kept(profile) }
 
 // pushRescue writes a set that keepForEtcd kept on this host to etcd, when
-// etcd still holds the set it replaced (read as stored, under the lock),
-// and returns it in place of that one. A set written or erased since wins,
-// and the kept one goes. With etcd in trouble, the kept set stays.
+// the profile's key is still at the revision the kept set was to replace
+// (as just read, under the lock), and returns it in place of what was
+// read. A key written since (by another host, or by the write that seemed
+// to fail) or erased wins, and the kept set goes. With etcd in trouble, it
+// stays.
 func (h *Helper) pushRescue(ctx context.Context, profile string, stored *auth.TokenSet, res Result, err error) (*auth.TokenSet, Result, error) {
 	r := h.cfg.Etcd.rescued(profile)
-	if r == nil {
+	if r == nil || err != nil && !errors.Is(err, ErrLoginRequired) {
 		return stored, res, err
 	}
-	switch {
-	case err == nil && envHash(stored) == r.Replaces: // the set read (etcd's, or the environment's it refreshed)
-	case errors.Is(err, ErrLoginRequired) && h.cfg.Etcd.holdsKey(profile): // a key that is not a set
-	case err == nil, errors.Is(err, ErrLoginRequired):
+	if rev, read := h.cfg.Etcd.revision(profile); !read || rev != r.Revision {
 		h.cfg.Etcd.dropRescue(profile)
-		h.cfg.Debugf("etcd holds another set than the one the kept set replaced, or none: dropped the kept set")
-		return stored, res, err
-	default:
+		h.cfg.Debugf("etcd's key of profile %q changed since the kept set was to replace it: dropped the kept set", profile)
 		return stored, res, err
 	}
 	saved, err := h.cfg.Etcd.Set(ctx, profile, r.Set) // at the revision just read, as the refresh's own save would have

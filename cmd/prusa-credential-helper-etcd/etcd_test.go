@@ -1165,9 +1165,9 @@ func TestRefreshKeptWhenEtcdGoesDown(t *testing.T) {
 	}
 	s.secrets = append(s.secrets, next.AccessToken)
 
-	// A kept set whose predecessor etcd no longer holds (a set written
-	// since) is dropped, not written over the newer one.
-	stale, _ := json.Marshal(map[string]any{"replaces_sha256": strings.Repeat("0", 64), "tokens": k1.Tokens})
+	// A kept set whose key was written since (here by the other host's
+	// refresh) is dropped, not written over the newer set.
+	stale, _ := json.Marshal(map[string]any{"revision": 1, "tokens": k1.Tokens})
 	if err := os.WriteFile(rescue, stale, 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -1182,7 +1182,43 @@ func TestRefreshKeptWhenEtcdGoesDown(t *testing.T) {
 	if _, err := os.Stat(rescue); !errors.Is(err, os.ErrNotExist) {
 		t.Fatal("a stale kept set was not dropped")
 	}
-	if strings.Count(warnings.String(), "wrote the refreshed tokens") != 1 {
+	// What decides is etcd's revision, not the set the helper picks: with a
+	// set of another session in PRUSA_TOKENS_JSON (which get prefers to
+	// etcd's), a kept set whose key is unchanged is written all the same.
+	ctx := ctxFor(t, 30*time.Second)
+	kv, err := c.client().Get(ctx, "farm/default")
+	if err != nil || len(kv.Kvs) != 1 {
+		t.Fatalf("reading etcd: %v", err)
+	}
+	r2 := s.secret(k.set(2 * time.Hour))
+	kept2, _ := json.Marshal(map[string]any{"revision": kv.Kvs[0].ModRevision, "tokens": r2})
+	if err := os.WriteFile(rescue, kept2, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(filepath.Join(a.CacheDir, "default.json"))
+	envSet, _ := json.Marshal(s.secret(k.set(-time.Minute)))
+	env, err := helper.FromEnv(func(v string) string {
+		if v == "PRUSA_TOKENS_JSON" {
+			return string(envSet)
+		}
+		return ""
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a4 := s.host()
+	a4.CacheDir = a.CacheDir
+	h4 := helper.New(helper.Config{Etcd: a4, Dir: t.TempDir(), Auth: ac, Env: env, Warn: func(m string) { warnings.Write([]byte(m + "\n")) }})
+	got, err = h4.Get(ctx, "default", 0, false)
+	a4.Close()
+	if err != nil || got.AccessToken != r2.AccessToken {
+		t.Fatalf("get with PRUSA_TOKENS_JSON and a kept set: %v (or not the kept set's token)", err)
+	}
+	if kv, err := c.client().Get(ctx, "farm/default"); err != nil || !strings.Contains(string(kv.Kvs[0].Value), r2.RefreshToken) {
+		t.Fatalf("etcd does not hold the kept set: %v", err)
+	}
+
+	if strings.Count(warnings.String(), "wrote the refreshed tokens") != 2 {
 		t.Fatalf("warnings %q: want one push", warnings.String())
 	}
 	for _, secret := range s.secrets {
