@@ -136,6 +136,9 @@ func (c *cli) status(ctx context.Context) error {
 	if entry.Store == helper.EnvToken || entry.Store == helper.EnvTokensJSON {
 		c.warnf("%s is set and is used instead of the stored credentials; unset it to use the store", entry.Store)
 	}
+	if c.helper().Kept(profile) {
+		c.warnf("etcd has not taken the last refreshed tokens of profile %q: they are kept on this host, and other hosts cannot refresh until it writes them; run: %s", profile, c.commandLine("refresh", profile))
+	}
 	if found && !entry.RefreshExpires.IsZero() && now.Before(entry.RefreshExpires) && entry.RefreshExpires.Sub(now) < 7*24*time.Hour {
 		c.warnf("the refresh token of profile %q expires in %s; run: %s (or log in again)", profile, roughDuration(entry.RefreshExpires.Sub(now)), c.commandLine("refresh", profile))
 	}

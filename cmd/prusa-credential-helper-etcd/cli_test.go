@@ -200,3 +200,34 @@ func TestCLIMissingCompanion(t *testing.T) {
 	}
 	t.Logf("%s | %s", strings.TrimSpace(r.stdout), strings.TrimSpace(r.stderr))
 }
+
+// TestCLIStatusSaysKept: status on a host that keeps refreshed tokens etcd
+// did not take says so, and how to write them.
+func TestCLIStatusSaysKept(t *testing.T) {
+	bin := helperBin(t)
+	c := startCluster(t, 1)
+	k := newTokens(t)
+	store := "etcd://" + strings.Join(c.endpoints, ",") + "/farm"
+	a := newCLIHost(t, bin, store, k.srv.URL)
+	data, _ := json.Marshal(k.set(2 * time.Hour))
+	if r := a.run(string(data), "store"); r.code != 0 {
+		t.Fatalf("store: %d %s", r.code, r.stderr)
+	}
+	if r := a.run("", "status"); r.code != 0 || strings.Contains(r.stderr, "kept on this host") {
+		t.Fatalf("status with nothing kept: %d %q", r.code, r.stderr)
+	}
+	var config string
+	for _, e := range a.env {
+		if v, ok := strings.CutPrefix(e, "XDG_CONFIG_HOME="); ok {
+			config = v
+		}
+	}
+	cache := helper.EtcdCacheDir(filepath.Join(config, "prusa-credential-helper"), c.endpoints, "farm")
+	if err := os.WriteFile(filepath.Join(cache, ".rescue-default.json"), data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := a.run("", "status")
+	if r.code != 0 || !strings.Contains(r.stderr, "kept on this host") || !strings.Contains(r.stderr, "run: prusa-credential-helper refresh") {
+		t.Fatalf("status with a kept set: %d %q", r.code, r.stderr)
+	}
+}
