@@ -386,7 +386,13 @@ func (h *Helper) slow(ctx context.Context, profile, current string, margin time.
 		// set before this one read it: a refresh now would give no
 		// longer a lifetime.
 	default:
-		return h.refreshLocked(ctx, profile, set, force)
+		tok, err := h.refreshLocked(ctx, profile, set, force)
+		if left := exp.Sub(now); err != nil && left > 0 && (errors.Is(err, auth.ErrNetwork) || errors.Is(err, auth.ErrServer)) {
+			// Say why a token that status calls valid was not served:
+			// it expires within the margin get keeps.
+			err = fmt.Errorf("%w; the stored access token is valid for another %s, within the %s margin", err, left.Round(time.Second), margin)
+		}
+		return tok, err
 	}
 	h.cfg.Debugf("no refresh needed: %s", auth.Describe(set.AccessToken))
 	if h.cfg.Mode == ModeKeyring && res.Store == "file" {

@@ -696,3 +696,21 @@ func TestEnvRefreshNeedsAStore(t *testing.T) {
 		t.Fatalf("valid PRUSA_TOKENS_JSON with no store: %v", err)
 	}
 }
+
+// TestFailedRefreshSaysTheTokenIsStillValid: a refresh that fails for the
+// server's or the network's sake, of a token not yet expired, says how long
+// that token is still valid (status calls it valid; get keeps a margin).
+func TestFailedRefreshSaysTheTokenIsStillValid(t *testing.T) {
+	e := newEnv(t, ModeFile, authtest.Options{})
+	e.store("default", e.mint(30*time.Second))
+	e.srv.FailToken(authtest.Fault{Status: 503}, authtest.Fault{Status: 503})
+	_, err := e.get("default", 0, false)
+	if !errors.Is(err, auth.ErrServer) || !strings.Contains(err.Error(), "the stored access token is valid for another ") || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("err = %v", err)
+	}
+	e.srv.FailToken(authtest.Fault{Status: 400, Body: `{"error":"invalid_grant"}`})
+	e.srv.RevokeAll(email)
+	if _, err := e.get("default", 0, false); !errors.Is(err, ErrLoginRequired) || strings.Contains(err.Error(), "valid for another") {
+		t.Fatalf("a refused refresh: %v", err)
+	}
+}
