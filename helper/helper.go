@@ -390,7 +390,7 @@ func (h *Helper) slow(ctx context.Context, profile, current string, margin time.
 		if left := exp.Sub(now); err != nil && left > 0 && (errors.Is(err, auth.ErrNetwork) || errors.Is(err, auth.ErrServer)) {
 			// Say why a token that status calls valid was not served:
 			// it expires within the margin get keeps.
-			err = fmt.Errorf("%w; the stored access token is valid for another %s, within the %s margin", err, left.Round(time.Second), margin)
+			err = fmt.Errorf("%w; the stored access token is valid for another %.0fs, within the %.0fs margin", err, left.Seconds(), margin.Seconds())
 		}
 		return tok, err
 	}
