@@ -279,7 +279,7 @@ type etcdRescue struct {
 // would not take it after a refresh: the server has rotated the old
 // refresh token, so set holds the profile's only live one. The next
 // locked read writes it to etcd while the key is still at the revision it
-// was to replace (see Helper.pushRescue). It returns the file's path.
+// was to replace (see Helper.readLocked). It returns the file's path.
 func (s *EtcdStore) keepRescue(profile string, set *auth.TokenSet) (string, error) {
 	rev, _ := s.revision(profile) // read under the lock, before the refresh
 	data, err := json.Marshal(etcdRescue{Revision: rev, Set: set})

@@ -346,13 +346,9 @@ func (h *Helper) slow(ctx context.Context, profile, current string, margin time.
 		return protocol.Token{}, err
 	}
 	defer unlock()
-	set, res, err := h.read(ctx, profile, true)
-	if h.cfg.Etcd != nil {
-		read := set
-		set, res, err = h.pushRescue(ctx, profile, set, res, err)
-		if err == nil && set != read {
-			current = set.AccessToken // this host's own set: no other process refreshed
-		}
+	set, res, kept, err := h.readLocked(ctx, profile)
+	if kept {
+		current = set.AccessToken // this host's own set: no other process refreshed
 	}
 	if errors.Is(err, ErrLoginRequired) {
 		return h.autoLogin(ctx, profile, err)
@@ -457,7 +453,7 @@ func (h *Helper) refreshLocked(ctx context.Context, profile string, set *auth.To
 // keepForEtcd keeps a refreshed set that etcd would not take (unreachable,
 // or the lock lost) on this host, since the server has already spent the
 // old refresh token: it is written to etcd by this host's next locked read
-// (pushRescue). Where it cannot be kept either, the save's error stands.
+// (readLocked). Where it cannot be kept either, the save's error stands.
 func (h *Helper) keepForEtcd(ctx context.Context, profile string, set *auth.TokenSet, saveErr error) (protocol.Token, error) {
 	path, err := h.cfg.Etcd.keepRescue(profile, set)
 	if err != nil {
@@ -478,28 +474,33 @@ func (h *Helper) keepForEtcd(ctx context.Context, profile string, set *auth.Toke
 // and a refresh is due whatever its expiry says.
 func (h *Helper) Kept(profile string) bool { return h.cfg.Etcd != nil && h.cfg.Etcd.Kept(profile) }
 
-// pushRescue writes a set that keepForEtcd kept on this host to etcd, when
-// the profile's key is still at the revision the kept set was to replace
-// (as just read, under the lock), and returns it in place of what was
-// read. A key written since (by another host, or by the write that seemed
-// to fail) or erased wins, and the kept set goes. With etcd in trouble, it
-// stays.
-func (h *Helper) pushRescue(ctx context.Context, profile string, stored *auth.TokenSet, res Result, err error) (*auth.TokenSet, Result, error) {
+// readLocked is read under the profile's lock, which the caller holds.
+// With an etcd store, a set that keepForEtcd kept on this host is written
+// to etcd first when the profile's key is still at the revision the kept
+// set was to replace (as just read), and is returned in place of what was
+// read (kept says so). A key written since (by another host, or by the
+// write that seemed to fail) or erased wins, and the kept set goes. With
+// etcd in trouble, it stays.
+func (h *Helper) readLocked(ctx context.Context, profile string) (_ *auth.TokenSet, _ Result, kept bool, _ error) {
+	stored, res, err := h.read(ctx, profile, true)
+	if h.cfg.Etcd == nil {
+		return stored, res, false, err
+	}
 	r := h.cfg.Etcd.rescued(profile)
 	if r == nil || err != nil && !errors.Is(err, ErrLoginRequired) {
-		return stored, res, err
+		return stored, res, false, err
 	}
 	if rev, read := h.cfg.Etcd.revision(profile); !read || rev != r.Revision {
 		h.cfg.Etcd.dropRescue(profile)
 		h.cfg.Debugf("etcd's key of profile %q changed since the kept set was to replace it: dropped the kept set", profile)
-		return stored, res, err
+		return stored, res, false, err
 	}
 	saved, err := h.cfg.Etcd.Set(ctx, profile, r.Set) // at the revision just read, as the refresh's own save would have
 	if err != nil {
-		return nil, saved, err
+		return nil, saved, false, err
 	}
 	h.cfg.Warn(fmt.Sprintf("wrote the refreshed tokens of profile %q kept on this host to etcd", profile))
-	return r.Set, saved, nil
+	return r.Set, saved, true, nil
 }
 
 // save commits a new set (refreshed or logged in), runs OnSave, and
@@ -560,10 +561,7 @@ func (h *Helper) Refresh(ctx context.Context, profile string) (protocol.Token, e
 		return protocol.Token{}, err
 	}
 	defer unlock()
-	set, res, err := h.read(ctx, profile, true)
-	if h.cfg.Etcd != nil {
-		set, _, err = h.pushRescue(ctx, profile, set, res, err)
-	}
+	set, _, _, err := h.readLocked(ctx, profile)
 	if err != nil {
 		return protocol.Token{}, err
 	}
