@@ -173,7 +173,8 @@ func TestClockOffsetFromTokenAnswers(t *testing.T) {
 			if d := got.ClockOffset - skew; d.Abs() > 2*time.Second {
 				t.Errorf("%s: offset %v, want about %v", name, got.ClockOffset, skew)
 			}
-			exp, _ := ExpiryOf(got.AccessToken)
+			claims, _ := got.Access()
+			exp := claims.Expiry.Time
 			if left := exp.Sub(got.ServerNow(time.Now())); left < 7190*time.Second || left > 7210*time.Second {
 				t.Errorf("%s: by the server's clock the new token has %v left, want about 2h", name, left)
 			}
@@ -211,7 +212,8 @@ func TestClockOffsetDateResolution(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			exp, _ := ExpiryOf(got.AccessToken)
+			claims, _ := got.Access()
+			exp := claims.Expiry.Time
 			if got.ClockOffset != 0 || !ValidFor(exp, got.ServerNow(local), 60*time.Second) {
 				t.Errorf("local time .%03d, expires_in %v: offset %v, token valid for %v", frac/time.Millisecond, withExpiresIn, got.ClockOffset, exp.Sub(got.ServerNow(local)))
 			}

@@ -212,15 +212,6 @@ func whyMalformed(token string) string {
 	return "it cannot be decoded"
 }
 
-// ExpiryOf returns a JWT's exp claim, or what ParseJWT finds wrong with it.
-func ExpiryOf(token string) (time.Time, error) {
-	c, err := ParseJWT(token)
-	if err != nil {
-		return time.Time{}, err
-	}
-	return c.Expiry.Time, nil
-}
-
 // ValidFor reports whether a token that expires at exp is still valid at now
 // for more than margin: it must not expire within the margin.
 func ValidFor(exp, now time.Time, margin time.Duration) bool {

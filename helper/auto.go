@@ -103,9 +103,9 @@ func (a *AutoStore) get(ctx context.Context, profile string, peek bool) (*auth.T
 
 // expiresLater reports whether a's access token expires after b's.
 func expiresLater(a, b *auth.TokenSet) bool {
-	ea, err1 := auth.ExpiryOf(a.AccessToken)
-	eb, err2 := auth.ExpiryOf(b.AccessToken)
-	return err1 == nil && err2 == nil && ea.After(eb)
+	ca, err1 := a.Access()
+	cb, err2 := b.Access()
+	return err1 == nil && err2 == nil && ca.Expiry.Time.After(cb.Expiry.Time)
 }
 
 // Set saves to the keyring and removes any file copy; in auto mode, where

@@ -201,8 +201,8 @@ func (s *EtcdStore) cached(profile string) (*auth.TokenSet, bool) {
 	if err != nil {
 		return nil, false
 	}
-	exp, err := auth.ExpiryOf(set.AccessToken)
-	if err != nil || !auth.ValidFor(exp, set.ServerNow(s.now()), MinMargin) {
+	c, err := set.Access() // parsed by ParseTokenSet
+	if err != nil || !auth.ValidFor(c.Expiry.Time, set.ServerNow(s.now()), MinMargin) {
 		return nil, false
 	}
 	return set, true

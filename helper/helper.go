@@ -390,7 +390,9 @@ func (h *Helper) slow(ctx context.Context, profile, current string, margin time.
 		}
 		return tok, err
 	}
-	h.cfg.Debugf("no refresh needed: %s", auth.Describe(set.AccessToken))
+	if h.debug {
+		h.cfg.Debugf("no refresh needed: %s", auth.Describe(set.AccessToken))
+	}
 	if h.cfg.Mode == ModeKeyring && res.Store == "file" {
 		return h.moveBack(ctx, profile, set, exp)
 	}

@@ -974,7 +974,7 @@ func TestFleetRefreshesOnce(t *testing.T) {
 		defer h.Close()
 		if set, _, err := h.Peek(ctx, "default"); err != nil {
 			return "", err
-		} else if exp, err := auth.ExpiryOf(set.AccessToken); err == nil && auth.ValidFor(exp, time.Now(), helper.MinMargin) {
+		} else if c, err := set.Access(); err == nil && auth.ValidFor(c.Expiry.Time, time.Now(), helper.MinMargin) {
 			return set.AccessToken, nil
 		}
 		unlock, err := h.Lock(ctx, "default")
@@ -986,7 +986,7 @@ func TestFleetRefreshesOnce(t *testing.T) {
 		if err != nil {
 			return "", err
 		}
-		if exp, err := auth.ExpiryOf(set.AccessToken); err == nil && auth.ValidFor(exp, time.Now(), helper.MinMargin) {
+		if c, err := set.Access(); err == nil && auth.ValidFor(c.Expiry.Time, time.Now(), helper.MinMargin) {
 			return set.AccessToken, nil // another process refreshed
 		}
 		if set.RefreshToken == "" {
