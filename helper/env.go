@@ -42,7 +42,7 @@ func FromEnv(getenv func(string) string) (*EnvSource, error) {
 		if err != nil {
 			return nil, &envError{fmt.Sprintf("%s is not a valid token set: %s", EnvTokensJSON, reason(err))}
 		}
-		c, _ := auth.ParseJWT(set.AccessToken) // validated above
+		c, _ := set.Access() // parsed by ParseTokenSet
 		return &EnvSource{Var: EnvTokensJSON, Set: set, Access: c}, nil
 	}
 	if v := strings.TrimSpace(getenv(EnvToken)); v != "" {
