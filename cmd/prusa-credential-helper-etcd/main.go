@@ -139,13 +139,16 @@ const defaultLeaseTTL = 5 * time.Second
 
 // config is what the companion is started with.
 type config struct {
-	endpoints            []string
-	prefix               string
-	leaseTTL             int // seconds
-	caCert, cert, key    string
-	user, password       string
-	hasUser, tlsRequired bool
+	endpoints         []string
+	prefix            string
+	leaseTTL          int // seconds
+	caCert, cert, key string
+	user, password    string // empty without PRUSA_ETCD_USER
 }
+
+// tls reports whether the companion talks TLS to etcd: with a CA or a
+// client certificate.
+func (c *config) tls() bool { return c.caCert != "" || c.cert != "" }
 
 func parseConfig(endpoints, prefix string, ttl time.Duration, rest []string, getenv func(string) string) (*config, error) {
 	if len(rest) > 0 {
@@ -172,13 +175,12 @@ func parseConfig(endpoints, prefix string, ttl time.Duration, rest []string, get
 	if (c.cert == "") != (c.key == "") {
 		return nil, fmt.Errorf("PRUSA_ETCD_CERT and PRUSA_ETCD_KEY go together: set both or neither")
 	}
-	c.tlsRequired = c.caCert != "" || c.cert != ""
 	if u := getenv("PRUSA_ETCD_USER"); u != "" {
 		name, pass, ok := strings.Cut(u, ":")
 		if !ok || name == "" || pass == "" {
 			return nil, fmt.Errorf("PRUSA_ETCD_USER must be user:password")
 		}
-		c.user, c.password, c.hasUser = name, pass, true
+		c.user, c.password = name, pass
 	}
 	return c, nil
 }

@@ -82,7 +82,7 @@ type server struct {
 func newServer(cfg *config) *server {
 	s := &server{cfg: cfg, clientReady: make(chan struct{}), locks: map[string]*concurrency.Mutex{}}
 	s.base, s.cancelBase = context.WithCancel(context.Background())
-	if cfg.tlsRequired {
+	if cfg.tls() {
 		info := transport.TLSInfo{TrustedCAFile: cfg.caCert, CertFile: cfg.cert, KeyFile: cfg.key}
 		tc, err := info.ClientConfig()
 		if err != nil {
@@ -108,9 +108,7 @@ func newClient(cfg *config, tc *tls.Config) (*clientv3.Client, error) {
 		Logger:      zap.NewNop(),
 		TLS:         tc,
 	}
-	if cfg.hasUser {
-		c.Username, c.Password = cfg.user, cfg.password
-	}
+	c.Username, c.Password = cfg.user, cfg.password // none: no authentication
 	cli, err := clientv3.New(c)
 	if err != nil {
 		return nil, err
