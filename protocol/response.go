@@ -205,7 +205,7 @@ func WriteError(w io.Writer, f Format, e *Error) error {
 	}{Version, false, e.Code, e.JSONMessage(), e.Code.Retryable()})
 }
 
-// VersionInfo writes `version --json`.
+// WriteVersion writes `version --json`.
 func WriteVersion(w io.Writer, version string) error {
 	return writeJSON(w, struct {
 		Version  string   `json:"version"`
