@@ -192,7 +192,7 @@ func TestCrashKills(t *testing.T) {
 	}
 	var killed, finished, oldAfter, newAfter, absentAfter, burned, nextOK, tempSeen int
 	runsDone := 0
-	for i := 0; killed < n && i < 8*n; i++ {
+	for i := 0; killed < n && i < 4*n; i++ {
 		runsDone++
 		op := []string{"get", "store", "login"}[i%3]
 		old := srv.Mint(userEmail, -time.Minute)
@@ -623,7 +623,7 @@ func TestCrashKillsKeyring(t *testing.T) {
 
 	n := max(kills()/5, 20)
 	var killed, finished, nextOK, burned int
-	for i := 0; killed < n && i < 8*n; i++ {
+	for i := 0; killed < n && i < 4*n; i++ {
 		old := store()
 		cmd := exec.Command(binary, "get")
 		cmd.Env = []string{"HOME=" + home, "XDG_CONFIG_HOME=" + filepath.Join(home, ".config")}
