@@ -106,6 +106,34 @@ func TestWriteToken(t *testing.T) {
 	}
 }
 
+// TestWriteTokenIsTheStructsJSON: get's answer, written field by field, is
+// byte for byte what encoding/json writes for the same struct, whatever the
+// values hold.
+func TestWriteTokenIsTheStructsJSON(t *testing.T) {
+	for _, tok := range []Token{
+		{Profile: "default", TokenType: "Bearer", AccessToken: "aaa.bbb-_.ccc", Expiry: time.Unix(1795733862, 0)},
+		{Profile: `p<&>"\é` + "\x00\u2028", TokenType: "Bearer\n", AccessToken: "<script>&amp;\xff", Expiry: time.Unix(-1, 0)},
+		{},
+	} {
+		var got, want bytes.Buffer
+		if err := WriteToken(&got, FormatJSON, tok); err != nil {
+			t.Fatal(err)
+		}
+		writeJSON(&want, struct {
+			Version        int    `json:"version"`
+			Success        bool   `json:"success"`
+			Profile        string `json:"profile"`
+			TokenType      string `json:"token_type"`
+			AccessToken    string `json:"access_token"`
+			ExpiresAt      string `json:"expires_at"`
+			ExpirationTime int64  `json:"expiration_time"`
+		}{Version, true, tok.Profile, tok.TokenType, tok.AccessToken, FormatTime(tok.Expiry), tok.Expiry.Unix()})
+		if got.String() != want.String() {
+			t.Errorf("got  %s\nwant %s", got.String(), want.String())
+		}
+	}
+}
+
 func TestWriteError(t *testing.T) {
 	e := &Error{Code: LoginRequired, Message: `no stored credentials for profile "default"`, Hint: "run: prusa-credential-helper login"}
 	var b bytes.Buffer

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -86,15 +87,28 @@ func WriteToken(w io.Writer, f Format, t Token) error {
 		_, err := fmt.Fprintf(w, "PRUSA_TOKEN=%s\n", ShellQuote(t.AccessToken))
 		return err
 	}
-	return writeJSON(w, struct {
-		Version        int    `json:"version"`
-		Success        bool   `json:"success"`
-		Profile        string `json:"profile"`
-		TokenType      string `json:"token_type"`
-		AccessToken    string `json:"access_token"`
-		ExpiresAt      string `json:"expires_at"`
-		ExpirationTime int64  `json:"expiration_time"`
-	}{Version, true, t.Profile, t.TokenType, t.AccessToken, FormatTime(t.Expiry), t.Expiry.Unix()})
+	// Field by field: the answer of every cached get, which a struct would
+	// make pay encoding/json's struct encoder start-up (see README.md, Speed).
+	b := strconv.AppendInt([]byte(`{"version":`), Version, 10)
+	b = append(b, `,"success":true`...)
+	b = appendField(b, "profile", t.Profile)
+	b = appendField(b, "token_type", t.TokenType)
+	b = appendField(b, "access_token", t.AccessToken)
+	b = appendField(b, "expires_at", FormatTime(t.Expiry))
+	b = appendField(b, "expiration_time", t.Expiry.Unix())
+	_, err := w.Write(append(b, "}\n"...))
+	return err
+}
+
+// appendField appends ,"name":v to an object being written, v encoded as
+// writeJSON would encode it.
+func appendField(b []byte, name string, v any) []byte {
+	var j bytes.Buffer
+	enc := json.NewEncoder(&j)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v) // a string or an integer always encodes
+	b = append(append(append(b, `,"`...), name...), `":`...)
+	return append(b, bytes.TrimSuffix(j.Bytes(), []byte("\n"))...)
 }
 
 // ShellQuote quotes s for a POSIX shell: as it is when it holds only
