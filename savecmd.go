@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
-	"regexp"
 	"strings"
 	"time"
 
@@ -134,7 +133,7 @@ func (c *cli) saveHook() func(ctx context.Context, set *auth.TokenSet) {
 // timeout. Its stdout is discarded and its stderr is never shown as it is:
 // both may echo the set. A failure is a warning, showing the exit status
 // and the first line of its stderr with every token of the set and every
-// JWT-looking string in it redacted.
+// token-looking string in it redacted.
 //
 // The command has its own timeout: the end of ctx's deadline does not cut
 // it short (the set is saved by then, and handing it on is what the next
@@ -208,16 +207,59 @@ func firstLine(b []byte) string {
 }
 
 // redact removes from s every value of the set and anything that looks like
-// a token.
+// a token: a run of base64url characters and dots holding a JWT header
+// ("eyJ"), a piece of 24 or more characters, or two pieces of 8 or more
+// joined by a dot. (Such a run is redacted whole.)
 func redact(s string, set *auth.TokenSet) string {
 	for _, v := range []string{set.AccessToken, set.RefreshToken, set.IDToken, set.SharedSessionKey} {
 		if v != "" {
 			s = strings.ReplaceAll(s, v, "<redacted>")
 		}
 	}
-	// What may be a JWT or a part of one: a JWT header and what follows
-	// it, long base64url runs joined by dots, or one long base64url run.
-	// (Compiled here, not at start-up: only a failure needs it.)
-	jwtLike := regexp.MustCompile(`eyJ[A-Za-z0-9_.-]*|[A-Za-z0-9_-]{8,}(\.[A-Za-z0-9_-]{8,})+|[A-Za-z0-9_-]{24,}`)
-	return jwtLike.ReplaceAllString(s, "<redacted>") // warnf makes it one line
+	var b strings.Builder
+	for s != "" {
+		start := strings.IndexFunc(s, isTokenChar)
+		if start < 0 {
+			start = len(s)
+		}
+		b.WriteString(s[:start])
+		s = s[start:]
+		end := strings.IndexFunc(s, func(r rune) bool { return !isTokenChar(r) })
+		if end < 0 {
+			end = len(s)
+		}
+		if run := s[:end]; looksLikeToken(run) {
+			b.WriteString("<redacted>")
+		} else {
+			b.WriteString(run)
+		}
+		s = s[end:]
+	}
+	return b.String() // warnf makes it one line
+}
+
+func isTokenChar(r rune) bool {
+	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-' || r == '.'
+}
+
+// looksLikeToken reports whether a run of token characters is (or holds)
+// what may be a token or a part of one.
+func looksLikeToken(run string) bool {
+	if strings.Contains(run, "eyJ") {
+		return true
+	}
+	long := 0 // pieces of 8 or more in a row
+	for piece := range strings.SplitSeq(run, ".") {
+		switch {
+		case len(piece) >= 24:
+			return true
+		case len(piece) >= 8:
+			if long++; long == 2 {
+				return true
+			}
+		default:
+			long = 0
+		}
+	}
+	return false
 }

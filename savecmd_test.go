@@ -134,6 +134,29 @@ func TestSaveCommandOutputNotPassedOn(t *testing.T) {
 	}
 }
 
+// TestRedact: what a failing save command prints keeps its words and loses
+// every token of the set and whatever looks like a token.
+func TestRedact(t *testing.T) {
+	set := &auth.TokenSet{AccessToken: "CANARY-ACCESS", RefreshToken: "CANARY-REFRESH", SharedSessionKey: "0b7c-CANARY-SESSION"}
+	for _, c := range []struct{ in, want string }{
+		{"gh: bad credentials (HTTP 401)", "gh: bad credentials (HTTP 401)"},
+		{"cannot write /home/u/.config/prusa-credential-helper/default.json: v1.2.3", "cannot write /home/u/.config/prusa-credential-helper/default.json: v1.2.3"},
+		{"got CANARY-ACCESS and CANARY-REFRESH, session 0b7c-CANARY-SESSION", "got <redacted> and <redacted>, session <redacted>"},
+		{"bad token xeyJhbGciOi.e30.sig!", "bad token <redacted>!"},
+		{"key=ABCDEFGHIJKLMNOPQRSTUVWX;", "key=<redacted>;"},
+		{"key=ABCDEFGHIJKLMNOPQRSTUVW;", "key=ABCDEFGHIJKLMNOPQRSTUVW;"},
+		{"part abcdefgh.ijklmnop end", "part <redacted> end"},
+		{"part abcdefg.ijklmnop end", "part abcdefg.ijklmnop end"},
+		{"a.abcdefgh.x.ijklmnop and abcdefgh.x.ijklmnop.ok", "a.abcdefgh.x.ijklmnop and abcdefgh.x.ijklmnop.ok"},
+		{"été: ABCDEFGHIJKLMNOPQRSTUVWXYZ", "été: <redacted>"},
+		{"", ""},
+	} {
+		if got := redact(c.in, set); got != c.want {
+			t.Errorf("redact(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
+
 // TestSaveCommandTimeout: a command that does not end is killed at the
 // timeout, and said so.
 func TestSaveCommandTimeout(t *testing.T) {

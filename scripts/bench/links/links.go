@@ -10,7 +10,6 @@ import (
 	"net/http/cookiejar"
 	"os"
 	"os/signal"
-	"regexp"
 
 	"github.com/adrg/xdg"
 	"github.com/gofrs/flock"
@@ -39,7 +38,6 @@ func Keep(args []string) {
 	term.ReadPassword(0)
 	cookiejar.New(nil)
 	signal.Notify(make(chan os.Signal, 1), os.Interrupt)
-	regexp.MustCompile(args[1])
 	base32.StdEncoding.DecodeString(args[1])
 	flag.Parse()
 }
