@@ -13,9 +13,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-build() { CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$out/$1" "${@:3}" "$2"; }
+# The flags install.sh builds with; the references get them too.
+build() { CGO_ENABLED=0 go build -tags "nethttpomithttp2${3:+,$3}" -trimpath -ldflags "-s -w" -o "$out/$1" "$2"; }
 build prusa-credential-helper .
-build prusa-credential-helper-gokeyring . -tags gokeyringonly # reads with go-keyring alone
+build prusa-credential-helper-gokeyring . gokeyringonly # reads with go-keyring alone
 for ref in hello fileread tlsonly linked minget keyringread post; do
 	build "$ref" "./scripts/bench/$ref"
 done

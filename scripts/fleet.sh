@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 # As install.sh builds them: the companion beside the helper.
-CGO_ENABLED=0 go build -trimpath -o "$out/prusa-credential-helper" .
-CGO_ENABLED=0 go build -trimpath -o "$out/prusa-credential-helper-etcd" ./cmd/prusa-credential-helper-etcd
+CGO_ENABLED=0 go build -tags nethttpomithttp2 -trimpath -o "$out/prusa-credential-helper" .
+CGO_ENABLED=0 go build -tags nethttpomithttp2 -trimpath -o "$out/prusa-credential-helper-etcd" ./cmd/prusa-credential-helper-etcd
 go build -o "$out/fleet" ./scripts/fleet
 "$out/fleet" -bin "$out/prusa-credential-helper" "$@"

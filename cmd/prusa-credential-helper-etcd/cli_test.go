@@ -33,7 +33,7 @@ func helperBin(t *testing.T) string {
 			return
 		}
 		goTool := filepath.Join(runtime.GOROOT(), "bin", "go")
-		out, err := exec.Command(goTool, "build", "-o", filepath.Join(binDir, "prusa-credential-helper"), "github.com/prusa-credential-helper/prusa-credential-helper").CombinedOutput()
+		out, err := exec.Command(goTool, "build", "-tags", "nethttpomithttp2", "-o", filepath.Join(binDir, "prusa-credential-helper"), "github.com/prusa-credential-helper/prusa-credential-helper").CombinedOutput()
 		if err != nil {
 			buildErr = &buildError{err, string(out)}
 			return

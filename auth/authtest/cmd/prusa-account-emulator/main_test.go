@@ -121,7 +121,7 @@ func TestEmulatorProgramDemo(t *testing.T) {
 		t.Fatalf("a POSIX shell is needed to paste the printed command: %v", err)
 	}
 	bin := t.TempDir()
-	build := exec.Command(goBin, "build", "-o", filepath.Join(bin, "prusa-credential-helper"), ".")
+	build := exec.Command(goBin, "build", "-tags", "nethttpomithttp2", "-o", filepath.Join(bin, "prusa-credential-helper"), ".")
 	build.Dir = "../../../.." // the module root
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("building the helper: %v\n%s", err, out)
