@@ -177,8 +177,11 @@ func (sc *saveCommand) run(ctx context.Context, set *auth.TokenSet) {
 		what = "not found"
 	}
 	msg := fmt.Sprintf("save command %s failed: %s", sc.argv[0], what)
-	if line := firstLine(stderr.Bytes()); line != "" {
-		msg += ": " + redact(line, set)
+	if line := redact(firstLine(stderr.Bytes()), set); line != "" {
+		if len(line) > 200 { // cut after redacting: a cut token would not match
+			line = line[:200] + "…"
+		}
+		msg += ": " + line
 	}
 	sc.warn(msg + " (the tokens are saved in the store all the same)")
 }
@@ -193,13 +196,10 @@ func (b *limitedBuffer) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// firstLine is the first non-blank line of b, at most 200 bytes.
+// firstLine is the first non-blank line of b.
 func firstLine(b []byte) string {
 	for _, l := range strings.Split(string(b), "\n") {
 		if l = strings.TrimSpace(l); l != "" {
-			if len(l) > 200 {
-				l = l[:200] + "…"
-			}
 			return l
 		}
 	}

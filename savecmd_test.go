@@ -134,6 +134,20 @@ func TestSaveCommandOutputNotPassedOn(t *testing.T) {
 	}
 }
 
+// TestSaveCommandLongLineCutAfterRedacting: a first line longer than the
+// warning keeps is cut after the set's values are redacted, so a value that
+// crosses the cut leaves no piece behind.
+func TestSaveCommandLongLineCutAfterRedacting(t *testing.T) {
+	needSh(t)
+	set, warnings := runSave(t, 0, "sh", "-c", `sid=$(sed -n 's/.*"shared_session_key":"\([^"]*\)".*/\1/p'); printf '%s%s\n' "$1" "$sid" >&2; exit 1`, "sh", strings.Repeat("no ", 64))
+	if len(warnings) != 1 {
+		t.Fatalf("warnings: %q", warnings)
+	}
+	if strings.Contains(warnings[0], set.SharedSessionKey[:8]) || !strings.Contains(warnings[0], "no no") {
+		t.Fatalf("warning %q", warnings[0])
+	}
+}
+
 // TestRedact: what a failing save command prints keeps its words and loses
 // every token of the set and whatever looks like a token.
 func TestRedact(t *testing.T) {
