@@ -27,7 +27,7 @@ func watchInterrupts(ctx context.Context) (context.Context, context.CancelFunc) 
 //
 //go:noinline
 func growStack(n int) byte {
-	var frame [5 << 10]byte // distinct indexes keep it from being optimized away
+	var frame [5 << 10]byte // indexes known only at run time keep it
 	frame[n%len(frame)] = byte(n)
 	return frame[(n*7)%len(frame)]
 }
