@@ -106,15 +106,14 @@ func TestWriteToken(t *testing.T) {
 	}
 }
 
-// TestWriteTokenIsTheStructsJSON: get's answer, written field by field, is
-// byte for byte what encoding/json writes for the same struct, whatever the
-// values hold.
-func TestWriteTokenIsTheStructsJSON(t *testing.T) {
-	for _, tok := range []Token{
-		{Profile: "default", TokenType: "Bearer", AccessToken: "aaa.bbb-_.ccc", Expiry: time.Unix(1795733862, 0)},
-		{Profile: `p<&>"\é` + "\x00\u2028", TokenType: "Bearer\n", AccessToken: "<script>&amp;\xff", Expiry: time.Unix(-1, 0)},
-		{},
-	} {
+// FuzzWriteToken: get's answer, written field by field, is byte for byte
+// what encoding/json writes for the same struct, whatever the values hold.
+func FuzzWriteToken(f *testing.F) {
+	f.Add("default", "Bearer", "aaa.bbb-_.ccc", int64(1795733862))
+	f.Add(`p<&>"\é`+"\x00\u2028", "Bearer\n", "<script>&amp;\xff", int64(-1))
+	f.Add("", "", "", int64(0))
+	f.Fuzz(func(t *testing.T, profile, tokenType, access string, exp int64) {
+		tok := Token{Profile: profile, TokenType: tokenType, AccessToken: access, Expiry: time.Unix(exp, 0)}
 		var got, want bytes.Buffer
 		if err := WriteToken(&got, FormatJSON, tok); err != nil {
 			t.Fatal(err)
@@ -131,7 +130,7 @@ func TestWriteTokenIsTheStructsJSON(t *testing.T) {
 		if got.String() != want.String() {
 			t.Errorf("got  %s\nwant %s", got.String(), want.String())
 		}
-	}
+	})
 }
 
 func TestWriteError(t *testing.T) {

@@ -89,26 +89,22 @@ func WriteToken(w io.Writer, f Format, t Token) error {
 	}
 	// Field by field: the answer of every cached get, which a struct would
 	// make pay encoding/json's struct encoder start-up (see README.md, Speed).
-	b := strconv.AppendInt([]byte(`{"version":`), Version, 10)
-	b = append(b, `,"success":true`...)
-	b = appendField(b, "profile", t.Profile)
-	b = appendField(b, "token_type", t.TokenType)
-	b = appendField(b, "access_token", t.AccessToken)
-	b = appendField(b, "expires_at", FormatTime(t.Expiry))
-	b = appendField(b, "expiration_time", t.Expiry.Unix())
-	_, err := w.Write(append(b, "}\n"...))
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false) // as writeJSON
+	field := func(name, v string) {
+		b.WriteString(`,"` + name + `":`)
+		_ = enc.Encode(v)       // a string always encodes
+		b.Truncate(b.Len() - 1) // its newline
+	}
+	b.WriteString(`{"version":` + strconv.Itoa(Version) + `,"success":true`)
+	field("profile", t.Profile)
+	field("token_type", t.TokenType)
+	field("access_token", t.AccessToken)
+	field("expires_at", FormatTime(t.Expiry))
+	b.WriteString(`,"expiration_time":` + strconv.FormatInt(t.Expiry.Unix(), 10) + "}\n")
+	_, err := w.Write(b.Bytes())
 	return err
-}
-
-// appendField appends ,"name":v to an object being written, v encoded as
-// writeJSON would encode it.
-func appendField(b []byte, name string, v any) []byte {
-	var j bytes.Buffer
-	enc := json.NewEncoder(&j)
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(v) // a string or an integer always encodes
-	b = append(append(append(b, `,"`...), name...), `":`...)
-	return append(b, bytes.TrimSuffix(j.Bytes(), []byte("\n"))...)
 }
 
 // ShellQuote quotes s for a POSIX shell: as it is when it holds only

@@ -22,7 +22,7 @@ RELIABILITY_KILLS=$kills scripts/with-keyring.sh go test -count=1 -v \
 # default, 60 s, can spend a whole short run minimizing).
 echo "== fuzzing, $fuzztime per target"
 cache=$(go env GOCACHE)/fuzz/github.com/prusa-credential-helper/prusa-credential-helper
-for target in auth:FuzzParseJWT auth:FuzzTokenSet auth:FuzzParseForms protocol:FuzzReadRequest; do
+for target in auth:FuzzParseJWT auth:FuzzTokenSet auth:FuzzParseForms protocol:FuzzReadRequest protocol:FuzzWriteToken; do
 	pkg=${target%%:*} name=${target##*:}
 	out=$(go test "./$pkg" -run '^$' -fuzz "^$name\$" -fuzztime "$fuzztime" -fuzzminimizetime 5s 2>&1) || { echo "$out" | tail -20; echo "  $name: FOUND A FAILURE (input saved in $pkg/testdata/fuzz/$name)"; exit 1; }
 	execs=$(echo "$out" | grep -oE 'execs: [0-9]+' | tail -1 | grep -oE '[0-9]+')
