@@ -322,6 +322,25 @@ func TestAuthtestNotInBinary(t *testing.T) {
 	}
 }
 
+// TestShippedBinaryLeavesOut: the helper as install.sh builds it links
+// neither the etcd client (the companion's) nor regexp nor net/http's
+// bundled HTTP/2: each would cost every start its load (README.md, Speed).
+// If a Go release drops the nethttpomithttp2 tag, this says so.
+func TestShippedBinaryLeavesOut(t *testing.T) {
+	out, err := exec.Command("go", "list", "-tags", "nethttpomithttp2", "-deps", ".").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, pkg := range []string{"go.etcd.io/", "google.golang.org/grpc", "regexp\n", "/http2/hpack\n", "/authtest"} {
+		if strings.Contains(string(out), pkg) {
+			t.Errorf("the shipped helper links %s", strings.TrimSpace(pkg))
+		}
+	}
+	if b, err := os.ReadFile("install.sh"); err != nil || !strings.Contains(string(b), "-tags nethttpomithttp2") {
+		t.Errorf("install.sh does not build with -tags nethttpomithttp2 (%v)", err)
+	}
+}
+
 // TestBenchLinksHelpersLibraries: scripts/bench's "linked" and "minget"
 // floors link every package the helper links but its own, so that the
 // bench's first ratio measures the helper's work, not its libraries'
