@@ -3,8 +3,6 @@ package helper
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -305,15 +303,12 @@ func createPending(path string, reserve int, staleAfter time.Duration) (*pending
 		dir = "."
 	}
 	removeTemps(dir, base, staleAfter)
-	var rnd [8]byte
-	rand.Read(rnd[:])
-	tmp := filepath.Join(dir, "."+base+".tmp-"+hex.EncodeToString(rnd[:]))
-	// O_EXCL: never follows a symlink planted at the temp name.
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	// 0600, O_EXCL: it never follows a symlink planted at the temp name.
+	f, err := os.CreateTemp(dir, "."+base+".tmp-*")
 	if err != nil {
 		return nil, fmt.Errorf("%w: create temp file in %s: %w", ErrStorage, dir, unwrapPath(err))
 	}
-	p := &pendingFile{f: f, tmp: tmp, path: path}
+	p := &pendingFile{f: f, tmp: f.Name(), path: path}
 	if reserve > 0 {
 		if _, err := f.Write(make([]byte, reserve)); err != nil {
 			p.abort()
