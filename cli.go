@@ -351,7 +351,7 @@ func (c *cli) classify(err error) *protocol.Error {
 	case errors.Is(err, auth.ErrInvalidCredentials):
 		return &protocol.Error{Code: protocol.LoginRequired, Message: "invalid email or password", Hint: "check them, and that --account-url is the account server"}
 	case errors.Is(err, auth.ErrInvalidTOTP):
-		return &protocol.Error{Code: protocol.LoginRequired, Message: "invalid TOTP code"}
+		return &protocol.Error{Code: protocol.LoginRequired, Message: "invalid TOTP code", Hint: "a code works once and changes every 30 s: use the next one, from a device whose clock is right"}
 	case errors.Is(err, context.DeadlineExceeded):
 		what := strings.TrimSuffix(msg, ": context deadline exceeded")
 		return &protocol.Error{Code: protocol.Timeout, Message: fmt.Sprintf("timed out after %s (%s)", c.s.timeout, what), Hint: "try again later, or give more time with --timeout"}
@@ -363,6 +363,8 @@ func (c *cli) classify(err error) *protocol.Error {
 		return &protocol.Error{Code: protocol.NetworkError, Message: "cannot reach the account server: " + msg, Hint: "check the network and --account-url, or try again later"}
 	case errors.Is(err, auth.ErrServer), errors.Is(err, auth.ErrTooManyRedirects), errors.Is(err, auth.ErrCSRF), errors.Is(err, auth.ErrUnexpectedPage):
 		return &protocol.Error{Code: protocol.ServerError, Message: msg}
+	case errors.Is(err, helper.ErrUnavailable):
+		return &protocol.Error{Code: protocol.StorageError, Message: msg, Hint: "unlock the keyring, or run in the session that has it (DBUS_SESSION_BUS_ADDRESS); or log in again with --store file"}
 	case errors.Is(err, helper.ErrStorage):
 		return &protocol.Error{Code: protocol.StorageError, Message: msg}
 	case errors.As(err, &re) && re.ErrorCode == "invalid_client":

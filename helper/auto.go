@@ -8,8 +8,8 @@ import (
 )
 
 // AutoStore is the "auto" store: the keyring where one answers, else the
-// file. Keyring is nil where there is no session bus: it is then not even
-// tried.
+// file. Where there is no session bus the keyring is Absent: it is then not
+// even tried, but its index still counts.
 //
 // With KeyringOnly it is the "keyring" store: sets go to the keyring alone,
 // and the file is read only for a set a refresh saved there because the
@@ -22,7 +22,7 @@ type AutoStore struct {
 
 // Name is where a Set goes first.
 func (a *AutoStore) Name() string {
-	if a.Keyring != nil {
+	if a.keyringThere() {
 		return "keyring"
 	}
 	return "file"
@@ -86,10 +86,8 @@ func (a *AutoStore) get(ctx context.Context, profile string, peek bool) (*auth.T
 	default:
 		fromFile = nil // the keyring's set answers
 	}
-	if kerr != nil && fromFile == nil {
-		if named, known := a.Keyring.Indexed(profile); named || !known || a.KeyringOnly {
-			return nil, Result{Store: "keyring"}, mayHold(kerr, profile, "")
-		}
+	if kerr != nil && fromFile == nil && (a.KeyringOnly || a.Keyring.MayHold(profile, false)) {
+		return nil, Result{Store: "keyring"}, mayHold(kerr, profile, "")
 	}
 	switch {
 	case fromKeyring == nil && fromFile == nil:
@@ -100,6 +98,9 @@ func (a *AutoStore) get(ctx context.Context, profile string, peek bool) (*auth.T
 		return fromFile, fres, nil
 	}
 }
+
+// keyringThere reports whether there is a keyring to try.
+func (a *AutoStore) keyringThere() bool { return a.Keyring != nil && a.Keyring.Absent == "" }
 
 // expiresLater reports whether a's access token expires after b's.
 func expiresLater(a, b *auth.TokenSet) bool {
@@ -113,7 +114,7 @@ func expiresLater(a, b *auth.TokenSet) bool {
 // result's Fallback.
 func (a *AutoStore) Set(ctx context.Context, profile string, set *auth.TokenSet) (Result, error) {
 	fallback := "no D-Bus session bus"
-	if a.Keyring != nil {
+	if a.keyringThere() {
 		res, err := a.Keyring.Set(ctx, profile, set)
 		if err == nil {
 			if derr := a.File.Delete(ctx, profile); derr != nil && !errors.Is(derr, ErrNotFound) {
@@ -135,7 +136,7 @@ func (a *AutoStore) Set(ctx context.Context, profile string, set *auth.TokenSet)
 // reserve reserves in the file store when that is where Set will go (no
 // session bus); the keyring has nothing to reserve.
 func (a *AutoStore) reserve(ctx context.Context, profile string) (reservation, error) {
-	if a.Keyring != nil {
+	if a.keyringThere() {
 		return nil, nil
 	}
 	return a.File.reserve(ctx, profile)
@@ -144,7 +145,7 @@ func (a *AutoStore) reserve(ctx context.Context, profile string) (reservation, e
 // Delete removes the profile from both stores.
 func (a *AutoStore) Delete(ctx context.Context, profile string) error {
 	found := false
-	if a.Keyring != nil {
+	if a.keyringThere() {
 		err := a.Keyring.Delete(ctx, profile)
 		if err == nil {
 			found = true

@@ -61,8 +61,9 @@ type Config struct {
 	// profile (the SDK's from_file; lock TokenFile+".lock"). It implies
 	// ModeFile, and nothing else (no keyring) is read or erased.
 	TokenFile string
-	// NoKeyring: do not even try the keyring (no D-Bus session bus). It
-	// does not apply to ModeKeyring.
+	// NoKeyring: do not even try the keyring (no D-Bus session bus); its
+	// index still counts (KeyringStore.Absent). It does not apply to
+	// ModeKeyring.
 	NoKeyring bool
 	// Etcd, if set, is the store (ModeEtcd): its lock guards refreshes
 	// instead of the file lock, and nothing local but its cache is read.
@@ -121,10 +122,13 @@ func New(cfg Config) *Helper {
 		h.cfg.Warn = func(string) {}
 	}
 	h.file = &FileStore{Dir: cfg.Dir, Path: cfg.TokenFile, Warn: h.cfg.Warn, Now: h.cfg.Now}
-	if cfg.TokenFile == "" && (cfg.Mode == ModeKeyring || !cfg.NoKeyring) {
+	if cfg.TokenFile == "" && cfg.Mode != ModeEtcd {
 		h.keyring = NewKeyringStore(cfg.Dir)
 		if cfg.keyring != nil {
 			h.keyring.api = cfg.keyring
+		}
+		if cfg.NoKeyring && cfg.Mode != ModeKeyring {
+			h.keyring.Absent = "no D-Bus session bus"
 		}
 	}
 	switch cfg.Mode {
@@ -663,7 +667,7 @@ func (h *Helper) Erase(ctx context.Context, profile string) (Erased, error) {
 	case errors.Is(err, ErrUnavailable):
 		// As for Get: the keyring may hold the profile when the index names
 		// it, or when there is no index and the file held nothing.
-		if named, known := h.keyring.Indexed(profile); h.cfg.Mode == ModeKeyring || named || !known && !out.Any() {
+		if h.cfg.Mode == ModeKeyring || h.keyring.MayHold(profile, out.Any()) {
 			did := "removed nothing: "
 			if out.Any() {
 				did = "removed the file store's copy, but "

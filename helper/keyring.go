@@ -70,8 +70,12 @@ type KeyringStore struct {
 	// IndexDir holds the index of profile names kept in the keyring (the
 	// keyring cannot list them), with no secrets.
 	IndexDir string
-	api      keyringAPI
-	limit    int
+	// Absent, when set, says why there is no keyring to try (no session
+	// bus): every call fails at once with it, and only the index is read,
+	// so that a profile it names is never taken for logged out.
+	Absent string
+	api    keyringAPI
+	limit  int
 }
 
 // NewKeyringStore returns a store on the OS keyring.
@@ -135,10 +139,16 @@ func mayHold(err error, profile, did string) error {
 }
 
 func (s *KeyringStore) get(ctx context.Context, user string) (string, error) {
+	if s.Absent != "" {
+		return "", &UnavailableError{Reason: s.Absent}
+	}
 	return call(ctx, func() (string, error) { return s.api.Get(KeyringService, user) })
 }
 
 func (s *KeyringStore) set(ctx context.Context, user, secret string) error {
+	if s.Absent != "" {
+		return &UnavailableError{Reason: s.Absent}
+	}
 	if len(secret) > s.limit {
 		return fmt.Errorf("%w: keyring item of %d bytes", ErrStorage, len(secret)) // never: split keeps items small
 	}
@@ -147,6 +157,9 @@ func (s *KeyringStore) set(ctx context.Context, user, secret string) error {
 }
 
 func (s *KeyringStore) del(ctx context.Context, user string) error {
+	if s.Absent != "" {
+		return &UnavailableError{Reason: s.Absent}
+	}
 	_, err := call(ctx, func() (struct{}, error) { return struct{}{}, s.api.Delete(KeyringService, user) })
 	return err
 }
@@ -419,6 +432,16 @@ func (s *KeyringStore) Indexed(profile string) (named, known bool) {
 		return false, false
 	}
 	return slices.Contains(names, profile), true
+}
+
+// MayHold reports whether a keyring that could not be reached may hold the
+// profile: its index names it, or there is no index and nothing else holds
+// the profile (elsewhere false). A keyring that is absent (no session bus)
+// holds only what its index names: with no index it has never held
+// anything here.
+func (s *KeyringStore) MayHold(profile string, elsewhere bool) bool {
+	named, known := s.Indexed(profile)
+	return named || !known && !elsewhere && s.Absent == ""
 }
 
 // indexFile lists the profiles kept in the keyring, one name a line.

@@ -121,6 +121,67 @@ func TestUnreachableKeyringMayHold(t *testing.T) {
 	}
 }
 
+// TestNoBusKeyringIsNeverLoggedOut: with no session bus the keyring is not
+// tried, but a profile its index names is still there: get, status, list
+// and erase are storage errors that say so, and the item stays. A profile
+// the index does not name, or no index at all (a machine that never had a
+// keyring), is simply not stored; and a login saves to the file.
+func TestNoBusKeyringIsNeverLoggedOut(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, ModeAuto, authtest.Options{})
+	set := e.mint(0)
+	e.store("kr", set) // with a bus: in the keyring, named by the index
+	items := len(e.kr.snapshot())
+	e.cfg.NoKeyring = true
+	e.rebuild()
+	calls := e.kr.calls.Load()
+	check := func(what string, err error) {
+		t.Helper()
+		if !errors.Is(err, ErrStorage) || errors.Is(err, ErrLoginRequired) || !strings.Contains(err.Error(), `profile "kr"`) || !strings.Contains(err.Error(), "no D-Bus session bus") {
+			t.Errorf("%s: err = %v, want a storage error naming the profile and the missing bus", what, err)
+		}
+	}
+	_, err := e.h.Get(ctx, "kr", 0, false)
+	check("get", err)
+	_, _, err = e.h.Status(ctx, "kr")
+	check("status", err)
+	list, err := e.h.List(ctx, "kr")
+	check("list", err)
+	if list != nil {
+		t.Errorf("list answered %v", list)
+	}
+	erased, err := e.h.Erase(ctx, "kr")
+	check("erase", err)
+	if erased.Any() || len(e.kr.snapshot()) != items {
+		t.Errorf("erase removed %v; keyring items %d, want %d", erased.Removed, len(e.kr.snapshot()), items)
+	}
+	assertNoSecret(t, "errors", err.Error(), set)
+	if got := e.kr.calls.Load(); got != calls {
+		t.Errorf("%d keyring calls with no session bus, want none", got-calls)
+	}
+	if _, err := e.h.Get(ctx, "other", 0, false); !errors.Is(err, ErrLoginRequired) {
+		t.Errorf("a profile the index does not name: %v, want login required", err)
+	}
+	saved, err := e.h.StoreSet(ctx, "other", e.mint(0))
+	if err != nil || saved.Store != "file" || saved.Fallback != "no D-Bus session bus" {
+		t.Errorf("store with no bus: %+v %v", saved, err)
+	}
+
+	// A machine that never had a keyring: no index, nothing stored.
+	fresh := newEnv(t, ModeAuto, authtest.Options{})
+	fresh.cfg.NoKeyring = true
+	fresh.rebuild()
+	if _, err := fresh.h.Get(ctx, "default", 0, false); !errors.Is(err, ErrLoginRequired) {
+		t.Errorf("no bus, no index: %v, want login required", err)
+	}
+	if list, err := fresh.h.List(ctx, "default"); err != nil || len(list) != 0 {
+		t.Errorf("no bus, no index: list %v %v", list, err)
+	}
+	if erased, err := fresh.h.Erase(ctx, "default"); err != nil || erased.Any() {
+		t.Errorf("no bus, no index: erase %v %v", erased, err)
+	}
+}
+
 func mustJSON(t *testing.T, v any) []byte {
 	t.Helper()
 	b, err := json.Marshal(v)
