@@ -389,8 +389,13 @@ func (h *Helper) slow(ctx context.Context, profile, current string, margin time.
 		tok, err := h.refreshLocked(ctx, profile, set, force)
 		if left := exp.Sub(now); err != nil && left > 0 && (errors.Is(err, auth.ErrNetwork) || errors.Is(err, auth.ErrServer)) {
 			// Say why a token that status calls valid was not served:
-			// it expires within the margin get keeps.
-			err = fmt.Errorf("%w; the stored access token is valid for another %.0fs, within the %.0fs margin", err, left.Seconds(), margin.Seconds())
+			// it expires within the margin get keeps, or a refresh was
+			// asked for.
+			if force {
+				err = fmt.Errorf("%w; the stored access token is still valid for another %.0fs (a get without force_refresh serves it)", err, left.Seconds())
+			} else {
+				err = fmt.Errorf("%w; the stored access token is valid for another %.0fs, within the %.0fs margin", err, left.Seconds(), margin.Seconds())
+			}
 		}
 		return tok, err
 	}

@@ -708,6 +708,15 @@ func TestFailedRefreshSaysTheTokenIsStillValid(t *testing.T) {
 	if !errors.Is(err, auth.ErrServer) || !strings.Contains(err.Error(), "the stored access token is valid for another ") || strings.Contains(err.Error(), "\n") {
 		t.Fatalf("err = %v", err)
 	}
+	// A forced refresh of a token outside the margin says so, not that it
+	// is within it.
+	e.store("default", e.mint(time.Hour))
+	e.srv.FailToken(authtest.Fault{Status: 503}, authtest.Fault{Status: 503})
+	_, err = e.get("default", 0, true)
+	if !errors.Is(err, auth.ErrServer) || !strings.Contains(err.Error(), "still valid for another ") || strings.Contains(err.Error(), "margin") {
+		t.Fatalf("forced: err = %v", err)
+	}
+	e.store("default", e.mint(30*time.Second))
 	e.srv.FailToken(authtest.Fault{Status: 400, Body: `{"error":"invalid_grant"}`})
 	e.srv.RevokeAll(email)
 	if _, err := e.get("default", 0, false); !errors.Is(err, ErrLoginRequired) || strings.Contains(err.Error(), "valid for another") {
