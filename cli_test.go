@@ -282,6 +282,11 @@ func TestDebugRedacts(t *testing.T) {
 	if r.exit != 0 || !strings.Contains(r.stderr, "debug: ") || strings.Contains(r.stderr, userPassword) || strings.Contains(r.stderr, "csrf") {
 		t.Fatalf("login --debug: exit %d stderr %q", r.exit, r.stderr)
 	}
+	// PRUSA_HELPER_DEBUG reads as PRUSA_AUTO_LOGIN does: true is on.
+	r = execHelper(t, home, map[string]string{"PRUSA_ACCOUNT_URL": srv.URL, "PRUSA_HELPER_DEBUG": "True"}, "", "get", "--profile", "dbg", "--format", "token")
+	if r.exit != 0 || !strings.Contains(r.stderr, "debug: ") {
+		t.Fatalf("PRUSA_HELPER_DEBUG=True: exit %d stderr %q", r.exit, r.stderr)
+	}
 }
 
 // TestClosedStdin: a caller that starts get with stdin closed gets its

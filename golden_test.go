@@ -60,6 +60,7 @@ func goldenCases() []goldenCase {
 		{name: "usage-bad-etcd-store", args: []string{"--store", "etcd://host/prefix", "get"}},
 		{name: "usage-etcd-store-no-prefix", args: []string{"--store", "etcd://127.0.0.1:2379", "get"}},
 		{name: "get-bad-auto-login-env", args: []string{"get"}, env: map[string]string{"PRUSA_AUTO_LOGIN": "yes"}},
+		{name: "get-bad-debug-env", args: []string{"get"}, env: map[string]string{"PRUSA_HELPER_DEBUG": "yes"}},
 		{name: "get-bad-save-command-env", args: []string{"get"}, env: map[string]string{"PRUSA_SAVE_COMMAND": "gh secret set 'X"}},
 		{name: "get-save-command-pipe", args: []string{"get", "--save-command", "cat | tee x"}},
 		{name: "get-bad-etcd-user-env", args: []string{"get"}, env: map[string]string{"PRUSA_ETCD_USER": "CANARY-password-only"}},

@@ -86,7 +86,11 @@ func (c *cli) resolve() error {
 		return err
 	}
 	if !s.set["debug"] {
-		s.debug = c.getenv("PRUSA_HELPER_DEBUG") == "1"
+		debug, err := c.envBool("PRUSA_HELPER_DEBUG")
+		if err != nil {
+			return err
+		}
+		s.debug = debug
 	}
 	if err := c.resolveSaveCommand(); err != nil {
 		return err
@@ -120,23 +124,29 @@ func (c *cli) resolveTimeout() error {
 	return nil
 }
 
-// resolveAutoLogin reads --auto-login, else PRUSA_AUTO_LOGIN: 1 or true is
-// on; 0, false or empty is off.
+// resolveAutoLogin reads --auto-login, else PRUSA_AUTO_LOGIN.
 func (c *cli) resolveAutoLogin() error {
 	s := c.s
 	if s.set["auto-login"] {
 		s.autoLogin = s.rawAutoLogin
 		return nil
 	}
-	switch v := c.getenv("PRUSA_AUTO_LOGIN"); strings.ToLower(v) {
+	var err error
+	s.autoLogin, err = c.envBool("PRUSA_AUTO_LOGIN")
+	return err
+}
+
+// envBool reads an on/off environment variable: 1 or true is on; 0, false
+// or empty is off; anything else is refused.
+func (c *cli) envBool(name string) (bool, error) {
+	switch v := c.getenv(name); strings.ToLower(v) {
 	case "1", "true":
-		s.autoLogin = true
+		return true, nil
 	case "0", "false", "":
-		s.autoLogin = false
+		return false, nil
 	default:
-		return protocol.Errorf(protocol.InvalidRequest, "PRUSA_AUTO_LOGIN must be 1, true, 0 or false, not %q", v)
+		return false, protocol.Errorf(protocol.InvalidRequest, "%s must be 1, true, 0 or false, not %q", name, v)
 	}
-	return nil
 }
 
 // resolveSaveCommand splits --save-command, else PRUSA_SAVE_COMMAND, into
