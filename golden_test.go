@@ -79,6 +79,7 @@ func goldenCases() []goldenCase {
 		{name: "get-bad-profile", args: []string{"get", "--profile", "../etc"}, env: fileStore},
 		{name: "get-bad-profile-env", args: []string{"get"}, env: map[string]string{"PRUSA_PROFILE": ".hidden"}},
 		{name: "get-bad-account-url", args: []string{"get"}, env: map[string]string{"PRUSA_ACCOUNT_URL": "http://account.prusa3d.com"}},
+		{name: "get-account-url-no-scheme", args: []string{"get"}, env: map[string]string{"PRUSA_ACCOUNT_URL": "account.prusa3d.com"}},
 		{name: "get-bad-store-env", args: []string{"get"}, env: map[string]string{"PRUSA_CREDENTIAL_STORE": "cloud"}},
 		{name: "get-bad-timeout-env", args: []string{"get"}, env: map[string]string{"PRUSA_HELPER_TIMEOUT": "soon"}},
 		{name: "get-bad-tokens-json", args: []string{"get"}, env: map[string]string{"PRUSA_TOKENS_JSON": `{"access_token": "CANARY-not-a-jwt"}`}},

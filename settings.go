@@ -42,7 +42,11 @@ func (c *cli) resolve() error {
 	}
 	if s.set["profile"] || s.profile != "" {
 		if err := helper.CheckProfile(s.profile); err != nil {
-			return protocol.Errorf(protocol.InvalidRequest, "bad profile: %v", err)
+			from := "PRUSA_PROFILE"
+			if s.set["profile"] {
+				from = "--profile"
+			}
+			return protocol.Errorf(protocol.InvalidRequest, "bad profile %q (from %s): %v", protocol.Clip(s.profile, 80), from, err)
 		}
 	}
 	c.setting("store", &s.store, "PRUSA_CREDENTIAL_STORE", helper.ModeAuto)
@@ -219,6 +223,9 @@ func checkAccountURL(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return errors.New("not a URL")
+	}
+	if u.Scheme == "" {
+		return fmt.Errorf("want an absolute URL such as %s", auth.DefaultAccountURL)
 	}
 	if u.Host == "" || u.Hostname() == "" {
 		return errors.New("no host")
