@@ -106,13 +106,24 @@ func call[T any](ctx context.Context, f func() (T, error)) (T, error) {
 			return r.v, ErrNotFound
 		}
 		if r.err != nil {
-			return r.v, &UnavailableError{Reason: "keyring: " + protocol.Clip(r.err.Error(), 200)}
+			return r.v, &UnavailableError{Reason: unavailableReason(r.err)}
 		}
 		return r.v, nil
 	case <-ctx.Done():
 		var zero T
 		return zero, &UnavailableError{Reason: "keyring did not answer in time (is it locked?)"}
 	}
+}
+
+// unavailableReason says why a keyring call failed, for a human: a
+// Secret Service that refuses to unlock (go-keyring's "failed to unlock
+// correct collection", D-Bus's IsLocked) is named as locked.
+func unavailableReason(err error) string {
+	msg := protocol.Clip(err.Error(), 200)
+	if l := strings.ToLower(msg); strings.Contains(l, "unlock") || strings.Contains(l, "islocked") {
+		return "the keyring is locked: " + msg
+	}
+	return "keyring: " + msg
 }
 
 // UnavailableError is a keyring that cannot be reached: it matches both

@@ -645,3 +645,20 @@ func TestSaveStamp(t *testing.T) {
 		t.Fatalf("stamp without a lock file: %v", err)
 	}
 }
+
+// TestUnavailableReason: a keyring that will not unlock is called locked
+// in what the user reads (login's fallback note, storage errors).
+func TestUnavailableReason(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want string
+	}{
+		{errors.New("failed to unlock correct collection '/org/freedesktop/secrets/aliases/default'"), "the keyring is locked: failed to unlock correct collection"},
+		{lockedKeyring, "the keyring is locked: org.freedesktop.Secret.Error.IsLocked"},
+		{errors.New("The name org.freedesktop.secrets was not provided by any .service files"), "keyring: The name org.freedesktop.secrets"},
+	} {
+		if got := unavailableReason(c.err); !strings.HasPrefix(got, c.want) {
+			t.Errorf("unavailableReason(%q) = %q, want it to start %q", c.err, got, c.want)
+		}
+	}
+}
