@@ -364,7 +364,11 @@ func (c *cli) classify(err error) *protocol.Error {
 	case errors.Is(err, auth.ErrServer), errors.Is(err, auth.ErrTooManyRedirects), errors.Is(err, auth.ErrCSRF), errors.Is(err, auth.ErrUnexpectedPage):
 		return &protocol.Error{Code: protocol.ServerError, Message: msg}
 	case errors.Is(err, helper.ErrUnavailable):
-		return &protocol.Error{Code: protocol.StorageError, Message: msg, Hint: "unlock the keyring, or run in the session that has it (DBUS_SESSION_BUS_ADDRESS); or log in again with --store file"}
+		hint := "unlock the keyring and try again"
+		if ue := (*helper.UnavailableError)(nil); errors.As(err, &ue) && ue.NoBus {
+			hint = "run this in the session that has the keyring (its D-Bus session bus, DBUS_SESSION_BUS_ADDRESS)"
+		}
+		return &protocol.Error{Code: protocol.StorageError, Message: msg, Hint: hint}
 	case errors.Is(err, helper.ErrStorage):
 		return &protocol.Error{Code: protocol.StorageError, Message: msg}
 	case errors.As(err, &re) && re.ErrorCode == "invalid_client":

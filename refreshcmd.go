@@ -22,6 +22,9 @@ func (c *cli) refresh(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := c.checkKeyringReachable(); err != nil {
+		return err
+	}
 	if !c.s.all {
 		tok, err := c.helper().Refresh(ctx, profile)
 		if err != nil {
@@ -30,32 +33,47 @@ func (c *cli) refresh(ctx context.Context) error {
 		fmt.Fprintf(c.stderr, "Refreshed profile %s: the access token is valid until %s\n", profile, protocol.FormatTime(tok.Expiry))
 		return nil
 	}
-	entries, err := c.helper().List(ctx, profile)
+	// Each profile on its own: one that cannot be read (a keyring out of
+	// reach) is a line like a failed refresh, and the others go on.
+	names, err := c.helper().Profiles(ctx, profile)
 	if err != nil {
 		return err
 	}
-	if len(entries) == 0 {
-		fmt.Fprintf(c.stderr, "%s: no stored profiles to refresh\n", prog)
+	now, code, stored := c.now(), protocol.ExitOK, 0
+	fail := func(p string, err error) {
+		pe := c.classify(err)
+		fmt.Fprintf(c.stderr, "%s: %s\n", p, pe.JSONMessage())
+		switch {
+		case pe.Code == protocol.LoginRequired:
+			code = protocol.ExitLoginRequired
+		case code == protocol.ExitOK:
+			code = pe.Code.ExitCode()
+		}
 	}
-	now, code := c.now(), protocol.ExitOK
-	for _, e := range entries {
-		if c.s.within > 0 && !e.RefreshExpires.IsZero() && e.RefreshExpires.Sub(now) > c.s.within && !c.helper().Kept(e.Profile) {
-			fmt.Fprintf(c.stderr, "%s: not due (the refresh token is valid until %s)\n", e.Profile, protocol.FormatTime(e.RefreshExpires))
-			continue
-		}
-		tok, err := c.helper().Refresh(ctx, e.Profile)
+	for _, p := range names {
+		e, found, err := c.helper().Status(ctx, p)
 		if err != nil {
-			pe := c.classify(err)
-			fmt.Fprintf(c.stderr, "%s: %s\n", e.Profile, pe.JSONMessage())
-			switch {
-			case pe.Code == protocol.LoginRequired:
-				code = protocol.ExitLoginRequired
-			case code == protocol.ExitOK:
-				code = pe.Code.ExitCode()
-			}
+			stored++
+			fail(p, err)
 			continue
 		}
-		fmt.Fprintf(c.stderr, "%s: refreshed (the access token is valid until %s)\n", e.Profile, protocol.FormatTime(tok.Expiry))
+		if !found {
+			continue
+		}
+		stored++
+		if c.s.within > 0 && !e.RefreshExpires.IsZero() && e.RefreshExpires.Sub(now) > c.s.within && !c.helper().Kept(p) {
+			fmt.Fprintf(c.stderr, "%s: not due (the refresh token is valid until %s)\n", p, protocol.FormatTime(e.RefreshExpires))
+			continue
+		}
+		tok, err := c.helper().Refresh(ctx, p)
+		if err != nil {
+			fail(p, err)
+			continue
+		}
+		fmt.Fprintf(c.stderr, "%s: refreshed (the access token is valid until %s)\n", p, protocol.FormatTime(tok.Expiry))
+	}
+	if stored == 0 {
+		fmt.Fprintf(c.stderr, "%s: no stored profiles to refresh\n", prog)
 	}
 	if code != protocol.ExitOK {
 		return &silentExit{code}

@@ -2,6 +2,9 @@ package main
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -178,6 +181,37 @@ func TestParseDuration(t *testing.T) {
 	for _, in := range []string{"", "0", "-1h", "0d", "-2d", "1.5d", "d", "10x", "99999d"} {
 		if _, err := parseDuration(in); err == nil {
 			t.Errorf("parseDuration(%q) took it", in)
+		}
+	}
+}
+
+// TestNoBusRefreshAll: with no session bus, refresh --all refreshes what it
+// can read and names the profile the keyring index holds, which get, list
+// and erase report as out of reach with a hint, never as logged out.
+func TestNoBusRefreshAll(t *testing.T) {
+	if _, err := os.Stat("/run/user/" + strconv.Itoa(os.Getuid()) + "/bus"); err == nil {
+		t.Skip("this machine has a session bus at /run/user/UID/bus: the test needs none")
+	}
+	srv := newServer(t, authtest.Options{})
+	config := t.TempDir()
+	f := srv.Mint(userEmail, 30*time.Second)
+	storeIn(t, config, "f", f)
+	os.WriteFile(filepath.Join(config, prog, ".keyring-profiles"), []byte("kr\n"), 0o600)
+	p := newInProcess(config, map[string]string{"PRUSA_ACCOUNT_URL": srv.URL}, time.Now, nil)
+
+	exit := p.run("", "refresh", "--all")
+	lines := strings.Split(strings.TrimSuffix(p.stderr.String(), "\n"), "\n")
+	if exit != 1 || len(lines) != 2 || !strings.HasPrefix(lines[0], "f: refreshed") ||
+		!strings.HasPrefix(lines[1], "kr: ") || !strings.Contains(lines[1], "cannot be reached (no D-Bus session bus)") {
+		t.Fatalf("refresh --all: exit %d stderr %q", exit, p.stderr.String())
+	}
+	if srv.ValidRefreshToken(f.RefreshToken) {
+		t.Fatal("the file profile was not refreshed")
+	}
+	for _, args := range [][]string{{"get", "--profile", "kr"}, {"list"}, {"erase", "--profile", "kr"}, {"status", "--profile", "kr"}} {
+		exit := p.run("", args...)
+		if exit != 1 || !strings.Contains(p.stderr.String(), `"kr"`) || !strings.Contains(p.stderr.String(), "\nhint: run this in the session that has the keyring") {
+			t.Errorf("%v: exit %d stderr %q", args, exit, p.stderr.String())
 		}
 	}
 }

@@ -62,8 +62,7 @@ type Config struct {
 	// ModeFile, and nothing else (no keyring) is read or erased.
 	TokenFile string
 	// NoKeyring: do not even try the keyring (no D-Bus session bus); its
-	// index still counts (KeyringStore.Absent). It does not apply to
-	// ModeKeyring.
+	// index still counts (KeyringStore.Absent).
 	NoKeyring bool
 	// Etcd, if set, is the store (ModeEtcd): its lock guards refreshes
 	// instead of the file lock, and nothing local but its cache is read.
@@ -127,7 +126,7 @@ func New(cfg Config) *Helper {
 		if cfg.keyring != nil {
 			h.keyring.api = cfg.keyring
 		}
-		if cfg.NoKeyring && cfg.Mode != ModeKeyring {
+		if cfg.NoKeyring {
 			h.keyring.Absent = "no D-Bus session bus"
 		}
 	}
@@ -770,6 +769,36 @@ func (h *Helper) List(ctx context.Context, profile string) ([]protocol.Profile, 
 	}
 	sortProfiles(out)
 	return out, nil
+}
+
+// Profiles names every stored profile once, sorted, reading no set: the
+// etcd prefix's, or the file store's and those the keyring index names
+// (with a token file: profile alone).
+func (h *Helper) Profiles(ctx context.Context, profile string) ([]string, error) {
+	switch {
+	case h.cfg.Etcd != nil:
+		return h.cfg.Etcd.Profiles(ctx)
+	case h.cfg.TokenFile != "":
+		return []string{profile}, nil
+	}
+	names, err := h.file.Profiles()
+	if err != nil {
+		return nil, err
+	}
+	if h.keyring != nil {
+		more, err := h.keyring.Profiles()
+		if err != nil {
+			return nil, err
+		}
+		if len(more) == 0 && h.cfg.Mode == ModeKeyring {
+			if err := h.keyring.Reachable(ctx); err != nil {
+				return nil, err
+			}
+		}
+		names = append(names, more...)
+	}
+	slices.Sort(names)
+	return slices.Compact(names), nil
 }
 
 // sortProfiles sorts by profile, then store.

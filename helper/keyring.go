@@ -128,7 +128,10 @@ func unavailableReason(err error) string {
 
 // UnavailableError is a keyring that cannot be reached: it matches both
 // ErrStorage and ErrUnavailable, and Reason says why for a human.
-type UnavailableError struct{ Reason string }
+type UnavailableError struct {
+	Reason string
+	NoBus  bool // there is no session bus to reach a keyring on
+}
 
 func (e *UnavailableError) Error() string {
 	return ErrStorage.Error() + ": " + ErrUnavailable.Error() + ": " + e.Reason
@@ -141,24 +144,32 @@ func (e *UnavailableError) Is(target error) bool {
 // mayHold is an unreachable keyring that may hold the profile, said the way
 // a user reads it; did says what was done meanwhile ("" for nothing).
 func mayHold(err error, profile, did string) error {
-	reason := err.Error()
+	reason, noBus := err.Error(), false
 	var ue *UnavailableError
 	if errors.As(err, &ue) {
-		reason = ue.Reason
+		reason, noBus = ue.Reason, ue.NoBus
 	}
-	return &UnavailableError{Reason: fmt.Sprintf("%sthe keyring, which may hold profile %q, cannot be reached (%s)", did, profile, reason)}
+	return &UnavailableError{Reason: fmt.Sprintf("%sthe keyring, which may hold profile %q, cannot be reached (%s)", did, profile, reason), NoBus: noBus}
+}
+
+// absent is the error of every call to a keyring that is Absent.
+func (s *KeyringStore) absent() error {
+	if s.Absent == "" {
+		return nil
+	}
+	return &UnavailableError{Reason: s.Absent, NoBus: true}
 }
 
 func (s *KeyringStore) get(ctx context.Context, user string) (string, error) {
-	if s.Absent != "" {
-		return "", &UnavailableError{Reason: s.Absent}
+	if err := s.absent(); err != nil {
+		return "", err
 	}
 	return call(ctx, func() (string, error) { return s.api.Get(KeyringService, user) })
 }
 
 func (s *KeyringStore) set(ctx context.Context, user, secret string) error {
-	if s.Absent != "" {
-		return &UnavailableError{Reason: s.Absent}
+	if err := s.absent(); err != nil {
+		return err
 	}
 	if len(secret) > s.limit {
 		return fmt.Errorf("%w: keyring item of %d bytes", ErrStorage, len(secret)) // never: split keeps items small
@@ -168,8 +179,8 @@ func (s *KeyringStore) set(ctx context.Context, user, secret string) error {
 }
 
 func (s *KeyringStore) del(ctx context.Context, user string) error {
-	if s.Absent != "" {
-		return &UnavailableError{Reason: s.Absent}
+	if err := s.absent(); err != nil {
+		return err
 	}
 	_, err := call(ctx, func() (struct{}, error) { return struct{}{}, s.api.Delete(KeyringService, user) })
 	return err
@@ -430,29 +441,24 @@ func (s *KeyringStore) Reachable(ctx context.Context) error {
 	return err
 }
 
-// Indexed reports whether the keyring index names the profile, and
-// whether there is an index at all. Every Set adds its profile to the
-// index and every Delete removes it, so an index that exists and does not
-// name a profile says the keyring does not hold it.
-func (s *KeyringStore) Indexed(profile string) (named, known bool) {
+// MayHold reports whether a keyring that could not be reached may hold the
+// profile. Every Set adds its profile to the index and every Delete
+// removes it, so an index that exists and does not name the profile says
+// the keyring does not hold it; an index that cannot be read may name it.
+// With no index, the keyring may hold the profile when nothing else does
+// (elsewhere false), unless it is absent (no session bus): then it has
+// never held anything here.
+func (s *KeyringStore) MayHold(profile string, elsewhere bool) bool {
 	names, err := s.Profiles()
 	if err != nil {
-		return false, false
+		return true
 	}
-	if _, err := os.Stat(s.indexFile()); err != nil {
-		return false, false
+	if _, err := os.Stat(s.indexFile()); errors.Is(err, os.ErrNotExist) {
+		return !elsewhere && s.Absent == ""
+	} else if err != nil {
+		return true
 	}
-	return slices.Contains(names, profile), true
-}
-
-// MayHold reports whether a keyring that could not be reached may hold the
-// profile: its index names it, or there is no index and nothing else holds
-// the profile (elsewhere false). A keyring that is absent (no session bus)
-// holds only what its index names: with no index it has never held
-// anything here.
-func (s *KeyringStore) MayHold(profile string, elsewhere bool) bool {
-	named, known := s.Indexed(profile)
-	return named || !known && !elsewhere && s.Absent == ""
+	return slices.Contains(names, profile)
 }
 
 // indexFile lists the profiles kept in the keyring, one name a line.

@@ -167,6 +167,37 @@ func TestNoBusKeyringIsNeverLoggedOut(t *testing.T) {
 		t.Errorf("store with no bus: %+v %v", saved, err)
 	}
 
+	// Keyring mode: no bus, no call either, and no set is logged out.
+	e.cfg.Mode = ModeKeyring
+	e.rebuild()
+	calls = e.kr.calls.Load()
+	_, err = e.h.Get(ctx, "kr", 0, false)
+	check("keyring mode: get", err)
+	_, err = e.h.Refresh(ctx, "kr")
+	check("keyring mode: refresh", err)
+	if got := e.kr.calls.Load(); got != calls {
+		t.Errorf("keyring mode: %d keyring calls with no session bus, want none", got-calls)
+	}
+	var ue *UnavailableError
+	if !errors.As(err, &ue) || !ue.NoBus {
+		t.Errorf("the error does not say there is no bus: %#v", err)
+	}
+	e.cfg.Mode = ModeAuto
+
+	// An index that cannot be read may name the profile.
+	idx := filepath.Join(e.dir, ".keyring-profiles")
+	os.Rename(idx, idx+".saved")
+	os.Mkdir(idx, 0o700)
+	e.rebuild()
+	if _, err := e.h.Get(ctx, "kr", 0, false); !errors.Is(err, ErrStorage) || errors.Is(err, ErrLoginRequired) {
+		t.Errorf("unreadable index: get %v, want a storage error", err)
+	}
+	if erased, err := e.h.Erase(ctx, "kr"); !errors.Is(err, ErrStorage) || erased.Any() {
+		t.Errorf("unreadable index: erase %v %v, want a storage error", erased, err)
+	}
+	os.Remove(idx)
+	os.Rename(idx+".saved", idx)
+
 	// A machine that never had a keyring: no index, nothing stored.
 	fresh := newEnv(t, ModeAuto, authtest.Options{})
 	fresh.cfg.NoKeyring = true
