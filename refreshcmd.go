@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 
 	"github.com/prusa-credential-helper/prusa-credential-helper/protocol"
 )
@@ -33,13 +35,29 @@ func (c *cli) refresh(ctx context.Context) error {
 		fmt.Fprintf(c.stderr, "Refreshed profile %s: the access token is valid until %s\n", profile, protocol.FormatTime(tok.Expiry))
 		return nil
 	}
-	// Each profile on its own: one that cannot be read (a keyring out of
-	// reach) is a line like a failed refresh, and the others go on.
-	names, err := c.helper().Profiles(ctx, profile)
+	// Every stored profile once, judged by the set auto would use (the one
+	// whose access token expires last). One that cannot be read (a keyring
+	// out of reach) gets its line, and the others go on.
+	entries, unread, err := c.helper().ListAll(ctx, profile)
 	if err != nil {
 		return err
 	}
-	now, code, stored := c.now(), protocol.ExitOK, 0
+	due := map[string]protocol.Profile{}
+	for _, e := range entries {
+		if d, ok := due[e.Profile]; !ok || e.AccessExpires.After(d.AccessExpires) {
+			due[e.Profile] = e
+		}
+	}
+	failed := map[string]error{}
+	for _, u := range unread {
+		if _, ok := due[u.Profile]; !ok {
+			failed[u.Profile] = u.Err
+		}
+	}
+	if len(due)+len(failed) == 0 {
+		fmt.Fprintf(c.stderr, "%s: no stored profiles to refresh\n", prog)
+	}
+	now, code := c.now(), protocol.ExitOK
 	fail := func(p string, err error) {
 		pe := c.classify(err)
 		fmt.Fprintf(c.stderr, "%s: %s\n", p, pe.JSONMessage())
@@ -50,17 +68,14 @@ func (c *cli) refresh(ctx context.Context) error {
 			code = pe.Code.ExitCode()
 		}
 	}
+	names := slices.AppendSeq(slices.Collect(maps.Keys(due)), maps.Keys(failed))
+	slices.Sort(names)
 	for _, p := range names {
-		e, found, err := c.helper().Status(ctx, p)
-		if err != nil {
-			stored++
+		if err, ok := failed[p]; ok {
 			fail(p, err)
 			continue
 		}
-		if !found {
-			continue
-		}
-		stored++
+		e := due[p]
 		if c.s.within > 0 && !e.RefreshExpires.IsZero() && e.RefreshExpires.Sub(now) > c.s.within && !c.helper().Kept(p) {
 			fmt.Fprintf(c.stderr, "%s: not due (the refresh token is valid until %s)\n", p, protocol.FormatTime(e.RefreshExpires))
 			continue
@@ -71,9 +86,6 @@ func (c *cli) refresh(ctx context.Context) error {
 			continue
 		}
 		fmt.Fprintf(c.stderr, "%s: refreshed (the access token is valid until %s)\n", p, protocol.FormatTime(tok.Expiry))
-	}
-	if stored == 0 {
-		fmt.Fprintf(c.stderr, "%s: no stored profiles to refresh\n", prog)
 	}
 	if code != protocol.ExitOK {
 		return &silentExit{code}

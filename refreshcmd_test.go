@@ -208,6 +208,11 @@ func TestNoBusRefreshAll(t *testing.T) {
 	if srv.ValidRefreshToken(f.RefreshToken) {
 		t.Fatal("the file profile was not refreshed")
 	}
+	exit = p.run("", "refresh", "--all", "--within", "1h", "--store", "file")
+	lines = strings.Split(strings.TrimSuffix(p.stderr.String(), "\n"), "\n")
+	if exit != 1 || len(lines) != 2 || !strings.HasPrefix(lines[0], "f: not due") || !strings.HasPrefix(lines[1], "kr: ") {
+		t.Fatalf("refresh --all --within 1h --store file: exit %d stderr %q", exit, p.stderr.String())
+	}
 	for _, args := range [][]string{{"get", "--profile", "kr"}, {"list"}, {"erase", "--profile", "kr"}, {"status", "--profile", "kr"}} {
 		exit := p.run("", args...)
 		if exit != 1 || !strings.Contains(p.stderr.String(), `"kr"`) || !strings.Contains(p.stderr.String(), "\nhint: run this in the session that has the keyring") {

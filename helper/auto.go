@@ -99,8 +99,11 @@ func (a *AutoStore) get(ctx context.Context, profile string, peek bool) (*auth.T
 	}
 }
 
-// keyringThere reports whether there is a keyring to try.
-func (a *AutoStore) keyringThere() bool { return a.Keyring != nil && a.Keyring.Absent == "" }
+// keyringThere reports whether sets go to the keyring: in keyring mode
+// always (an absent one then fails), in auto mode where there is one.
+func (a *AutoStore) keyringThere() bool {
+	return a.Keyring != nil && (a.Keyring.Absent == "" || a.KeyringOnly)
+}
 
 // expiresLater reports whether a's access token expires after b's.
 func expiresLater(a, b *auth.TokenSet) bool {

@@ -722,30 +722,64 @@ func (h *Helper) Status(ctx context.Context, profile string) (entry protocol.Pro
 
 // List describes every stored profile: the files of the file store and the
 // profiles the keyring index names, sorted by profile then store. With a
-// token file it describes that file alone, as profile.
+// token file it describes that file alone, as profile. A profile it cannot
+// read is an error: list never leaves one out.
 func (h *Helper) List(ctx context.Context, profile string) ([]protocol.Profile, error) {
+	out, unread, err := h.list(ctx, profile, false)
+	if err == nil && len(unread) > 0 {
+		err = unread[0].Err
+	}
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Unread is a stored profile that ListAll could not read, and why.
+type Unread struct {
+	Profile string
+	Err     error
+}
+
+// ListAll is List that goes on past the profiles it cannot read and
+// returns them apart, for refresh --all. An error that keeps a whole store
+// from being listed still ends it.
+func (h *Helper) ListAll(ctx context.Context, profile string) ([]protocol.Profile, []Unread, error) {
+	return h.list(ctx, profile, true)
+}
+
+// list is List, or with all ListAll.
+func (h *Helper) list(ctx context.Context, profile string, all bool) ([]protocol.Profile, []Unread, error) {
 	var out []protocol.Profile
+	var unread []Unread
+	// failed records that profile p could not be read; it reports whether
+	// to go on.
+	failed := func(p string, err error) bool {
+		unread = append(unread, Unread{p, err})
+		return all
+	}
 	if h.cfg.Etcd != nil {
 		names, err := h.cfg.Etcd.Profiles(ctx)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		for _, p := range names {
 			switch set, _, err := h.cfg.Etcd.Get(ctx, p); {
 			case err == nil:
 				out = append(out, Describe(p, ModeEtcd, set))
-			case !errors.Is(err, ErrNotFound):
-				return nil, err
+			case errors.Is(err, ErrNotFound):
+			case !failed(p, err):
+				return nil, unread, nil
 			}
 		}
 		sortProfiles(out)
-		return out, nil
+		return out, unread, nil
 	}
 	names := []string{profile}
 	if h.cfg.TokenFile == "" {
 		var err error
 		if names, err = h.file.Profiles(); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	for _, p := range names {
@@ -758,47 +792,43 @@ func (h *Helper) List(ctx context.Context, profile string) ([]protocol.Profile, 
 		case err == nil:
 			out = append(out, Describe(p, "file", set))
 		case errors.Is(err, ErrNotFound):
-		default:
-			return nil, err
+		case !failed(p, err):
+			return nil, unread, nil
 		}
 	}
 	if h.keyring != nil {
-		if err := h.listKeyring(ctx, &out); err != nil {
-			return nil, err
+		names, err := h.keyring.Profiles()
+		if err != nil {
+			return nil, nil, err
+		}
+		if len(names) == 0 && h.cfg.Mode == ModeKeyring {
+			if err := h.keyring.Reachable(ctx); err != nil {
+				return nil, nil, err
+			}
+		}
+		var down error // a keyring that did not answer is not asked again
+		for _, p := range names {
+			var set *auth.TokenSet
+			err := down
+			if err == nil {
+				set, _, err = h.keyring.Get(ctx, p)
+			}
+			switch {
+			case err == nil:
+				out = append(out, Describe(p, "keyring", set))
+			case errors.Is(err, ErrNotFound):
+			case errors.Is(err, ErrUnavailable):
+				down = err
+				if !failed(p, mayHold(err, p, "")) {
+					return nil, unread, nil
+				}
+			case !failed(p, err):
+				return nil, unread, nil
+			}
 		}
 	}
 	sortProfiles(out)
-	return out, nil
-}
-
-// Profiles names every stored profile once, sorted, reading no set: the
-// etcd prefix's, or the file store's and those the keyring index names
-// (with a token file: profile alone).
-func (h *Helper) Profiles(ctx context.Context, profile string) ([]string, error) {
-	switch {
-	case h.cfg.Etcd != nil:
-		return h.cfg.Etcd.Profiles(ctx)
-	case h.cfg.TokenFile != "":
-		return []string{profile}, nil
-	}
-	names, err := h.file.Profiles()
-	if err != nil {
-		return nil, err
-	}
-	if h.keyring != nil {
-		more, err := h.keyring.Profiles()
-		if err != nil {
-			return nil, err
-		}
-		if len(more) == 0 && h.cfg.Mode == ModeKeyring {
-			if err := h.keyring.Reachable(ctx); err != nil {
-				return nil, err
-			}
-		}
-		names = append(names, more...)
-	}
-	slices.Sort(names)
-	return slices.Compact(names), nil
+	return out, unread, nil
 }
 
 // sortProfiles sorts by profile, then store.
@@ -806,30 +836,4 @@ func sortProfiles(ps []protocol.Profile) {
 	slices.SortFunc(ps, func(a, b protocol.Profile) int {
 		return cmp.Or(strings.Compare(a.Profile, b.Profile), strings.Compare(a.Store, b.Store))
 	})
-}
-
-// listKeyring adds the profiles of the keyring index. A keyring that
-// cannot be reached is a storage error when the index names a profile, or
-// in keyring mode: never an empty list.
-func (h *Helper) listKeyring(ctx context.Context, out *[]protocol.Profile) error {
-	names, err := h.keyring.Profiles()
-	if err != nil {
-		return err
-	}
-	if len(names) == 0 && h.cfg.Mode == ModeKeyring {
-		return h.keyring.Reachable(ctx)
-	}
-	for _, p := range names {
-		set, _, err := h.keyring.Get(ctx, p)
-		switch {
-		case err == nil:
-			*out = append(*out, Describe(p, "keyring", set))
-		case errors.Is(err, ErrNotFound):
-		case errors.Is(err, ErrUnavailable):
-			return mayHold(err, p, "")
-		default:
-			return err
-		}
-	}
-	return nil
 }

@@ -182,6 +182,15 @@ func TestNoBusKeyringIsNeverLoggedOut(t *testing.T) {
 	if !errors.As(err, &ue) || !ue.NoBus {
 		t.Errorf("the error does not say there is no bus: %#v", err)
 	}
+	if saved, err := e.h.StoreSet(ctx, "k2", e.mint(0)); !errors.Is(err, ErrUnavailable) || saved.Store == "file" {
+		t.Errorf("keyring mode with no bus stored to %q (%v); want the keyring's error", saved.Store, err)
+	}
+	if _, err := os.Stat(e.h.file.File("k2")); !errors.Is(err, os.ErrNotExist) {
+		t.Error("keyring mode with no bus wrote the file store")
+	}
+	if got := e.kr.calls.Load(); got != calls {
+		t.Errorf("keyring mode: %d keyring calls with no session bus, want none", got-calls)
+	}
 	e.cfg.Mode = ModeAuto
 
 	// An index that cannot be read may name the profile.
