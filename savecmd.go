@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/prusa-credential-helper/prusa-credential-helper/auth"
+	"github.com/prusa-credential-helper/prusa-credential-helper/protocol"
 )
 
 // saveCommandTimeout is how long a --save-command may run.
@@ -177,10 +178,8 @@ func (sc *saveCommand) run(ctx context.Context, set *auth.TokenSet) {
 		what = "not found"
 	}
 	msg := fmt.Sprintf("save command %s failed: %s", sc.argv[0], what)
-	if line := redact(firstLine(stderr.Bytes()), set); line != "" {
-		if len(line) > 200 { // cut after redacting: a cut token would not match
-			line = line[:200] + "…"
-		}
+	// Cut after redacting: a cut token would no longer match.
+	if line := protocol.Clip(redact(firstLine(stderr.Bytes()), set), 200); line != "" {
 		msg += ": " + line
 	}
 	sc.warn(msg + " (the tokens are saved in the store all the same)")
