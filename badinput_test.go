@@ -113,6 +113,7 @@ func TestBadInputCatalogue(t *testing.T) {
 		{name: "profile: unicode", args: []string{"get", "--profile", "prŭša"}, exit: 2, msg: "character other than"},
 		{name: "profile: dot dot", args: []string{"get", "--profile", ".."}, exit: 2, msg: "starts with a dot"},
 		{name: "profile: NUL", args: []string{"get"}, env: map[string]string{"PRUSA_PROFILE": "a\x00b"}, exit: 2, msg: "character other than"},
+		{name: "profile: a secret put there by mistake", args: []string{"get"}, env: map[string]string{"PRUSA_PROFILE": "CANARY-pa$$word!"}, exit: 2, msg: "bad profile from PRUSA_PROFILE: "},
 		// Environment variables.
 		{name: "env: PRUSA_TOKENS_JSON garbage", args: []string{"get"}, env: map[string]string{"PRUSA_TOKENS_JSON": "CANARY{"}, exit: 2, msg: "PRUSA_TOKENS_JSON is not a valid token set"},
 		{name: "env: PRUSA_TOKENS_JSON without access token", args: []string{"get"}, env: map[string]string{"PRUSA_TOKENS_JSON": `{"refresh_token":"x"}`}, exit: 2, msg: "PRUSA_TOKENS_JSON"},

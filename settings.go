@@ -46,7 +46,9 @@ func (c *cli) resolve() error {
 			if s.set["profile"] {
 				from = "--profile"
 			}
-			return protocol.Errorf(protocol.InvalidRequest, "bad profile %q (from %s): %v", protocol.Clip(s.profile, 80), from, err)
+			// The value is not quoted: whatever was put there by mistake
+			// (a token, a password) stays off stderr.
+			return protocol.Errorf(protocol.InvalidRequest, "bad profile from %s: %v", from, err)
 		}
 	}
 	c.setting("store", &s.store, "PRUSA_CREDENTIAL_STORE", helper.ModeAuto)
