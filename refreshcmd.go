@@ -42,19 +42,19 @@ func (c *cli) refresh(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	due := map[string]protocol.Profile{}
+	latest := map[string]protocol.Profile{} // by profile: the entry auto would use
 	for _, e := range entries {
-		if d, ok := due[e.Profile]; !ok || e.AccessExpires.After(d.AccessExpires) {
-			due[e.Profile] = e
+		if d, ok := latest[e.Profile]; !ok || e.AccessExpires.After(d.AccessExpires) {
+			latest[e.Profile] = e
 		}
 	}
 	failed := map[string]error{}
 	for _, u := range unread {
-		if _, ok := due[u.Profile]; !ok {
+		if _, ok := latest[u.Profile]; !ok {
 			failed[u.Profile] = u.Err
 		}
 	}
-	if len(due)+len(failed) == 0 {
+	if len(latest)+len(failed) == 0 {
 		fmt.Fprintf(c.stderr, "%s: no stored profiles to refresh\n", prog)
 	}
 	now, code := c.now(), protocol.ExitOK
@@ -68,14 +68,14 @@ func (c *cli) refresh(ctx context.Context) error {
 			code = pe.Code.ExitCode()
 		}
 	}
-	names := slices.AppendSeq(slices.Collect(maps.Keys(due)), maps.Keys(failed))
+	names := slices.AppendSeq(slices.Collect(maps.Keys(latest)), maps.Keys(failed))
 	slices.Sort(names)
 	for _, p := range names {
 		if err, ok := failed[p]; ok {
 			fail(p, err)
 			continue
 		}
-		e := due[p]
+		e := latest[p]
 		if c.s.within > 0 && !e.RefreshExpires.IsZero() && e.RefreshExpires.Sub(now) > c.s.within && !c.helper().Kept(p) {
 			fmt.Fprintf(c.stderr, "%s: not due (the refresh token is valid until %s)\n", p, protocol.FormatTime(e.RefreshExpires))
 			continue
