@@ -345,6 +345,9 @@ func (c *cli) classify(err error) *protocol.Error {
 		if lr.Unset != "" {
 			hint = "unset " + lr.Unset + ", then " + hint
 		}
+		if lr.Issuer != "" {
+			hint = "to use them, set --account-url " + protocol.ShellQuote(lr.Issuer) + " (or PRUSA_ACCOUNT_URL); to log in at this server, " + hint
+		}
 		return &protocol.Error{Code: protocol.LoginRequired, Message: msg, Hint: hint}
 	case errors.Is(err, helper.ErrLoginRequired):
 		return &protocol.Error{Code: protocol.LoginRequired, Message: msg, Hint: "run: " + c.commandLine("login", c.s.profile)}

@@ -143,7 +143,8 @@ func (c *cli) status(ctx context.Context) error {
 		c.warnf("the refresh token of profile %q expires in %s; run: %s (or log in again)", profile, roughDuration(entry.RefreshExpires.Sub(now)), c.commandLine("refresh", profile))
 	}
 	accessOK := !entry.AccessExpires.IsZero() && now.Before(entry.AccessExpires)
-	refreshOK := !entry.RefreshExpires.IsZero() && now.Before(entry.RefreshExpires)
+	elsewhere := entry.AccountURL != "" && !auth.SameServer(entry.AccountURL, c.s.accountURL) // its refresh token is not sent here
+	refreshOK := !entry.RefreshExpires.IsZero() && now.Before(entry.RefreshExpires) && !elsewhere
 	loginRequired := !accessOK && !refreshOK
 	if c.s.json {
 		if err := protocol.WriteStatus(c.stdout, entry, loginRequired); err != nil {
@@ -164,6 +165,9 @@ func (c *cli) status(ctx context.Context) error {
 			fmt.Fprintf(&b, "Account:  %s (user %s)\n", protocol.OneLine(who), protocol.OneLine(entry.UserID))
 			fmt.Fprintf(&b, "Access:   %s\n", expiryLine(entry.AccessExpires, now))
 			fmt.Fprintf(&b, "Refresh:  %s\n", expiryLine(entry.RefreshExpires, now))
+		}
+		if elsewhere {
+			fmt.Fprintf(&b, "Server:   %s, not this run's %s: no refresh here\n", protocol.OneLine(entry.AccountURL), c.s.accountURL)
 		}
 		fmt.Fprintf(&b, "Store:    %s\n", entry.Store)
 		if loginRequired {

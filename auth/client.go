@@ -65,6 +65,35 @@ func (c *Client) endpoint(path string) string {
 	return strings.TrimRight(c.AccountURL, "/") + path
 }
 
+// issuer is the account server's URL as a token set records it
+// (TokenSet.AccountURL): in the form SameServer compares.
+func (c *Client) issuer() string { return serverKey(c.AccountURL) }
+
+// SameServer reports whether the account URLs a and b name the same
+// server: scheme and host compared in any case, the scheme's default port
+// written or not, the path with or without a trailing slash.
+func SameServer(a, b string) bool {
+	return serverKey(a) == serverKey(b)
+}
+
+// isServerURL reports whether raw is an http or https URL with a host.
+func isServerURL(raw string) bool {
+	u, err := url.Parse(raw)
+	return err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != ""
+}
+
+func serverKey(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return raw
+	}
+	scheme, host := strings.ToLower(u.Scheme), strings.ToLower(u.Host)
+	if port := u.Port(); scheme == "https" && port == "443" || scheme == "http" && port == "80" {
+		host = strings.TrimSuffix(host, ":"+port)
+	}
+	return scheme + "://" + host + strings.TrimRight(u.EscapedPath(), "/")
+}
+
 // TokenURL is the token endpoint (RFC 6749 §3.2).
 func (c *Client) TokenURL() string { return c.endpoint("/o/token/") }
 

@@ -47,7 +47,23 @@ var (
 	ErrRefreshTokenExpired = errors.New("refresh token expired")
 	// ErrNoRefreshToken: the set has no refresh token to refresh with.
 	ErrNoRefreshToken = errors.New("no refresh token")
+	// ErrOtherServer: the set was issued by another account server than
+	// the Client's, so its refresh token is not sent (see
+	// OtherServerError).
+	ErrOtherServer = errors.New("tokens of another account server")
 )
+
+// OtherServerError is ErrOtherServer with the server that issued the set.
+type OtherServerError struct {
+	Issuer string // the set's AccountURL
+	Here   string // the Client's AccountURL
+}
+
+func (e *OtherServerError) Error() string {
+	return fmt.Sprintf("the tokens were issued by %s, not by %s", e.Issuer, e.Here)
+}
+
+func (e *OtherServerError) Is(target error) bool { return target == ErrOtherServer }
 
 // RetrieveError is an error answer of the token endpoint (RFC 6749 §5.2), or
 // an answer that could not be read as one. It never holds the raw body.

@@ -156,6 +156,7 @@ func (c *Client) Login(ctx context.Context, in LoginInput) (TokenSet, error) {
 		return TokenSet{}, fmt.Errorf("login: code exchange: %w", err)
 	}
 	set := *answer.set
+	set.AccountURL = c.issuer()
 	set.ClockOffset = s.offset
 	if answer.dated {
 		set.ClockOffset = answer.offset

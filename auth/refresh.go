@@ -8,7 +8,9 @@ import (
 
 // Refreshable says, without a request, why set cannot be refreshed:
 // ErrNoRefreshToken, ErrRefreshTokenExpired (by the server's clock, see
-// TokenSet.ServerNow), or a malformed refresh token. It returns nil when a
+// TokenSet.ServerNow), a malformed refresh token, or an *OtherServerError
+// for a set that another account server issued: a refresh token goes back
+// to the server that issued it, and to no other. It returns nil when a
 // refresh request can be tried.
 func (c *Client) Refreshable(set TokenSet) error {
 	if set.RefreshToken == "" {
@@ -20,6 +22,9 @@ func (c *Client) Refreshable(set TokenSet) error {
 	}
 	if !ValidFor(refresh.Expiry.Time, set.ServerNow(c.now()), 0) {
 		return ErrRefreshTokenExpired
+	}
+	if set.AccountURL != "" && !SameServer(set.AccountURL, c.AccountURL) {
+		return &OtherServerError{Issuer: set.AccountURL, Here: c.issuer()}
 	}
 	return nil
 }
@@ -56,6 +61,7 @@ func (c *Client) Refresh(ctx context.Context, set TokenSet) (TokenSet, error) {
 		return TokenSet{}, fmt.Errorf("refresh: %w: the answer's access token is for another user than the stored one", ErrServer)
 	}
 	out := set.Merge(*answer.set)
+	out.AccountURL = c.issuer()
 	if answer.dated {
 		out.ClockOffset = answer.offset
 	}

@@ -70,6 +70,59 @@ func TestRefreshWithoutRequest(t *testing.T) {
 	}
 }
 
+// TestRefreshGoesToTheIssuerOnly: a set records the account server whose
+// answer brought it, and its refresh token goes to no other; a set that
+// records none refreshes anywhere, and records the server from then on.
+func TestRefreshGoesToTheIssuerOnly(t *testing.T) {
+	issuer := authtest.NewServer(authtest.Options{Users: users()})
+	defer issuer.Close()
+	other := authtest.NewServer(authtest.Options{Users: users()})
+	defer other.Close()
+	set, err := newClient(issuer, nil).Refresh(context.Background(), issuer.Mint(canaryEmail, -time.Minute))
+	if err != nil || set.AccountURL != issuer.URL {
+		t.Fatalf("Refresh: %v, account URL %q, want %q", err, set.AccountURL, issuer.URL)
+	}
+	c := newClient(other, nil)
+	_, err = c.Refresh(context.Background(), set)
+	var oe *auth.OtherServerError
+	if !errors.As(err, &oe) || !errors.Is(err, auth.ErrOtherServer) || oe.Issuer != issuer.URL || oe.Here != other.URL {
+		t.Fatalf("Refresh at another server: %v, want an OtherServerError", err)
+	}
+	if err := c.Refreshable(set); !errors.Is(err, auth.ErrOtherServer) {
+		t.Fatalf("Refreshable at another server: %v", err)
+	}
+	if n := len(other.Requests()); n != 0 {
+		t.Fatalf("the other server got %d requests, want none", n)
+	}
+	if _, err := newClient(issuer, nil).Refresh(context.Background(), set); err != nil {
+		t.Fatalf("Refresh at the issuer: %v", err)
+	}
+}
+
+func TestSameServer(t *testing.T) {
+	for _, tt := range []struct {
+		a, b string
+		same bool
+	}{
+		{"https://account.prusa3d.com", "https://account.prusa3d.com", true},
+		{"https://account.prusa3d.com", "https://account.prusa3d.com/", true},
+		{"https://account.prusa3d.com", "HTTPS://Account.Prusa3D.com", true},
+		{"https://account.prusa3d.com", "https://account.prusa3d.com:443", true},
+		{"http://127.0.0.1:80", "http://127.0.0.1", true},
+		{"https://account.prusa3d.com/sub", "https://account.prusa3d.com/sub/", true},
+		{"https://account.prusa3d.com", "http://account.prusa3d.com", false},
+		{"https://account.prusa3d.com", "https://account.prusa3d.com:8443", false},
+		{"https://account.prusa3d.com", "https://account.prusa3d.com.evil.example", false},
+		{"https://account.prusa3d.com", "https://evil.example", false},
+		{"https://account.prusa3d.com/sub", "https://account.prusa3d.com/Sub", false},
+		{"http://127.0.0.1:40713", "http://127.0.0.1:40714", false},
+	} {
+		if got := auth.SameServer(tt.a, tt.b); got != tt.same {
+			t.Errorf("SameServer(%q, %q) = %v, want %v", tt.a, tt.b, got, tt.same)
+		}
+	}
+}
+
 // TestRefreshFaults: each fault of the token endpoint gives its own error
 // class, retries only where the request may be repeated, and never puts a
 // token or the body in the error.

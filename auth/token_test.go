@@ -193,6 +193,9 @@ func TestTokenSetInvalid(t *testing.T) {
 		{"refresh of another user", `{"access_token":"` + access + `","refresh_token":"` + other + `"}`, "another user"},
 		{"id malformed", `{"access_token":"` + access + `","id_token":"a.b.c"}`, "id_token: malformed JWT"},
 		{"invalid UTF-8", "{\"access_token\":\"\xff\"}", "UTF-8"},
+		{"account_url not a string", `{"access_token":"` + access + `","account_url":1}`, "account_url is not a string"},
+		{"account_url not a URL", `{"access_token":"` + access + `","account_url":"account.prusa3d.com"}`, "account_url is not an account server's URL"},
+		{"account_url of another scheme", `{"access_token":"` + access + `","account_url":"ftp://account.prusa3d.com"}`, "account_url is not an account server's URL"},
 	}
 	for _, tt := range tests {
 		_, err := ParseTokenSet([]byte(tt.body))
@@ -304,12 +307,12 @@ func TestTokenTypeIsBearer(t *testing.T) {
 func TestTokenSetNewFieldsRoundTrip(t *testing.T) {
 	access := makeJWT(rs256, `{"sub":"1","exp":1795733862}`)
 	sum := strings.Repeat("ab", 32)
-	in := `{"access_token":"` + access + `","clock_offset":-10800,"replaced_env_sha256":"` + sum + `","x":1}`
+	in := `{"access_token":"` + access + `","clock_offset":-10800,"replaced_env_sha256":"` + sum + `","account_url":"https://account.prusa3d.com","x":1}`
 	set, err := ParseTokenSet([]byte(in))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if set.ClockOffset != -3*time.Hour || set.ReplacedEnv != sum || len(set.Extra) != 1 {
+	if set.ClockOffset != -3*time.Hour || set.ReplacedEnv != sum || set.AccountURL != DefaultAccountURL || len(set.Extra) != 1 {
 		t.Fatalf("set = %+v", *set)
 	}
 	out, _ := json.Marshal(set)

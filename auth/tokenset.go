@@ -42,7 +42,13 @@ type TokenSet struct {
 	// token set that this set replaced, if any, as its writer encodes it.
 	// It is written as "replaced_env_sha256".
 	ReplacedEnv string
-	Extra       map[string]json.RawMessage
+	// AccountURL is the account server that issued the set, as set by the
+	// login or refresh that brought it (Client.AccountURL); empty when
+	// not known, as for a set given to store. A Client sends the set's
+	// refresh token to no other server (Client.Refreshable). It is written
+	// as "account_url".
+	AccountURL string
+	Extra      map[string]json.RawMessage
 
 	access, refresh parsed // claims, once parsed (see Access)
 }
@@ -72,7 +78,7 @@ func (s *TokenSet) Access() (*Claims, error) { return s.access.get(s.AccessToken
 func (s *TokenSet) RefreshClaims() (*Claims, error) { return s.refresh.get(s.RefreshToken) }
 
 // knownFields lists the fields of a token set in the order they are written.
-var knownFields = []string{"access_token", "refresh_token", "id_token", "expires_in", "token_type", "scope", "shared_session_key", "clock_offset", "replaced_env_sha256"}
+var knownFields = []string{"access_token", "refresh_token", "id_token", "expires_in", "token_type", "scope", "shared_session_key", "clock_offset", "replaced_env_sha256", "account_url"}
 
 func (s *TokenSet) stringField(name string) *string {
 	switch name {
@@ -90,6 +96,8 @@ func (s *TokenSet) stringField(name string) *string {
 		return &s.SharedSessionKey
 	case "replaced_env_sha256":
 		return &s.ReplacedEnv
+	case "account_url":
+		return &s.AccountURL
 	}
 	return nil
 }
@@ -268,14 +276,18 @@ func validTokenSetOf(m map[string]any, b []byte) (*TokenSet, error) {
 
 // Validate checks that the set has an access token, that every JWT it
 // carries is well-formed with an exp claim (ParseJWT), that the refresh
-// token (if any) belongs to the same user as the access token, and that the
-// token type (if any) is Bearer.
+// token (if any) belongs to the same user as the access token, that the
+// token type (if any) is Bearer, and that the account URL (if any) is an
+// http or https URL with a host.
 func (s *TokenSet) Validate() error {
 	if s.AccessToken == "" {
 		return invalidSet("no access_token")
 	}
 	if s.TokenType != "" && !strings.EqualFold(s.TokenType, "bearer") {
 		return invalidSet("token_type is not Bearer")
+	}
+	if s.AccountURL != "" && !isServerURL(s.AccountURL) {
+		return invalidSet("account_url is not an account server's URL (such as %s)", DefaultAccountURL)
 	}
 	access, err := s.Access()
 	if err != nil {
@@ -300,7 +312,7 @@ func (s *TokenSet) Validate() error {
 
 // Merge returns the set that results from a token endpoint answer: the
 // answer's fields win, and a field the answer lacks (a refresh or id token,
-// the clock offset, ReplacedEnv) is kept from s (the Python SDK merges the
+// the clock offset, ReplacedEnv, AccountURL) is kept from s (the Python SDK merges the
 // same way). Unknown fields of s stay unless the answer carries them too.
 func (s TokenSet) Merge(answer TokenSet) TokenSet {
 	out := s

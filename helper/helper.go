@@ -44,7 +44,11 @@ type LoginRequiredError struct {
 	// Unset names an environment variable that must be unset before a
 	// login helps (it shadows the store); "" otherwise.
 	Unset string
-	Err   error // the cause, if any
+	// Issuer is the account server that issued the profile's tokens when
+	// it is not this run's (auth.OtherServerError): run against it, they
+	// still serve. "" otherwise.
+	Issuer string
+	Err    error // the cause, if any
 }
 
 func (e *LoginRequiredError) Error() string        { return e.Reason }
@@ -335,6 +339,10 @@ func refreshFailed(profile string, err error) error {
 		return &LoginRequiredError{Profile: profile, Reason: fmt.Sprintf("the refresh token of profile %q has expired", profile), Err: err}
 	case errors.Is(err, auth.ErrNoRefreshToken):
 		return &LoginRequiredError{Profile: profile, Reason: fmt.Sprintf("the access token of profile %q has expired and there is no refresh token", profile), Err: err}
+	}
+	if oe := (*auth.OtherServerError)(nil); errors.As(err, &oe) {
+		return &LoginRequiredError{Profile: profile, Issuer: oe.Issuer, Err: err,
+			Reason: fmt.Sprintf("the tokens of profile %q come from the account server %s, not from %s: their refresh token is sent nowhere else", profile, oe.Issuer, oe.Here)}
 	}
 	return err
 }
@@ -687,7 +695,7 @@ func (h *Helper) Erase(ctx context.Context, profile string) (Erased, error) {
 
 // Describe returns what list and status show of a token set: no secrets.
 func Describe(profile, store string, set *auth.TokenSet) protocol.Profile {
-	e := protocol.Profile{Profile: profile, Store: store, ClockOffset: set.ClockOffset}
+	e := protocol.Profile{Profile: profile, Store: store, ClockOffset: set.ClockOffset, AccountURL: set.AccountURL}
 	if c, err := set.Access(); err == nil {
 		e.UserID, e.AccessExpires = string(c.Subject), c.Expiry.Time
 	}

@@ -155,6 +155,9 @@ type Profile struct {
 	// minus the local one: the expiries are judged by now + ClockOffset.
 	// It is not written out.
 	ClockOffset time.Duration
+	// AccountURL is the account server that issued the set, if known
+	// (auth.TokenSet.AccountURL). It is not written out.
+	AccountURL string
 }
 
 type profileJSON struct {
