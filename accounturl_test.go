@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -41,6 +42,8 @@ func TestRefreshTokenStaysWithItsServer(t *testing.T) {
 		{nil, []string{"--account-url", other.URL, "get", "--format", "header"}},
 		{map[string]string{"PRUSA_ACCOUNT_URL": other.URL}, []string{"refresh"}},
 		{map[string]string{"PRUSA_ACCOUNT_URL": other.URL}, []string{"refresh", "--all"}},
+		// Nor a login there: the password is not sent to it either.
+		{map[string]string{"PRUSA_ACCOUNT_URL": other.URL, "PRUSA_AUTO_LOGIN": "1", "PRUSA_EMAIL": userEmail, "PRUSA_PASSWORD": userPassword, "PRUSA_TOTP_SECRET": userTOTPSecret}, []string{"get"}},
 	} {
 		r := execHelper(t, home, run.vars, "", run.args...)
 		if r.exit != 4 {
@@ -53,8 +56,12 @@ func TestRefreshTokenStaysWithItsServer(t *testing.T) {
 				t.Fatalf("%v: %q, want login_required naming both servers", run.args, r.stdout)
 			}
 		}
-		if !strings.Contains(r.stderr, "hint: ") && run.args[0] != "refresh" || !strings.Contains(r.stderr, issuer.URL) {
-			t.Fatalf("%v: stderr %q, want the issuing server named (and a hint)", run.args, r.stderr)
+		hint := strings.Contains(r.stderr, "hint: to use them, set --account-url "+issuer.URL)
+		if !strings.Contains(r.stderr, issuer.URL) || !hint && !slices.Contains(run.args, "--all") { // refresh --all: a line per profile
+			t.Fatalf("%v: stderr %q, want the issuing server named, and a hint", run.args, r.stderr)
+		}
+		if strings.Contains(r.stderr, userPassword) {
+			t.Fatalf("%v: the password shows on stderr", run.args)
 		}
 		assertNoTokens(t, "stderr", r.stderr, tokens...)
 		assertNoTokens(t, "stdout", r.stdout, tokens...)
@@ -98,6 +105,11 @@ func TestOtherServerNeedsALogin(t *testing.T) {
 	r := execHelper(t, home, elsewhere, "", "status", "--json")
 	if r.exit != 4 || !strings.Contains(r.stdout, `"login_required":true`) {
 		t.Fatalf("status: %d %q", r.exit, r.stdout)
+	}
+	r = execHelper(t, home, elsewhere, "", "status")
+	if r.exit != 4 || !strings.Contains(r.stdout, "Server:   http://127.0.0.1:2, not this run's http://127.0.0.1:1") ||
+		!strings.Contains(r.stdout, "(or run with --account-url http://127.0.0.1:2 to use these tokens)") || r.stderr != "" {
+		t.Fatalf("status: %d %q %q", r.exit, r.stdout, r.stderr)
 	}
 	if r := execHelper(t, home, map[string]string{"PRUSA_ACCOUNT_URL": "http://127.0.0.1:2"}, "", "get"); r.exit != 75 || !strings.Contains(r.stdout, `"code":"network_error"`) {
 		t.Fatalf("get at the set's own server: %d %q, want network_error", r.exit, r.stdout)

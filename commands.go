@@ -139,11 +139,11 @@ func (c *cli) status(ctx context.Context) error {
 	if c.helper().Kept(profile) {
 		c.warnf("etcd has not taken the last refreshed tokens of profile %q: they are kept on this host, and other hosts cannot refresh until it writes them; run: %s", profile, c.commandLine("refresh", profile))
 	}
-	if found && !entry.RefreshExpires.IsZero() && now.Before(entry.RefreshExpires) && entry.RefreshExpires.Sub(now) < 7*24*time.Hour {
+	elsewhere := entry.AccountURL != "" && !auth.SameServer(entry.AccountURL, c.s.accountURL) // its refresh token is not sent here
+	if found && !elsewhere && !entry.RefreshExpires.IsZero() && now.Before(entry.RefreshExpires) && entry.RefreshExpires.Sub(now) < 7*24*time.Hour {
 		c.warnf("the refresh token of profile %q expires in %s; run: %s (or log in again)", profile, roughDuration(entry.RefreshExpires.Sub(now)), c.commandLine("refresh", profile))
 	}
 	accessOK := !entry.AccessExpires.IsZero() && now.Before(entry.AccessExpires)
-	elsewhere := entry.AccountURL != "" && !auth.SameServer(entry.AccountURL, c.s.accountURL) // its refresh token is not sent here
 	refreshOK := !entry.RefreshExpires.IsZero() && now.Before(entry.RefreshExpires) && !elsewhere
 	loginRequired := !accessOK && !refreshOK
 	if c.s.json {
@@ -167,11 +167,14 @@ func (c *cli) status(ctx context.Context) error {
 			fmt.Fprintf(&b, "Refresh:  %s\n", expiryLine(entry.RefreshExpires, now))
 		}
 		if elsewhere {
-			fmt.Fprintf(&b, "Server:   %s, not this run's %s: no refresh here\n", protocol.OneLine(entry.AccountURL), c.s.accountURL)
+			fmt.Fprintf(&b, "Server:   %s, not this run's %s: no refresh here\n", entry.AccountURL, c.s.accountURL)
 		}
 		fmt.Fprintf(&b, "Store:    %s\n", entry.Store)
 		if loginRequired {
 			fmt.Fprintf(&b, "Login required: run %s\n", c.commandLine("login", profile))
+			if elsewhere {
+				fmt.Fprintf(&b, "  (or run with --account-url %s to use these tokens)\n", protocol.ShellQuote(entry.AccountURL))
+			}
 		}
 		io.WriteString(c.stdout, b.String())
 	}

@@ -2,8 +2,6 @@ package main
 
 import (
 	"errors"
-	"fmt"
-	"net"
 	"net/url"
 	"strconv"
 	"strings"
@@ -63,7 +61,7 @@ func (c *cli) resolve() error {
 		return err
 	}
 	c.setting("account-url", &s.accountURL, "PRUSA_ACCOUNT_URL", auth.DefaultAccountURL)
-	if err := checkAccountURL(s.accountURL); err != nil {
+	if err := auth.CheckAccountURL(s.accountURL); err != nil {
 		return protocol.Errorf(protocol.InvalidRequest, "bad account URL: %v", err)
 	}
 	s.accountURL = strings.TrimRight(s.accountURL, "/")
@@ -218,32 +216,4 @@ func checkStore(v string) error {
 		return err
 	}
 	return errors.New("want auto, keyring, file or etcd://HOST:PORT/PREFIX")
-}
-
-// checkAccountURL requires https, or http on a loopback host.
-func checkAccountURL(raw string) error {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return errors.New("not a URL")
-	}
-	if u.Scheme == "" {
-		return fmt.Errorf("want an absolute URL such as %s", auth.DefaultAccountURL)
-	}
-	if u.Host == "" || u.Hostname() == "" {
-		return errors.New("no host")
-	}
-	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-		return errors.New("no user, query or fragment allowed")
-	}
-	switch u.Scheme {
-	case "https":
-		return nil
-	case "http":
-		host := u.Hostname()
-		if ip := net.ParseIP(host); host == "localhost" || (ip != nil && ip.IsLoopback()) {
-			return nil
-		}
-		return fmt.Errorf("http:// is allowed only for loopback hosts, not %s; use https://", host)
-	}
-	return fmt.Errorf("scheme %q: want https://", u.Scheme)
 }

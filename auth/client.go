@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -69,22 +71,53 @@ func (c *Client) endpoint(path string) string {
 // (TokenSet.AccountURL): in the form SameServer compares.
 func (c *Client) issuer() string { return serverKey(c.AccountURL) }
 
+// CheckAccountURL checks an account server's URL, as given in the
+// settings or recorded in a token set: https, or http on a loopback host;
+// a host and nothing but printable ASCII (a host name in its xn-- form);
+// no user, query or fragment.
+func CheckAccountURL(raw string) error {
+	for i := 0; i < len(raw); i++ {
+		if raw[i] <= ' ' || raw[i] >= 0x7f {
+			return errors.New("use printable ASCII only (a host name in its xn-- form)")
+		}
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return errors.New("not a URL")
+	}
+	if u.Scheme == "" {
+		return fmt.Errorf("want an absolute URL such as %s", DefaultAccountURL)
+	}
+	if u.Host == "" || u.Hostname() == "" {
+		return errors.New("no host")
+	}
+	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return errors.New("no user, query or fragment allowed")
+	}
+	switch u.Scheme {
+	case "https":
+		return nil
+	case "http":
+		host := u.Hostname()
+		if ip := net.ParseIP(host); host == "localhost" || (ip != nil && ip.IsLoopback()) {
+			return nil
+		}
+		return fmt.Errorf("http:// is allowed only for loopback hosts, not %s; use https://", host)
+	}
+	return fmt.Errorf("scheme %q: want https://", u.Scheme)
+}
+
 // SameServer reports whether the account URLs a and b name the same
 // server: scheme and host compared in any case, the scheme's default port
-// written or not, the path with or without a trailing slash.
+// written or not, the path with or without a trailing slash. A URL that
+// CheckAccountURL refuses is the same only as itself.
 func SameServer(a, b string) bool {
 	return serverKey(a) == serverKey(b)
 }
 
-// isServerURL reports whether raw is an http or https URL with a host.
-func isServerURL(raw string) bool {
-	u, err := url.Parse(raw)
-	return err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != ""
-}
-
 func serverKey(raw string) string {
 	u, err := url.Parse(raw)
-	if err != nil {
+	if err != nil || CheckAccountURL(raw) != nil {
 		return raw
 	}
 	scheme, host := strings.ToLower(u.Scheme), strings.ToLower(u.Host)

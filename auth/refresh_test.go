@@ -116,6 +116,11 @@ func TestSameServer(t *testing.T) {
 		{"https://account.prusa3d.com", "https://evil.example", false},
 		{"https://account.prusa3d.com/sub", "https://account.prusa3d.com/Sub", false},
 		{"http://127.0.0.1:40713", "http://127.0.0.1:40714", false},
+		// Lower-cased, these spell the first host; IDNA makes other hosts
+		// of them (accounts.xn--internal-o0e.example).
+		{"https://accounts.internal.example", "https://accounts.İnternal.example", false},
+		{"https://strasse.example", "https://straẞe.example", false},
+		{"https://straße.example", "https://straẞe.example", false},
 	} {
 		if got := auth.SameServer(tt.a, tt.b); got != tt.same {
 			t.Errorf("SameServer(%q, %q) = %v, want %v", tt.a, tt.b, got, tt.same)

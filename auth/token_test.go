@@ -194,8 +194,11 @@ func TestTokenSetInvalid(t *testing.T) {
 		{"id malformed", `{"access_token":"` + access + `","id_token":"a.b.c"}`, "id_token: malformed JWT"},
 		{"invalid UTF-8", "{\"access_token\":\"\xff\"}", "UTF-8"},
 		{"account_url not a string", `{"access_token":"` + access + `","account_url":1}`, "account_url is not a string"},
-		{"account_url not a URL", `{"access_token":"` + access + `","account_url":"account.prusa3d.com"}`, "account_url is not an account server's URL"},
-		{"account_url of another scheme", `{"access_token":"` + access + `","account_url":"ftp://account.prusa3d.com"}`, "account_url is not an account server's URL"},
+		{"account_url not a URL", `{"access_token":"` + access + `","account_url":"account.prusa3d.com"}`, "account_url: want an absolute URL"},
+		{"account_url of another scheme", `{"access_token":"` + access + `","account_url":"ftp://account.prusa3d.com"}`, "account_url: scheme \"ftp\""},
+		{"account_url with a password", `{"access_token":"` + access + `","account_url":"https://u:CANARY@account.prusa3d.com"}`, "account_url: no user"},
+		{"account_url not ASCII", `{"access_token":"` + access + `","account_url":"https://accounts.İnternal.example"}`, "account_url: use printable ASCII"},
+		{"account_url http elsewhere", `{"access_token":"` + access + `","account_url":"http://account.prusa3d.com"}`, "account_url: http:// is allowed only for loopback"},
 	}
 	for _, tt := range tests {
 		_, err := ParseTokenSet([]byte(tt.body))

@@ -277,8 +277,8 @@ func validTokenSetOf(m map[string]any, b []byte) (*TokenSet, error) {
 // Validate checks that the set has an access token, that every JWT it
 // carries is well-formed with an exp claim (ParseJWT), that the refresh
 // token (if any) belongs to the same user as the access token, that the
-// token type (if any) is Bearer, and that the account URL (if any) is an
-// http or https URL with a host.
+// token type (if any) is Bearer, and that the account URL (if any) passes
+// CheckAccountURL.
 func (s *TokenSet) Validate() error {
 	if s.AccessToken == "" {
 		return invalidSet("no access_token")
@@ -286,8 +286,10 @@ func (s *TokenSet) Validate() error {
 	if s.TokenType != "" && !strings.EqualFold(s.TokenType, "bearer") {
 		return invalidSet("token_type is not Bearer")
 	}
-	if s.AccountURL != "" && !isServerURL(s.AccountURL) {
-		return invalidSet("account_url is not an account server's URL (such as %s)", DefaultAccountURL)
+	if s.AccountURL != "" {
+		if err := CheckAccountURL(s.AccountURL); err != nil {
+			return invalidSet("account_url: %v", err)
+		}
 	}
 	access, err := s.Access()
 	if err != nil {

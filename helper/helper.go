@@ -550,9 +550,11 @@ func (h *Helper) saved(ctx context.Context, set *auth.TokenSet) {
 // autoLogin answers a login_required (why) with Config.Login, when set:
 // under the lock the caller holds, it logs in, saves the set and answers.
 // A set that replaces the environment's records which (by a hash of its
-// refresh token), so that later gets prefer the stored one.
+// refresh token), so that later gets prefer the stored one. Tokens of
+// another account server are left to a person: a login would send the
+// password to this run's server, and replace them.
 func (h *Helper) autoLogin(ctx context.Context, profile string, why error) (protocol.Token, error) {
-	if h.cfg.Login == nil || !errors.Is(why, ErrLoginRequired) {
+	if h.cfg.Login == nil || !errors.Is(why, ErrLoginRequired) || errors.Is(why, auth.ErrOtherServer) {
 		return protocol.Token{}, why
 	}
 	h.cfg.Debugf("auto-login: %v", why)
