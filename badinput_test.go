@@ -107,6 +107,16 @@ func TestBadInputCatalogue(t *testing.T) {
 		{name: "flag: extra argument", args: []string{"get", "now"}, exit: 2, msg: "takes no arguments"},
 		{name: "flag: login flag on get", args: []string{"get", "--password-stdin"}, exit: 2, msg: "not for get"},
 		{name: "command: unknown", args: []string{"renew"}, exit: 2, msg: `unknown command "renew"`},
+		// Secrets in the wrong place are not echoed.
+		{name: "command: a token", args: []string{"eyJhbGciOiJSUzI1NiJ9.eyJDANARY-CANARY-CANARY-CANARY.c2ln"}, exit: 2, msg: "unknown command (56 characters, not shown)"},
+		{name: "store: the set as an argument", args: []string{"store", `{"access_token":"CANARY"}`}, exit: 2, msg: "store takes no arguments (got 1); a request or token set goes on stdin"},
+		{name: "login: the password as an argument", args: []string{"login", "--email", "a@example.com", "CANARY-pw"}, exit: 2, msg: "login takes no arguments (got 1); the email goes with --email"},
+		{name: "flag: a token as the format", args: []string{"get", "--format", "eyJhbGciOiJSUzI1NiJ9.CANARY-CANARY-CANARY.c2ln"}, exit: 2, msg: "invalid value (46 characters, not shown) for --format"},
+		{name: "flag: a secret as a boolean", args: []string{"get", "--debug=CANARY-a-secret-of-more-than-32-bytes"}, exit: 2, msg: "invalid value (37 characters, not shown) for --debug"},
+		{name: "flag: a secret as the store", args: []string{"get", "--store", "CANARY-a-secret-of-more-than-32-bytes"}, exit: 2, msg: "invalid value (37 characters, not shown) for --store"},
+		{name: "env: a secret as the store", args: []string{"get"}, env: map[string]string{"PRUSA_CREDENTIAL_STORE": "CANARY pass word"}, exit: 2, msg: "PRUSA_CREDENTIAL_STORE (16 characters, not shown)"},
+		{name: "env: a secret as the timeout", args: []string{"get"}, env: map[string]string{"PRUSA_HELPER_TIMEOUT": "CANARY!pw"}, exit: 2, msg: "not (9 characters, not shown)"},
+		{name: "env: a secret as a boolean", args: []string{"get"}, env: map[string]string{"PRUSA_AUTO_LOGIN": "CANARY pw"}, exit: 2, msg: "not (9 characters, not shown)"},
 		// Profile names.
 		{name: "profile: empty", args: []string{"get", "--profile", ""}, exit: 2, msg: "empty"},
 		{name: "profile: too long", args: []string{"get", "--profile", strings.Repeat("p", 65)}, exit: 2, msg: "longer than 64"},

@@ -194,10 +194,18 @@ func parseArgs(args []string) (*settings, []string, error) {
 	}
 	allowed, ok := commandFlags[s.command]
 	if !ok {
-		return s, nil, &usageError{fmt.Sprintf("unknown command %q", s.command)}
+		return s, nil, &usageError{"unknown command " + protocol.Shown(s.command)}
 	}
 	if len(positional) > 0 {
-		return s, nil, &usageError{fmt.Sprintf("%s takes no arguments (got %q)", s.command, positional[0])}
+		// Not quoted: a word in the wrong place may be a secret.
+		msg := fmt.Sprintf("%s takes no arguments (got %d)", s.command, len(positional))
+		switch s.command {
+		case "store", "get", "erase":
+			msg += "; a request or token set goes on stdin"
+		case "login":
+			msg += "; the email goes with --email, and the password on stdin with --password-stdin"
+		}
+		return s, nil, &usageError{msg}
 	}
 	for name := range s.set {
 		if !slices.Contains(globalFlags, name) && !slices.Contains(allowed, name) {
@@ -229,21 +237,34 @@ func flagError(err error, fs *flag.FlagSet, args []string) error {
 		return &usageError{"unknown flag " + spelled(fs, args, name)}
 	}
 	if rest, ok := strings.CutPrefix(msg, "invalid boolean value "); ok {
-		if value, name, ok := strings.Cut(rest, " for -"); ok {
+		if value, name, ok := cutQuoted(rest, " for -"); ok {
 			name, _, _ = strings.Cut(name, ":")
-			return &usageError{fmt.Sprintf("invalid value %s for --%s: want true or false", value, name)}
+			return &usageError{fmt.Sprintf("invalid value %s for --%s: want true or false", protocol.Shown(value), name)}
 		}
 	}
 	if rest, ok := strings.CutPrefix(msg, "invalid value "); ok {
-		if value, tail, ok := strings.Cut(rest, " for flag -store:"); ok {
-			// The value may be an etcd URL with a password in it.
-			v, _ := strconv.Unquote(value)
-			return &usageError{"invalid value " + storeValue(v) + " for --store:" + tail}
+		if value, tail, ok := cutQuoted(rest, " for flag -"); ok {
+			shown := protocol.Shown(value)
+			if strings.HasPrefix(tail, "store:") {
+				shown = storeValue(value) // an etcd URL may have a password in it
+			}
+			return &usageError{"invalid value " + shown + " for --" + tail}
 		}
 	}
 	msg = strings.Replace(msg, " for flag -", " for --", 1)
 	msg = strings.Replace(msg, "flag needs an argument: -", "flag needs a value: --", 1)
 	return &usageError{msg}
+}
+
+// cutQuoted cuts s, which starts with a Go-quoted string (as the flag
+// package quotes values), into the string's value and what follows sep.
+func cutQuoted(s, sep string) (value, after string, ok bool) {
+	q, err := strconv.QuotedPrefix(s)
+	if err != nil || !strings.HasPrefix(s[len(q):], sep) {
+		return "", "", false
+	}
+	value, _ = strconv.Unquote(q)
+	return value, s[len(q)+len(sep):], true
 }
 
 // spelled is how args gave the flag called name: -name or --name. It reads

@@ -121,7 +121,7 @@ func (c *cli) resolveTimeout() error {
 	if v := c.getenv("PRUSA_HELPER_TIMEOUT"); v != "" {
 		d, err := parseTimeout(v)
 		if err != nil {
-			return protocol.Errorf(protocol.InvalidRequest, "PRUSA_HELPER_TIMEOUT must be a positive duration such as 20s or 2m, not %q", v)
+			return protocol.Errorf(protocol.InvalidRequest, "PRUSA_HELPER_TIMEOUT must be a positive duration such as 20s or 2m, not %s", protocol.Shown(v))
 		}
 		s.timeout = d
 	}
@@ -149,7 +149,7 @@ func (c *cli) envBool(name string) (bool, error) {
 	case "0", "false", "":
 		return false, nil
 	default:
-		return false, protocol.Errorf(protocol.InvalidRequest, "%s must be 1, true, 0 or false, not %q", name, v)
+		return false, protocol.Errorf(protocol.InvalidRequest, "%s must be 1, true, 0 or false, not %s", name, protocol.Shown(v))
 	}
 }
 
@@ -199,10 +199,13 @@ func (c *cli) resolveEtcd() error {
 // storeValue is a --store value as a message may show it: quoted, unless
 // it has a user part (etcd://user:password@…), which may hold a password.
 func storeValue(v string) string {
-	if strings.Contains(v, "@") {
+	switch {
+	case strings.Contains(v, "@"):
 		return "(a URL with a user part)"
+	case strings.HasPrefix(v, "etcd://"):
+		return strconv.Quote(v)
 	}
-	return strconv.Quote(v)
+	return protocol.Shown(v)
 }
 
 // checkStore checks a --store value: auto, keyring, file or an etcd:// URL.

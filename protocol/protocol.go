@@ -14,6 +14,7 @@ package protocol
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -97,6 +98,19 @@ func (e *Error) Stderr(prog string) string {
 		b.WriteString("hint: " + OneLine(e.Hint) + "\n")
 	}
 	return b.String()
+}
+
+// Shown is s as a message quotes a word the user gave: quoted when it may
+// be a mistyped command or value (at most 32 letters, digits and -._:/+),
+// else only its length, since a word in the wrong place may be a secret
+// (a token or a password as an argument).
+func Shown(s string) string {
+	if len(s) <= 32 && !strings.ContainsFunc(s, func(r rune) bool {
+		return !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || strings.ContainsRune("-._:/+", r))
+	}) {
+		return strconv.Quote(s)
+	}
+	return fmt.Sprintf("(%d characters, not shown)", utf8.RuneCountInString(s))
 }
 
 // Clip is OneLine(s) cut to at most n bytes (on a character boundary),

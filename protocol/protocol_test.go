@@ -187,3 +187,23 @@ func FuzzReadRequest(f *testing.F) {
 		}
 	})
 }
+
+func TestShown(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"renew", `"renew"`},
+		{"", `""`},
+		{"yaml", `"yaml"`},
+		{"10.0.0.1:2379/x+y_z", `"10.0.0.1:2379/x+y_z"`},
+		{strings.Repeat("a", 32), `"` + strings.Repeat("a", 32) + `"`},
+		{strings.Repeat("a", 33), "(33 characters, not shown)"},
+		{"pass word", "(9 characters, not shown)"},
+		{"pa$$word", "(8 characters, not shown)"},
+		{`{"access_token":"x"}`, "(20 characters, not shown)"},
+		{"průša", "(5 characters, not shown)"},
+		{"a\nb", "(3 characters, not shown)"},
+	} {
+		if got := Shown(tt.in); got != tt.want {
+			t.Errorf("Shown(%q) = %s, want %s", tt.in, got, tt.want)
+		}
+	}
+}
