@@ -423,3 +423,15 @@ func TestKeyringThroughBinary(t *testing.T) {
 		t.Fatal("the item is still in the keyring after erase")
 	}
 }
+
+// TestMissingTokenFile: a --token-file that does not exist is named, with
+// a login into it as the hint.
+func TestMissingTokenFile(t *testing.T) {
+	home := t.TempDir()
+	path := filepath.Join(home, "prusa_tokens.json")
+	r := execHelper(t, home, nil, "", "get", "--token-file", path)
+	if r.exit != 4 || !strings.Contains(r.stdout, `"code":"login_required"`) ||
+		r.stderr != prog+": no token file at "+path+"\nhint: run: "+prog+" login --token-file "+path+"\n" {
+		t.Fatalf("exit %d stdout %q stderr %q", r.exit, r.stdout, r.stderr)
+	}
+}

@@ -228,6 +228,9 @@ func (h *Helper) readWith(ctx context.Context, profile string, locked bool, get 
 		return env.Set, Result{Store: EnvTokensJSON}, nil
 	}
 	if errors.Is(err, ErrNotFound) {
+		if h.cfg.TokenFile != "" {
+			return nil, res, &LoginRequiredError{Profile: profile, Reason: "no token file at " + h.cfg.TokenFile}
+		}
 		return nil, res, noCredentials(profile)
 	}
 	return stored, res, err
