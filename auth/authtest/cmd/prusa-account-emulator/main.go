@@ -127,7 +127,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&opts.NoRotation, "no-rotation", false, "keep refresh tokens valid after use")
 	fs.BoolVar(&opts.AbsoluteLocation, "absolute-location", false, "redirect with absolute URLs")
 	fs.BoolVar(&opts.DirectCallback, "direct-callback", false, "after login, redirect straight to the redirect URI")
-	fs.StringVar(&next, "next", "encoded", "how forms carry next: `encoded`, plain or omitted")
+	fs.StringVar(&next, "next", "encoded", "how forms carry next: `encoded|plain|omitted`")
 	fs.StringVar(&opts.RedirectURI, "redirect-uri", "", "the registered redirect URI (default Prusa Connect's)")
 	fs.DurationVar(&opts.ClockOffset, "clock-offset", 0, "the server's clock minus the local one, such as 3h or -3h")
 	if err := fs.Parse(args); err != nil {
@@ -170,6 +170,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if demo {
 		printDemo(stderr, srv.URL, opts.RedirectURI)
+	} else {
+		printAccounts(stderr, srv.URL, us)
 	}
 	<-ctx.Done()
 	return 0
@@ -196,6 +198,23 @@ then get a token with:
   %s prusa-credential-helper get --store file
 `, base, demoEmail, demoPassword, demoSecret,
 		env, protocol.ShellQuote(demoEmail), protocol.ShellQuote(demoPassword), protocol.ShellQuote(demoSecret), env)
+}
+
+// printAccounts tells which --user accounts it serves and how to log in,
+// without their passwords or secrets.
+func printAccounts(w io.Writer, base string, us users) {
+	var names []string
+	for _, u := range us {
+		name := u.Email
+		if u.TOTPSecret != "" {
+			name += " (2FA)"
+		}
+		names = append(names, name)
+	}
+	fmt.Fprintf(w, `prusa-account-emulator: serving %s with %s
+log in with:
+  PRUSA_ACCOUNT_URL=%s prusa-credential-helper login --store file
+`, base, strings.Join(names, ", "), protocol.ShellQuote(base))
 }
 
 // start turns the emulator's panics on misuse into errors.

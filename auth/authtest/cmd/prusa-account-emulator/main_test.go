@@ -79,8 +79,14 @@ func TestEmulatorProgram(t *testing.T) {
 	if _, err := c.Login(lctx, auth.LoginInput{Email: "t@b.c", Password: "CANARY-pw", TOTP: totp}); err != nil {
 		t.Fatalf("login against the program: %v", err)
 	}
-	if strings.Contains(stderr.String(), "CANARY") {
-		t.Fatal("a password of --user shows on stderr")
+	if strings.Contains(stderr.String(), "CANARY") || strings.Contains(stderr.String(), secret) {
+		t.Fatal("a password or secret of --user shows on stderr")
+	}
+	want := "serving " + base + " with a@b.c, t@b.c (2FA)\nlog in with:\n  PRUSA_ACCOUNT_URL=" + base + " prusa-credential-helper login --store file\n"
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(stderr.String(), want); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) { // it is written just after the URL
+			t.Fatalf("stderr %q, want %q", stderr.String(), want)
+		}
 	}
 }
 
