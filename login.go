@@ -66,17 +66,19 @@ func (c *cli) login(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if email == "" {
-		t, err := openTTY("email")
-		if err != nil {
-			return err
-		}
-		if email, err = askUntilGiven(ctx, t, t.Prompt, "Prusa Account email: ", "email"); err != nil {
-			return err
-		}
-	}
-	askPassword := password == ""
+	// What was asked for is asked for again after a refusal: a mistyped
+	// email as much as a mistyped password.
+	askEmail, askPassword := email == "", password == ""
 	for try := 1; ; try++ {
+		if askEmail {
+			t, err := openTTY("email")
+			if err != nil {
+				return err
+			}
+			if email, err = askUntilGiven(ctx, t, t.Prompt, "Prusa Account email: ", "email"); err != nil {
+				return err
+			}
+		}
 		if askPassword {
 			t, err := openTTY("password")
 			if err != nil {
@@ -90,7 +92,7 @@ func (c *cli) login(ctx context.Context) error {
 		// not spend it.
 		budget, cancel := context.WithTimeout(ctx, c.s.timeout)
 		set, err := c.authClient().Login(budget, auth.LoginInput{Email: email, Password: password, TOTP: totp})
-		again := errors.Is(err, auth.ErrInvalidCredentials) && askPassword && try < maxPasswordTries
+		again := errors.Is(err, auth.ErrInvalidCredentials) && (askEmail || askPassword) && try < maxPasswordTries
 		if err == nil {
 			err = c.saveLogin(budget, profile, email, &set)
 		}
@@ -102,7 +104,8 @@ func (c *cli) login(ctx context.Context) error {
 	}
 }
 
-// maxPasswordTries is how many passwords an interactive login asks for.
+// maxPasswordTries is how many times an interactive login asks for what it
+// was not given (the email, the password, or both).
 const maxPasswordTries = 3
 
 // saveLogin stores a new login's set and says so.

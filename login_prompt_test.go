@@ -16,14 +16,15 @@ func goodTOTP() string {
 }
 
 // TestInteractiveLoginAsksAgain: an empty email or password is asked
-// again, a wrong password is asked again and the login run again, and a
-// TOTP entry that is not 6 digits is refused without using up a try (a
-// code with spaces is fine).
+// again; after "invalid email or password", both are asked again (the
+// email may be what was mistyped) and the login runs again; and a TOTP
+// entry that is not 6 digits is refused without using up a try (a code
+// with spaces is fine).
 func TestInteractiveLoginAsksAgain(t *testing.T) {
 	srv := newServer(t, authtest.Options{})
 	good := goodTOTP()
 	tty := &fakeTerminal{answers: map[string][]string{
-		"Prusa Account email": {"", userEmail},
+		"Prusa Account email": {"", "CANARY-typo@example.com", userEmail},
 		"Password for":        {"", "CANARY-wrong-pw", userPassword},
 		"TOTP code":           {"12 34", "abcdef", "", good[:3] + " " + good[3:]},
 	}}
@@ -46,6 +47,9 @@ func TestInteractiveLoginAsksAgain(t *testing.T) {
 	}
 	if n := srv.Count(authtest.KindLoginPost); n != 2 {
 		t.Errorf("%d password posts, want 2", n)
+	}
+	if n := len(tty.answers["Prusa Account email"]); n != 0 {
+		t.Errorf("%d scripted emails left unasked, want 0", n)
 	}
 	if n := srv.Count(authtest.KindTOTPPost); n != 1 {
 		t.Errorf("%d TOTP posts, want 1", n)
