@@ -116,6 +116,13 @@ func TestBadInputCatalogue(t *testing.T) {
 		{name: "flag: a secret as the store", args: []string{"get", "--store", "CANARY-a-secret-of-more-than-32-bytes"}, exit: 2, msg: "invalid value (37 characters, not shown) for --store"},
 		{name: "env: a secret as the store", args: []string{"get"}, env: map[string]string{"PRUSA_CREDENTIAL_STORE": "CANARY pass word"}, exit: 2, msg: "PRUSA_CREDENTIAL_STORE (16 characters, not shown)"},
 		{name: "env: a secret as the timeout", args: []string{"get"}, env: map[string]string{"PRUSA_HELPER_TIMEOUT": "CANARY!pw"}, exit: 2, msg: "not (9 characters, not shown)"},
+		{name: "env: a token set as the token file", args: []string{"get"}, env: map[string]string{"PRUSA_TOKEN_FILE": `{"access_token":"CANARY","refresh_token":"CANARY-rt"}`}, exit: 2, msg: "holds a token set or a token, not a file's path"},
+		{name: "flag: a token as the token file", args: []string{"get", "--token-file", "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJDQU5BUlkiLCJleHAiOjF9.CANARY-signature-part"}, exit: 2, msg: "not a file's path"},
+		{name: "flag: a secret as a flag's name", args: []string{"get", "-eyJhbGciOiJSUzI1NiJ9.CANARY.sig"}, exit: 2, msg: "unknown flag (31 characters, not shown)"},
+		{name: "flag: a secret in bad flag syntax", args: []string{"get", "---CANARY secret"}, exit: 2, msg: "bad flag syntax: (16 characters, not shown)"},
+		{name: "flag: a password as --password-stdin's value", args: []string{"login", "--email", "a@example.com", "--password-stdin=CANARY2024"}, exit: 2, msg: "invalid value (10 characters, not shown) for --password-stdin"},
+		{name: "help: a secret as the topic", args: []string{"help", "CANARYJBSWY3DPEHP"}, exit: 2, msg: "no help for unknown command (17 characters, not shown)"},
+		{name: "command: a password", args: []string{"--email", "a@example.com", "CANARY2024", "login"}, exit: 2, msg: "unknown command (10 characters, not shown)"},
 		{name: "env: a secret as a boolean", args: []string{"get"}, env: map[string]string{"PRUSA_AUTO_LOGIN": "CANARY pw"}, exit: 2, msg: "not (9 characters, not shown)"},
 		// Profile names.
 		{name: "profile: empty", args: []string{"get", "--profile", ""}, exit: 2, msg: "empty"},

@@ -127,7 +127,7 @@ func runCommand(ctx context.Context, e *env, out *checkedWriter) int {
 			topic = positional[0]
 		}
 		if _, ok := commandFlags[topic]; topic != "" && !ok {
-			io.WriteString(e.stderr, usageLines(errors.New("no help for unknown command "+protocol.Shown(topic)), ""))
+			io.WriteString(e.stderr, usageLines(errors.New("no help for unknown command "+protocol.Shown(topic, protocol.Word)), ""))
 			return protocol.ExitUsage
 		}
 		io.WriteString(e.stdout, helpText(topic))
@@ -242,7 +242,7 @@ func (c *cli) dispatch(ctx context.Context) error {
 		_, err := fmt.Fprintf(c.stdout, "%s %s (protocol %d)\n", prog, version, protocol.Version)
 		return err
 	}
-	return errors.New("unknown command " + protocol.Shown(c.s.command)) // parseArgs refuses these
+	return errors.New("unknown command " + protocol.Shown(c.s.command, protocol.Word)) // parseArgs refuses these
 }
 
 // helper builds the credential lifecycle for the settings.

@@ -194,7 +194,7 @@ func parseArgs(args []string) (*settings, []string, error) {
 	}
 	allowed, ok := commandFlags[s.command]
 	if !ok {
-		return s, nil, &usageError{"unknown command " + protocol.Shown(s.command)}
+		return s, nil, &usageError{"unknown command " + protocol.Shown(s.command, protocol.Word)}
 	}
 	if len(positional) > 0 {
 		// Not quoted: a word in the wrong place may be a secret.
@@ -234,17 +234,23 @@ func flagError(err error, fs *flag.FlagSet, args []string) error {
 	// value "maybe" for -debug: parse error` and `flag needs an argument:
 	// -profile`.
 	if name, ok := strings.CutPrefix(msg, "flag provided but not defined: -"); ok {
+		if shown := protocol.Shown(name, protocol.Word); !strings.HasPrefix(shown, `"`) {
+			return &usageError{"unknown flag " + shown} // a secret given as -SECRET
+		}
 		return &usageError{"unknown flag " + spelled(fs, args, name)}
+	}
+	if word, ok := strings.CutPrefix(msg, "bad flag syntax: "); ok {
+		return &usageError{"bad flag syntax: " + protocol.Shown(word, protocol.Word)}
 	}
 	if rest, ok := strings.CutPrefix(msg, "invalid boolean value "); ok {
 		if value, name, ok := cutQuoted(rest, " for -"); ok {
 			name, _, _ = strings.Cut(name, ":")
-			return &usageError{fmt.Sprintf("invalid value %s for --%s: want true or false", protocol.Shown(value), name)}
+			return &usageError{fmt.Sprintf("invalid value %s for --%s: want true or false", protocol.Shown(value, protocol.Word), name)}
 		}
 	}
 	if rest, ok := strings.CutPrefix(msg, "invalid value "); ok {
 		if value, tail, ok := cutQuoted(rest, " for flag -"); ok {
-			shown := protocol.Shown(value)
+			shown := protocol.Shown(value, protocol.Duration)
 			if strings.HasPrefix(tail, "store:") {
 				shown = storeValue(value) // an etcd URL may have a password in it
 			}

@@ -77,6 +77,10 @@ func (c *cli) resolve() error {
 	if s.set["token-file"] && s.tokenFile == "" {
 		return protocol.Errorf(protocol.InvalidRequest, "--token-file is empty")
 	}
+	if notAPath(s.tokenFile) {
+		// Every message that names the file would show it.
+		return protocol.Errorf(protocol.InvalidRequest, "--token-file/PRUSA_TOKEN_FILE holds a token set or a token, not a file's path (the variables for those are PRUSA_TOKENS_JSON and PRUSA_TOKEN)")
+	}
 	if s.tokenFile != "" {
 		if (s.set["store"] || s.store == helper.ModeEtcd) && s.store != helper.ModeFile {
 			return protocol.Errorf(protocol.InvalidRequest, "--token-file uses the file store; it cannot go with --store %s", s.store)
@@ -121,7 +125,7 @@ func (c *cli) resolveTimeout() error {
 	if v := c.getenv("PRUSA_HELPER_TIMEOUT"); v != "" {
 		d, err := parseTimeout(v)
 		if err != nil {
-			return protocol.Errorf(protocol.InvalidRequest, "PRUSA_HELPER_TIMEOUT must be a positive duration such as 20s or 2m, not %s", protocol.Shown(v))
+			return protocol.Errorf(protocol.InvalidRequest, "PRUSA_HELPER_TIMEOUT must be a positive duration such as 20s or 2m, not %s", protocol.Shown(v, protocol.Duration))
 		}
 		s.timeout = d
 	}
@@ -149,7 +153,7 @@ func (c *cli) envBool(name string) (bool, error) {
 	case "0", "false", "":
 		return false, nil
 	default:
-		return false, protocol.Errorf(protocol.InvalidRequest, "%s must be 1, true, 0 or false, not %s", name, protocol.Shown(v))
+		return false, protocol.Errorf(protocol.InvalidRequest, "%s must be 1, true, 0 or false, not %s", name, protocol.Shown(v, protocol.Word))
 	}
 }
 
@@ -205,7 +209,17 @@ func storeValue(v string) string {
 	case strings.HasPrefix(v, "etcd://"):
 		return strconv.Quote(v)
 	}
-	return protocol.Shown(v)
+	return protocol.Shown(v, protocol.Word)
+}
+
+// notAPath reports whether a --token-file value is JSON or a JWT rather
+// than a path: a token set or token put in the wrong variable.
+func notAPath(v string) bool {
+	if strings.ContainsAny(v, "{}\"\n") {
+		return true
+	}
+	parts := strings.Split(v, ".")
+	return len(parts) == 3 && len(v) > 64 && !strings.ContainsAny(v, "/\\") // a JWT: base64url, no slash
 }
 
 // checkStore checks a --store value: auto, keyring, file or an etcd:// URL.

@@ -100,14 +100,23 @@ func (e *Error) Stderr(prog string) string {
 	return b.String()
 }
 
-// Shown is s as a message quotes a word the user gave: quoted when it may
-// be a mistyped command or value (at most 32 letters, digits and -._:/+),
-// else only its length, since a word in the wrong place may be a secret
-// (a token or a password as an argument).
-func Shown(s string) string {
-	if len(s) <= 32 && !strings.ContainsFunc(s, func(r rune) bool {
-		return !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || strings.ContainsRune("-._:/+", r))
-	}) {
+// A word the user gave in the wrong place may be a secret (a token or a
+// password as an argument), so a message quotes one only when it has the
+// shape of a mistyped word of its kind, and else gives its length alone.
+// The kinds, for Shown:
+const (
+	// Word: a command, a flag name, a choice such as a format (at most 16
+	// lower-case letters and dashes).
+	Word = "abcdefghijklmnopqrstuvwxyz-"
+	// Duration: a mistyped duration such as 20x or -5s (at most 16
+	// lower-case letters, digits, signs and dots).
+	Duration = Word + "0123456789+.µ"
+)
+
+// Shown is s quoted when it is at most 16 characters of kind, else only
+// its length ("(23 characters, not shown)").
+func Shown(s, kind string) string {
+	if utf8.RuneCountInString(s) <= 16 && !strings.ContainsFunc(s, func(r rune) bool { return !strings.ContainsRune(kind, r) }) {
 		return strconv.Quote(s)
 	}
 	return fmt.Sprintf("(%d characters, not shown)", utf8.RuneCountInString(s))

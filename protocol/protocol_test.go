@@ -189,20 +189,28 @@ func FuzzReadRequest(f *testing.F) {
 }
 
 func TestShown(t *testing.T) {
-	for _, tt := range []struct{ in, want string }{
-		{"renew", `"renew"`},
-		{"", `""`},
-		{"yaml", `"yaml"`},
-		{"10.0.0.1:2379/x+y_z", `"10.0.0.1:2379/x+y_z"`},
-		{strings.Repeat("a", 32), `"` + strings.Repeat("a", 32) + `"`},
-		{strings.Repeat("a", 33), "(33 characters, not shown)"},
-		{"pass word", "(9 characters, not shown)"},
-		{"pa$$word", "(8 characters, not shown)"},
-		{`{"access_token":"x"}`, "(20 characters, not shown)"},
-		{"průša", "(5 characters, not shown)"},
-		{"a\nb", "(3 characters, not shown)"},
+	for _, tt := range []struct{ in, kind, want string }{
+		{"renew", Word, `"renew"`},
+		{"", Word, `""`},
+		{"yaml", Word, `"yaml"`},
+		{"password-stdin", Word, `"password-stdin"`},
+		{strings.Repeat("a", 16), Word, `"` + strings.Repeat("a", 16) + `"`},
+		{strings.Repeat("a", 17), Word, "(17 characters, not shown)"},
+		{"Hunter2024", Word, "(10 characters, not shown)"},
+		{"hunter2024", Word, "(10 characters, not shown)"},
+		{"JBSWY3DPEHPK3PXP", Word, "(16 characters, not shown)"},
+		{"123456", Word, "(6 characters, not shown)"},
+		{"pass word", Word, "(9 characters, not shown)"},
+		{`{"access_token":"x"}`, Word, "(20 characters, not shown)"},
+		{"průša", Word, "(5 characters, not shown)"},
+		{"a\nb", Word, "(3 characters, not shown)"},
+		{"-5s", Duration, `"-5s"`},
+		{"1.5h", Duration, `"1.5h"`},
+		{"10µs", Duration, `"10µs"`},
+		{"Soon", Duration, "(4 characters, not shown)"},
+		{"eyJhbGciOiJSUzI1NiJ9", Duration, "(20 characters, not shown)"},
 	} {
-		if got := Shown(tt.in); got != tt.want {
+		if got := Shown(tt.in, tt.kind); got != tt.want {
 			t.Errorf("Shown(%q) = %s, want %s", tt.in, got, tt.want)
 		}
 	}

@@ -137,10 +137,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			fs.PrintDefaults()
 			return 0
 		}
-		return usageError(stderr, err.Error())
+		msg := err.Error()
+		if strings.Contains(msg, " for flag -user: ") {
+			msg = "invalid --user: want EMAIL:PASSWORD[:TOTPSECRET]" // the value holds a password
+		}
+		return usageError(stderr, msg)
 	}
 	if fs.NArg() > 0 {
-		return usageError(stderr, "unexpected argument "+fs.Arg(0))
+		return usageError(stderr, "unexpected argument "+protocol.Shown(fs.Arg(0), protocol.Word))
 	}
 	switch next {
 	case "encoded":
@@ -171,7 +175,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if demo {
 		printDemo(stderr, srv.URL, opts.RedirectURI)
 	} else {
-		printAccounts(stderr, srv.URL, us)
+		printAccounts(stderr, srv.URL, opts.RedirectURI, us)
 	}
 	<-ctx.Done()
 	return 0
@@ -182,12 +186,18 @@ func usageError(stderr io.Writer, msg string) int {
 	return 2
 }
 
-// printDemo tells how to log in to the demo account.
-func printDemo(w io.Writer, base, redirectURI string) {
+// helperEnv is the environment that points the helper at this server.
+func helperEnv(base, redirectURI string) string {
 	env := "PRUSA_ACCOUNT_URL=" + protocol.ShellQuote(base)
 	if redirectURI != "" && redirectURI != auth.DefaultRedirectURI {
 		env += " PRUSA_REDIRECT_URI=" + protocol.ShellQuote(redirectURI)
 	}
+	return env
+}
+
+// printDemo tells how to log in to the demo account.
+func printDemo(w io.Writer, base, redirectURI string) {
+	env := helperEnv(base, redirectURI)
 	fmt.Fprintf(w, `prusa-account-emulator: serving %s with a demo account (2FA on):
   email        %s
   password     %s
@@ -202,7 +212,7 @@ then get a token with:
 
 // printAccounts tells which --user accounts it serves and how to log in,
 // without their passwords or secrets.
-func printAccounts(w io.Writer, base string, us users) {
+func printAccounts(w io.Writer, base, redirectURI string, us users) {
 	var names []string
 	for _, u := range us {
 		name := u.Email
@@ -213,8 +223,8 @@ func printAccounts(w io.Writer, base string, us users) {
 	}
 	fmt.Fprintf(w, `prusa-account-emulator: serving %s with %s
 log in with:
-  PRUSA_ACCOUNT_URL=%s prusa-credential-helper login --store file
-`, base, strings.Join(names, ", "), protocol.ShellQuote(base))
+  %s prusa-credential-helper login --store file
+`, base, strings.Join(names, ", "), helperEnv(base, redirectURI))
 }
 
 // start turns the emulator's panics on misuse into errors.

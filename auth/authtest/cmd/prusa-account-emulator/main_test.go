@@ -79,23 +79,26 @@ func TestEmulatorProgram(t *testing.T) {
 	if _, err := c.Login(lctx, auth.LoginInput{Email: "t@b.c", Password: "CANARY-pw", TOTP: totp}); err != nil {
 		t.Fatalf("login against the program: %v", err)
 	}
-	if strings.Contains(stderr.String(), "CANARY") || strings.Contains(stderr.String(), secret) {
-		t.Fatal("a password or secret of --user shows on stderr")
-	}
 	want := "serving " + base + " with a@b.c, t@b.c (2FA)\nlog in with:\n  PRUSA_ACCOUNT_URL=" + base + " prusa-credential-helper login --store file\n"
 	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(stderr.String(), want); time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) { // it is written just after the URL
 			t.Fatalf("stderr %q, want %q", stderr.String(), want)
 		}
 	}
+	if strings.Contains(stderr.String(), "CANARY") || strings.Contains(stderr.String(), secret) {
+		t.Fatal("a password or secret of --user shows on stderr")
+	}
 }
 
 func TestEmulatorProgramUsage(t *testing.T) {
-	for _, args := range [][]string{{"--user", "nocolon"}, {"--user", "a@b.c:x", "--next", "weird"}, {"--user", "a@b.c:x", "--addr", "0.0.0.0:0"}, {"--clock-offset", "3 hours"}, {"--nope"}, {"extra"}} {
+	for _, args := range [][]string{{"--user", ":CANARY-pw"}, {"--user", "a@b.c:x", "CANARY-extra"}, {"--user", "nocolon"}, {"--user", "a@b.c:x", "--next", "weird"}, {"--user", "a@b.c:x", "--addr", "0.0.0.0:0"}, {"--clock-offset", "3 hours"}, {"--nope"}, {"extra"}} {
 		var out, errw strings.Builder
 		code := run(context.Background(), args, &out, &errw)
 		if code == 0 || out.Len() != 0 || errw.Len() == 0 || strings.Count(errw.String(), "\n") != 1 {
 			t.Errorf("%q: exit %d, stdout %q, stderr %q; want a non-zero exit and one line on stderr", args, code, out.String(), errw.String())
+		}
+		if strings.Contains(errw.String(), "CANARY") {
+			t.Errorf("%q: stderr %q echoes a password or an argument", args, errw.String())
 		}
 	}
 }
