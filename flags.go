@@ -234,8 +234,8 @@ func flagError(err error, fs *flag.FlagSet, args []string) error {
 	// value "maybe" for -debug: parse error` and `flag needs an argument:
 	// -profile`.
 	if name, ok := strings.CutPrefix(msg, "flag provided but not defined: -"); ok {
-		if shown := protocol.Shown(name, protocol.Word); !strings.HasPrefix(shown, `"`) {
-			return &usageError{"unknown flag " + shown} // a secret given as -SECRET
+		if !protocol.Like(name, protocol.Word) {
+			return &usageError{"unknown flag " + protocol.Shown(name, protocol.Word)} // a secret given as -SECRET
 		}
 		return &usageError{"unknown flag " + spelled(fs, args, name)}
 	}

@@ -113,10 +113,16 @@ const (
 	Duration = Word + "0123456789+.µ"
 )
 
-// Shown is s quoted when it is at most 16 characters of kind, else only
-// its length ("(23 characters, not shown)").
+// Like reports whether s has the shape of kind: at most 16 of its
+// characters.
+func Like(s, kind string) bool {
+	return utf8.RuneCountInString(s) <= 16 && !strings.ContainsFunc(s, func(r rune) bool { return !strings.ContainsRune(kind, r) })
+}
+
+// Shown is s quoted when it is Like kind, else only its length
+// ("(23 characters, not shown)").
 func Shown(s, kind string) string {
-	if utf8.RuneCountInString(s) <= 16 && !strings.ContainsFunc(s, func(r rune) bool { return !strings.ContainsRune(kind, r) }) {
+	if Like(s, kind) {
 		return strconv.Quote(s)
 	}
 	return fmt.Sprintf("(%d characters, not shown)", utf8.RuneCountInString(s))
