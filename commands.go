@@ -139,13 +139,15 @@ func (c *cli) status(ctx context.Context) error {
 	if c.helper().Kept(profile) {
 		c.warnf("etcd has not taken the last refreshed tokens of profile %q: they are kept on this host, and other hosts cannot refresh until it writes them; run: %s", profile, c.commandLine("refresh", profile))
 	}
-	elsewhere := entry.AccountURL != "" && !auth.SameServer(entry.AccountURL, c.s.accountURL) // its refresh token is not sent here
-	if found && !elsewhere && !entry.RefreshExpires.IsZero() && now.Before(entry.RefreshExpires) && entry.RefreshExpires.Sub(now) < 7*24*time.Hour {
+	if found && !entry.RefreshExpires.IsZero() && now.Before(entry.RefreshExpires) && entry.RefreshExpires.Sub(now) < 7*24*time.Hour {
 		c.warnf("the refresh token of profile %q expires in %s; run: %s (or log in again)", profile, roughDuration(entry.RefreshExpires.Sub(now)), c.commandLine("refresh", profile))
 	}
 	accessOK := !entry.AccessExpires.IsZero() && now.Before(entry.AccessExpires)
-	refreshOK := !entry.RefreshExpires.IsZero() && now.Before(entry.RefreshExpires) && !elsewhere
+	refreshOK := !entry.RefreshExpires.IsZero() && now.Before(entry.RefreshExpires)
 	loginRequired := !accessOK && !refreshOK
+	// A set of another account server is refreshed only there: said, but
+	// the exit code judges the tokens alone.
+	elsewhere := entry.AccountURL != "" && !auth.SameServer(entry.AccountURL, c.s.accountURL)
 	if c.s.json {
 		if err := protocol.WriteStatus(c.stdout, entry, loginRequired); err != nil {
 			return err
@@ -167,14 +169,11 @@ func (c *cli) status(ctx context.Context) error {
 			fmt.Fprintf(&b, "Refresh:  %s\n", expiryLine(entry.RefreshExpires, now))
 		}
 		if elsewhere {
-			fmt.Fprintf(&b, "Server:   %s, not this run's %s: no refresh here\n", entry.AccountURL, c.s.accountURL)
+			fmt.Fprintf(&b, "Server:   %s, not this run's %s: refreshed only with --account-url %s\n", entry.AccountURL, c.s.accountURL, protocol.ShellQuote(entry.AccountURL))
 		}
 		fmt.Fprintf(&b, "Store:    %s\n", entry.Store)
 		if loginRequired {
 			fmt.Fprintf(&b, "Login required: run %s\n", c.commandLine("login", profile))
-			if elsewhere {
-				fmt.Fprintf(&b, "  (or run with --account-url %s to use these tokens)\n", protocol.ShellQuote(entry.AccountURL))
-			}
 		}
 		io.WriteString(c.stdout, b.String())
 	}

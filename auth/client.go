@@ -99,7 +99,7 @@ func CheckAccountURL(raw string) error {
 		return nil
 	case "http":
 		host := u.Hostname()
-		if ip := net.ParseIP(host); host == "localhost" || (ip != nil && ip.IsLoopback()) {
+		if isLoopback(host) {
 			return nil
 		}
 		return fmt.Errorf("http:// is allowed only for loopback hosts, not %s; use https://", host)
@@ -107,12 +107,28 @@ func CheckAccountURL(raw string) error {
 	return fmt.Errorf("scheme %q: want https://", u.Scheme)
 }
 
+// isLoopback reports whether host is localhost or a loopback IP.
+func isLoopback(host string) bool {
+	ip := net.ParseIP(host)
+	return host == "localhost" || ip != nil && ip.IsLoopback()
+}
+
 // SameServer reports whether the account URLs a and b name the same
 // server: scheme and host compared in any case, the scheme's default port
-// written or not, the path with or without a trailing slash. A URL that
-// CheckAccountURL refuses is the same only as itself.
+// written or not, the path with or without a trailing slash. Any two
+// loopback URLs count as one: they are this machine's test servers and
+// emulators, whose ports come and go. A URL that CheckAccountURL refuses
+// is the same only as itself.
 func SameServer(a, b string) bool {
+	if loopbackURL(a) && loopbackURL(b) {
+		return true
+	}
 	return serverKey(a) == serverKey(b)
+}
+
+func loopbackURL(raw string) bool {
+	u, err := url.Parse(raw)
+	return err == nil && CheckAccountURL(raw) == nil && isLoopback(u.Hostname())
 }
 
 func serverKey(raw string) string {

@@ -3,7 +3,9 @@ package auth_test
 import (
 	"context"
 	"errors"
+	"net"
 	"net/http"
+	"net/url"
 	"testing"
 	"time"
 
@@ -73,19 +75,21 @@ func TestRefreshWithoutRequest(t *testing.T) {
 // TestRefreshGoesToTheIssuerOnly: a set records the account server whose
 // answer brought it, and its refresh token goes to no other; a set that
 // records none refreshes anywhere, and records the server from then on.
+// The two servers are reached by name (example.com, which httptest's
+// certificate covers), not as loopback URLs, which all count as one.
 func TestRefreshGoesToTheIssuerOnly(t *testing.T) {
-	issuer := authtest.NewServer(authtest.Options{Users: users()})
+	issuer := authtest.NewServer(authtest.Options{Users: users(), TLS: true})
 	defer issuer.Close()
-	other := authtest.NewServer(authtest.Options{Users: users()})
+	other := authtest.NewServer(authtest.Options{Users: users(), TLS: true})
 	defer other.Close()
-	set, err := newClient(issuer, nil).Refresh(context.Background(), issuer.Mint(canaryEmail, -time.Minute))
-	if err != nil || set.AccountURL != issuer.URL {
-		t.Fatalf("Refresh: %v, account URL %q, want %q", err, set.AccountURL, issuer.URL)
+	set, err := byName(issuer).Refresh(context.Background(), issuer.Mint(canaryEmail, -time.Minute))
+	if err != nil || set.AccountURL != byName(issuer).AccountURL {
+		t.Fatalf("Refresh: %v, account URL %q, want %q", err, set.AccountURL, byName(issuer).AccountURL)
 	}
-	c := newClient(other, nil)
+	c := byName(other)
 	_, err = c.Refresh(context.Background(), set)
 	var oe *auth.OtherServerError
-	if !errors.As(err, &oe) || !errors.Is(err, auth.ErrOtherServer) || oe.Issuer != issuer.URL || oe.Here != other.URL {
+	if !errors.As(err, &oe) || !errors.Is(err, auth.ErrOtherServer) || oe.Issuer != set.AccountURL || oe.Here != c.AccountURL {
 		t.Fatalf("Refresh at another server: %v, want an OtherServerError", err)
 	}
 	if err := c.Refreshable(set); !errors.Is(err, auth.ErrOtherServer) {
@@ -94,9 +98,22 @@ func TestRefreshGoesToTheIssuerOnly(t *testing.T) {
 	if n := len(other.Requests()); n != 0 {
 		t.Fatalf("the other server got %d requests, want none", n)
 	}
-	if _, err := newClient(issuer, nil).Refresh(context.Background(), set); err != nil {
+	if _, err := byName(issuer).Refresh(context.Background(), set); err != nil {
 		t.Fatalf("Refresh at the issuer: %v", err)
 	}
+}
+
+// byName is a client of the TLS server srv that calls it
+// https://example.com:PORT, and dials it on loopback.
+func byName(srv *authtest.Server) *auth.Client {
+	u, _ := url.Parse(srv.URL)
+	tr := srv.Client().Transport.(*http.Transport).Clone()
+	tr.DialContext = func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, network, u.Host)
+	}
+	c := newClient(srv, nil)
+	c.HTTP, c.AccountURL = &http.Client{Transport: tr}, "https://example.com:"+u.Port()
+	return c
 }
 
 func TestSameServer(t *testing.T) {
@@ -115,7 +132,13 @@ func TestSameServer(t *testing.T) {
 		{"https://account.prusa3d.com", "https://account.prusa3d.com.evil.example", false},
 		{"https://account.prusa3d.com", "https://evil.example", false},
 		{"https://account.prusa3d.com/sub", "https://account.prusa3d.com/Sub", false},
-		{"http://127.0.0.1:40713", "http://127.0.0.1:40714", false},
+		{"https://account.prusa3d.com:8443", "https://account.prusa3d.com:9443", false},
+		// Loopback servers are this machine's tests and emulators: one.
+		{"http://127.0.0.1:40713", "http://127.0.0.1:40714", true},
+		{"http://127.0.0.1:40713", "http://localhost:40713", true},
+		{"http://[::1]:80", "https://127.0.0.2", true},
+		{"http://127.0.0.1:40713", "https://account.prusa3d.com", false},
+		{"https://account.prusa3d.com", "http://localhost", false},
 		// Lower-cased, these spell the first host; IDNA makes other hosts
 		// of them (accounts.xn--internal-o0e.example).
 		{"https://accounts.internal.example", "https://accounts.İnternal.example", false},

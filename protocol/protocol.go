@@ -105,27 +105,32 @@ func (e *Error) Stderr(prog string) string {
 // shape of a mistyped word of its kind, and else gives its length alone.
 // The kinds, for Shown:
 const (
-	// Word: a command, a flag name, a choice such as a format (at most 16
-	// lower-case letters and dashes).
-	Word = "abcdefghijklmnopqrstuvwxyz-"
-	// Duration: a mistyped duration such as 20x or -5s (at most 16
-	// lower-case letters, digits, signs and dots).
-	Duration = Word + "0123456789+.µ"
+	// Word: a command, a flag name, a choice such as a format (at most 24
+	// lower-case letters, digits, dashes and underscores; a password or a
+	// TOTP secret mostly has an upper-case letter or a sign).
+	Word = "abcdefghijklmnopqrstuvwxyz0123456789-_"
+	// Duration: a mistyped duration such as 20x or -5s (Word's, signs and
+	// dots).
+	Duration = Word + "+.µ"
 )
 
-// Like reports whether s has the shape of kind: at most 16 of its
+// Like reports whether s has the shape of kind: at most 24 of its
 // characters.
 func Like(s, kind string) bool {
-	return utf8.RuneCountInString(s) <= 16 && !strings.ContainsFunc(s, func(r rune) bool { return !strings.ContainsRune(kind, r) })
+	return utf8.RuneCountInString(s) <= 24 && !strings.ContainsFunc(s, func(r rune) bool { return !strings.ContainsRune(kind, r) })
 }
 
 // Shown is s quoted when it is Like kind, else only its length
-// ("(23 characters, not shown)").
+// ("(25 characters, not shown)").
 func Shown(s, kind string) string {
 	if Like(s, kind) {
 		return strconv.Quote(s)
 	}
-	return fmt.Sprintf("(%d characters, not shown)", utf8.RuneCountInString(s))
+	n := utf8.RuneCountInString(s)
+	if n == 1 {
+		return "(1 character, not shown)"
+	}
+	return fmt.Sprintf("(%d characters, not shown)", n)
 }
 
 // Clip is OneLine(s) cut to at most n bytes (on a character boundary),
