@@ -68,49 +68,70 @@ func (c *Client) endpoint(path string) string {
 }
 
 // issuer is the account server's URL as a token set records it
-// (TokenSet.AccountURL): in the form SameServer compares.
-func (c *Client) issuer() string { return serverKey(c.AccountURL) }
+// (TokenSet.AccountURL): scheme and host in lower case, no default port,
+// no trailing slash.
+func (c *Client) issuer() string {
+	if u, err := parseAccountURL(c.AccountURL); err == nil {
+		return normalURL(u)
+	}
+	return strings.TrimRight(c.AccountURL, "/")
+}
 
 // CheckAccountURL checks an account server's URL, as given in the
 // settings or recorded in a token set: https, or http on a loopback host;
 // a host and nothing but printable ASCII (a host name in its xn-- form);
 // no user, query or fragment.
 func CheckAccountURL(raw string) error {
+	_, err := parseAccountURL(raw)
+	return err
+}
+
+// parseAccountURL is CheckAccountURL, returning the parsed URL.
+func parseAccountURL(raw string) (*url.URL, error) {
 	for i := 0; i < len(raw); i++ {
 		if raw[i] <= ' ' || raw[i] >= 0x7f {
-			return errors.New("use printable ASCII only (a host name in its xn-- form)")
+			return nil, errors.New("use printable ASCII only (a host name in its xn-- form)")
 		}
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
-		return errors.New("not a URL")
+		return nil, errors.New("not a URL")
 	}
 	if u.Scheme == "" {
-		return fmt.Errorf("want an absolute URL such as %s", DefaultAccountURL)
+		return nil, fmt.Errorf("want an absolute URL such as %s", DefaultAccountURL)
 	}
 	if u.Host == "" || u.Hostname() == "" {
-		return errors.New("no host")
+		return nil, errors.New("no host")
 	}
 	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-		return errors.New("no user, query or fragment allowed")
+		return nil, errors.New("no user, query or fragment allowed")
 	}
 	switch u.Scheme {
 	case "https":
-		return nil
+		return u, nil
 	case "http":
-		host := u.Hostname()
-		if isLoopback(host) {
-			return nil
+		if host := u.Hostname(); !isLoopback(host) {
+			return nil, fmt.Errorf("http:// is allowed only for loopback hosts, not %s; use https://", host)
 		}
-		return fmt.Errorf("http:// is allowed only for loopback hosts, not %s; use https://", host)
+		return u, nil
 	}
-	return fmt.Errorf("scheme %q: want https://", u.Scheme)
+	return nil, fmt.Errorf("scheme %q: want https://", u.Scheme)
 }
 
 // isLoopback reports whether host is localhost or a loopback IP.
 func isLoopback(host string) bool {
 	ip := net.ParseIP(host)
 	return host == "localhost" || ip != nil && ip.IsLoopback()
+}
+
+// normalURL is u with its scheme and host in lower case, without the
+// scheme's default port or a trailing slash.
+func normalURL(u *url.URL) string {
+	scheme, host := strings.ToLower(u.Scheme), strings.ToLower(u.Host)
+	if port := u.Port(); scheme == "https" && port == "443" || scheme == "http" && port == "80" {
+		host = strings.TrimSuffix(host, ":"+port)
+	}
+	return scheme + "://" + host + strings.TrimRight(u.EscapedPath(), "/")
 }
 
 // SameServer reports whether the account URLs a and b name the same
@@ -120,27 +141,15 @@ func isLoopback(host string) bool {
 // emulators, whose ports come and go. A URL that CheckAccountURL refuses
 // is the same only as itself.
 func SameServer(a, b string) bool {
-	if loopbackURL(a) && loopbackURL(b) {
+	ua, erra := parseAccountURL(a)
+	ub, errb := parseAccountURL(b)
+	switch {
+	case erra != nil || errb != nil:
+		return a == b
+	case isLoopback(ua.Hostname()) && isLoopback(ub.Hostname()):
 		return true
 	}
-	return serverKey(a) == serverKey(b)
-}
-
-func loopbackURL(raw string) bool {
-	u, err := url.Parse(raw)
-	return err == nil && CheckAccountURL(raw) == nil && isLoopback(u.Hostname())
-}
-
-func serverKey(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil || CheckAccountURL(raw) != nil {
-		return raw
-	}
-	scheme, host := strings.ToLower(u.Scheme), strings.ToLower(u.Host)
-	if port := u.Port(); scheme == "https" && port == "443" || scheme == "http" && port == "80" {
-		host = strings.TrimSuffix(host, ":"+port)
-	}
-	return scheme + "://" + host + strings.TrimRight(u.EscapedPath(), "/")
+	return normalURL(ua) == normalURL(ub)
 }
 
 // TokenURL is the token endpoint (RFC 6749 §3.2).
