@@ -114,6 +114,8 @@ func TestBadInputCatalogue(t *testing.T) {
 		{name: "flag: a token as the format", args: []string{"get", "--format", "eyJhbGciOiJSUzI1NiJ9.CANARY-CANARY-CANARY.c2ln"}, exit: 2, msg: "invalid value (46 characters, not shown) for --format"},
 		{name: "flag: a secret as a boolean", args: []string{"get", "--debug=CANARY-a-secret-of-more-than-32-bytes"}, exit: 2, msg: "invalid value (37 characters, not shown) for --debug"},
 		{name: "flag: a secret as the store", args: []string{"get", "--store", "CANARY-a-secret-of-more-than-32-bytes"}, exit: 2, msg: "invalid value (37 characters, not shown) for --store"},
+		{name: "flag: etcd user:password without the host", args: []string{"get", "--store", "etcd://farm:CANARY-pw/p"}, exit: 2, msg: "invalid value (23 characters, not shown) for --store: etcd:// URL: (14 characters, not shown) has no port from 1 to 65535"},
+		{name: "env: etcd user:password without the host", args: []string{"get"}, env: map[string]string{"PRUSA_CREDENTIAL_STORE": "etcd://farm:CANARY-pw/p"}, exit: 2, msg: "(14 characters, not shown) has no port"},
 		{name: "env: a secret as the store", args: []string{"get"}, env: map[string]string{"PRUSA_CREDENTIAL_STORE": "CANARY pass word"}, exit: 2, msg: "PRUSA_CREDENTIAL_STORE (16 characters, not shown)"},
 		{name: "env: a secret as the timeout", args: []string{"get"}, env: map[string]string{"PRUSA_HELPER_TIMEOUT": "CANARY!pw"}, exit: 2, msg: "not (9 characters, not shown)"},
 		{name: "env: a token set as the token file", args: []string{"get"}, env: map[string]string{"PRUSA_TOKEN_FILE": `{"access_token":"CANARY","refresh_token":"CANARY-rt"}`}, exit: 2, msg: "holds a token set or a token, not a file's path"},

@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -200,16 +199,14 @@ func (c *cli) resolveEtcd() error {
 	return nil
 }
 
-// storeValue is a --store value as a message may show it: quoted, unless
-// it has a user part (etcd://user:password@…), which may hold a password.
+// storeValue is a --store value as a message may show it: quoted when it
+// has the shape of a mistyped choice or etcd:// URL, else by its length
+// (etcd://user:password@… or etcd://user:password/… may hold a password).
 func storeValue(v string) string {
-	switch {
-	case strings.Contains(v, "@"):
+	if strings.Contains(v, "@") {
 		return "(a URL with a user part)"
-	case strings.HasPrefix(v, "etcd://"):
-		return strconv.Quote(v)
 	}
-	return protocol.Shown(v, protocol.Word)
+	return protocol.Shown(v, protocol.Endpoint)
 }
 
 // notAPath reports whether a --token-file value is JSON or a JWT rather

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/prusa-credential-helper/prusa-credential-helper/auth"
+	"github.com/prusa-credential-helper/prusa-credential-helper/protocol"
 )
 
 // EtcdCompanion is the program that holds the etcd client. The helper does
@@ -100,10 +101,10 @@ func ParseEtcdURL(raw string) (endpoints []string, prefix string, err error) {
 	for _, hp := range strings.Split(hosts, ",") {
 		host, port, err := net.SplitHostPort(hp)
 		if err != nil || host == "" {
-			return nil, "", fmt.Errorf("etcd:// URL: %q is not HOST:PORT", hp)
+			return nil, "", fmt.Errorf("etcd:// URL: %s is not HOST:PORT", protocol.Shown(hp, protocol.Endpoint))
 		}
 		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-			return nil, "", fmt.Errorf("etcd:// URL: bad port in %q", hp)
+			return nil, "", fmt.Errorf("etcd:// URL: %s has no port from 1 to 65535", protocol.Shown(hp, protocol.Endpoint))
 		}
 		endpoints = append(endpoints, hp)
 	}

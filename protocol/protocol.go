@@ -112,6 +112,9 @@ const (
 	// Duration: a mistyped duration such as 20x or -5s (Word's, signs and
 	// dots).
 	Duration = Word + "+.µ"
+	// Endpoint: a mistyped HOST:PORT or etcd:// URL (Word's, dots, colons,
+	// slashes, commas and brackets).
+	Endpoint = Word + ".:/,[]"
 )
 
 // Like reports whether s has the shape of kind: at most 24 of its

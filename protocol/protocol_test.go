@@ -211,6 +211,9 @@ func TestShown(t *testing.T) {
 		{"1.5h", Duration, `"1.5h"`},
 		{"10µs", Duration, `"10µs"`},
 		{"Soon", Duration, "(4 characters, not shown)"},
+		{"[::1]:0", Endpoint, `"[::1]:0"`},
+		{"etcd://a:2379,b:x/farm", Endpoint, `"etcd://a:2379,b:x/farm"`},
+		{"user:Hunter2", Endpoint, "(12 characters, not shown)"},
 	} {
 		if got := Shown(tt.in, tt.kind); got != tt.want {
 			t.Errorf("Shown(%q) = %s, want %s", tt.in, got, tt.want)
