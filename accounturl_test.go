@@ -92,26 +92,61 @@ func TestRefreshTokenStaysWithItsServer(t *testing.T) {
 }
 
 // TestOtherServerGetsNothing: a set from account.prusa3d.com, run against
-// a local server, sends that server nothing at all; status still exits by
-// the tokens (a valid refresh token: 0).
+// a local server, sends that server nothing at all, whatever state its
+// refresh token is in: no refresh, and no auto-login either (that would
+// send the password there). status still exits by the tokens (a valid
+// refresh token: 0).
 func TestOtherServerGetsNothing(t *testing.T) {
-	other := newServer(t, authtest.Options{})
-	home := t.TempDir()
-	set := canarySet(time.Now().Add(-time.Minute), time.Now().Add(24*time.Hour))
-	set["account_url"] = auth.DefaultAccountURL
-	stored := storeIn(t, filepath.Join(home, ".config"), "default", set)
-	vars := map[string]string{"PRUSA_ACCOUNT_URL": other.URL}
-	if r := execHelper(t, home, vars, "", "get"); r.exit != 4 || !strings.Contains(r.stdout, `"code":"login_required"`) {
-		t.Fatalf("get: %d %q %q", r.exit, r.stdout, r.stderr)
-	}
-	if r := execHelper(t, home, vars, "", "status", "--json"); r.exit != 0 || !strings.Contains(r.stdout, `"login_required":false`) {
-		t.Fatalf("status: %d %q", r.exit, r.stdout)
-	}
-	if n := len(other.Requests()); n != 0 {
-		t.Fatalf("the other server got %d requests, want none", n)
-	}
-	if now, _ := os.ReadFile(tokenFile(home, "default")); string(now) != string(stored) {
-		t.Fatal("the stored set changed")
+	other := newServer(t, authtest.Options{Users: []authtest.User{{Email: "other@example.com", Password: "CANARY-pw-other"}}})
+	for _, tt := range []struct {
+		name    string
+		refresh time.Time // zero: no refresh token
+	}{
+		{"valid refresh token", time.Now().Add(24 * time.Hour)},
+		{"expired refresh token", time.Now().Add(-time.Hour)},
+		{"no refresh token", time.Time{}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			home := t.TempDir()
+			set := canarySet(time.Now().Add(-time.Minute), tt.refresh)
+			if tt.refresh.IsZero() {
+				delete(set, "refresh_token")
+			}
+			set["account_url"] = auth.DefaultAccountURL
+			stored := storeIn(t, filepath.Join(home, ".config"), "default", set)
+			vars := map[string]string{"PRUSA_ACCOUNT_URL": other.URL}
+			login := map[string]string{"PRUSA_ACCOUNT_URL": other.URL, "PRUSA_AUTO_LOGIN": "1", "PRUSA_EMAIL": "other@example.com", "PRUSA_PASSWORD": "CANARY-pw-other"}
+			for _, run := range []struct {
+				vars map[string]string
+				args []string
+			}{
+				{vars, []string{"get"}},
+				{login, []string{"get"}},
+				{login, []string{"get", "--format", "token"}},
+				{login, []string{"refresh"}},
+			} {
+				r := execHelper(t, home, run.vars, "", run.args...)
+				if r.exit != 4 || (run.args[0] == "get" && len(run.args) == 1 && !strings.Contains(r.stdout, `"code":"login_required"`)) {
+					t.Fatalf("%v: %d %q %q, want login_required", run.args, r.exit, r.stdout, r.stderr)
+				}
+				if !strings.Contains(r.stderr, "--account-url "+auth.DefaultAccountURL) {
+					t.Fatalf("%v: stderr %q, want the hint to name the set's server", run.args, r.stderr)
+				}
+			}
+			wantStatus := 0
+			if !tt.refresh.After(time.Now()) {
+				wantStatus = 4
+			}
+			if r := execHelper(t, home, vars, "", "status", "--json"); r.exit != wantStatus {
+				t.Fatalf("status: %d %q, want exit %d", r.exit, r.stdout, wantStatus)
+			}
+			if n := len(other.Requests()); n != 0 {
+				t.Fatalf("the other server got %d requests, want none", n)
+			}
+			if now, _ := os.ReadFile(tokenFile(home, "default")); string(now) != string(stored) {
+				t.Fatal("the stored set changed")
+			}
+		})
 	}
 }
 

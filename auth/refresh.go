@@ -6,13 +6,19 @@ import (
 	"net/url"
 )
 
-// Refreshable says, without a request, why set cannot be refreshed:
+// Refreshable says, without a request, why set cannot be refreshed: an
+// *OtherServerError for a set that another account server issued (a
+// refresh token goes back to the server that issued it, and to no other;
+// an auto-login does not replace the set elsewhere either),
 // ErrNoRefreshToken, ErrRefreshTokenExpired (by the server's clock, see
-// TokenSet.ServerNow), a malformed refresh token, or an *OtherServerError
-// for a set that another account server issued: a refresh token goes back
-// to the server that issued it, and to no other. It returns nil when a
+// TokenSet.ServerNow) or a malformed refresh token. It returns nil when a
 // refresh request can be tried.
 func (c *Client) Refreshable(set TokenSet) error {
+	// The server first: a set of another server is that server's to renew,
+	// by a refresh or a login there, whatever state its tokens are in.
+	if set.AccountURL != "" && !SameServer(set.AccountURL, c.AccountURL) {
+		return &OtherServerError{Issuer: set.AccountURL, Here: c.issuer()}
+	}
 	if set.RefreshToken == "" {
 		return ErrNoRefreshToken
 	}
@@ -22,9 +28,6 @@ func (c *Client) Refreshable(set TokenSet) error {
 	}
 	if !ValidFor(refresh.Expiry.Time, set.ServerNow(c.now()), 0) {
 		return ErrRefreshTokenExpired
-	}
-	if set.AccountURL != "" && !SameServer(set.AccountURL, c.AccountURL) {
-		return &OtherServerError{Issuer: set.AccountURL, Here: c.issuer()}
 	}
 	return nil
 }
