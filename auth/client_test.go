@@ -297,3 +297,67 @@ func TestTokenAnswerErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestMalformedAnswersShowNothingTheServerSent: Go's HTTP client quotes a
+// malformed status or header line in its error. A server, or something on
+// the way, that echoes the request there must not put the refresh token,
+// the password or the code into a message: such an answer is ErrServer
+// (not retried: it came, and may have spent the refresh token), in one
+// short line that shows none of it.
+func TestMalformedAnswersShowNothingTheServerSent(t *testing.T) {
+	loginPage := `<form method="post"><input type="hidden" name="csrfmiddlewaretoken" value="CANARY-csrf">` +
+		`<input name="email"><input type="password" name="password"></form>`
+	for _, shape := range []struct {
+		name   string
+		answer func(echo string) string
+	}{
+		{"status line", func(echo string) string { return "HTTP/1.1 " + echo + "\r\n\r\n" }},
+		{"header line", func(echo string) string { return "HTTP/1.1 200 OK\r\n" + echo + "\r\n\r\n" }},
+		{"2 MB status line", func(echo string) string { return "HTTP/1.1 " + strings.Repeat(echo, 2<<20/len(echo)+1) + "\r\n\r\n" }},
+	} {
+		t.Run(shape.name, func(t *testing.T) {
+			var posts atomic.Int32
+			hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.Method == http.MethodGet {
+					io.WriteString(w, loginPage)
+					return
+				}
+				posts.Add(1)
+				body, _ := io.ReadAll(r.Body)
+				conn, buf, err := w.(http.Hijacker).Hijack()
+				if err != nil {
+					return
+				}
+				defer conn.Close()
+				buf.WriteString(shape.answer(string(body)))
+				buf.Flush()
+			}))
+			defer hs.Close()
+			c := &Client{AccountURL: hs.URL, ClientID: DefaultClientID, RedirectURI: DefaultRedirectURI, UserAgent: "test"}
+			set := storedSet(time.Now())
+			_, rerr := c.Refresh(context.Background(), set)
+			refreshPosts := posts.Load()
+			_, lerr := c.Login(context.Background(), LoginInput{Email: "canary@example.com", Password: "CANARY-pw"})
+			if refreshPosts != 1 {
+				t.Errorf("refresh: %d POSTs, want 1 (a malformed answer is not retried)", refreshPosts)
+			}
+			for what, err := range map[string]error{"refresh": rerr, "login": lerr} {
+				if !errors.Is(err, ErrServer) || errors.Is(err, ErrNetwork) {
+					t.Errorf("%s: err = %v, want ErrServer only", what, err)
+				}
+				if err == nil {
+					continue
+				}
+				msg := err.Error()
+				for _, secret := range []string{set.RefreshToken, "CANARY", "canary", "refresh_token=", "password="} {
+					if strings.Contains(msg, secret) {
+						t.Errorf("%s: the error shows %q: %.200q", what, secret, msg)
+					}
+				}
+				if len(msg) > 200 || strings.ContainsAny(msg, "\r\n") {
+					t.Errorf("%s: the error is not one short line: %d bytes", what, len(msg))
+				}
+			}
+		})
+	}
+}

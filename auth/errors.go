@@ -2,12 +2,16 @@ package auth
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -149,17 +153,45 @@ func sanitize(s string, n int) string {
 	return b.String()
 }
 
-// netError wraps a transport error as ErrNetwork, keeping its cause but not
-// the URL (which may carry a state or a code).
+// netError turns a transport error into ErrNetwork when no answer could be
+// had (refused, reset, closed, DNS, TLS), keeping its cause's one line,
+// printable and short. Anything else is an answer Go's HTTP client could
+// not read: ErrServer, with nothing of what the server sent, since the
+// client quotes a malformed status or header line, which may echo the
+// request and the refresh token or password in it. Neither names the URL
+// (which may carry a state or a code).
 func netError(op string, u *url.URL, err error) error {
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		err = ue.Err
 	}
 	var ne net.Error
-	if errors.Is(err, context.Canceled) || (errors.As(err, &ne) && ne.Timeout()) {
+	switch {
+	case errors.Is(err, context.Canceled) || (errors.As(err, &ne) && ne.Timeout()):
 		// context deadline or a transport timeout: keep it recognisable.
 		return fmt.Errorf("%s %s: %w", op, u.Host, err)
+	case noAnswer(err):
+		return fmt.Errorf("%w: %s %s: %s", ErrNetwork, op, u.Host, sanitize(err.Error(), 160))
 	}
-	return fmt.Errorf("%w: %s %s: %w", ErrNetwork, op, u.Host, err)
+	return fmt.Errorf("%w: %s %s: the answer is not HTTP that can be read", ErrServer, op, u.Host)
+}
+
+// noAnswer reports whether err is a failure to reach the server or to get
+// its answer at all: errors whose messages hold no text the server sent.
+func noAnswer(err error) bool {
+	var (
+		op      *net.OpError
+		dns     *net.DNSError
+		errno   syscall.Errno
+		record  tls.RecordHeaderError
+		verify  *tls.CertificateVerificationError
+		alert   tls.AlertError
+		host    x509.HostnameError
+		unknown x509.UnknownAuthorityError
+		invalid x509.CertificateInvalidError
+	)
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.As(err, &op) || errors.As(err, &dns) || errors.As(err, &errno) ||
+		errors.As(err, &record) || errors.As(err, &verify) || errors.As(err, &alert) ||
+		errors.As(err, &host) || errors.As(err, &unknown) || errors.As(err, &invalid)
 }
