@@ -6,11 +6,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"strings"
 	"time"
 
 	"github.com/prusa-credential-helper/prusa-credential-helper/auth"
+	"github.com/prusa-credential-helper/prusa-credential-helper/helper"
 	"github.com/prusa-credential-helper/prusa-credential-helper/protocol"
 )
 
@@ -160,6 +162,7 @@ func (sc *saveCommand) run(ctx context.Context, set *auth.TokenSet) {
 	defer stop()
 	cmd := exec.CommandContext(runCtx, sc.argv[0], sc.argv[1:]...)
 	cmd.Stdin = bytes.NewReader(body)
+	cmd.Env = helper.ChildEnviron(os.Environ()) // the new set is all it needs
 	var stderr limitedBuffer
 	cmd.Stderr = &stderr
 	cmd.WaitDelay = time.Second // a child that keeps stderr open does not hold us

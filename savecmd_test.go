@@ -110,6 +110,35 @@ func TestSaveCommandGetsTheSet(t *testing.T) {
 	}
 }
 
+// TestSaveCommandGetsNoSecrets: the command inherits the environment but
+// for the variables that hold secrets (a password, a TOTP secret or code,
+// tokens, etcd's user:password): the new set on stdin is all it needs, and
+// what it prints on stderr may reach a warning.
+func TestSaveCommandGetsNoSecrets(t *testing.T) {
+	needSh(t)
+	secrets := []string{"PRUSA_PASSWORD", "PRUSA_TOTP_SECRET", "PRUSA_TOTP_CODE", "PRUSA_TOKENS_JSON", "PRUSA_TOKEN", "PRUSA_ETCD_USER"}
+	for _, name := range secrets {
+		t.Setenv(name, "CANARY-"+name)
+	}
+	t.Setenv("PRUSA_PROFILE_OF_THE_JOB", "kept")
+	out := filepath.Join(t.TempDir(), "env")
+	if _, warnings := runSave(t, 0, "sh", "-c", `env > "$1"`, "sh", out); len(warnings) != 0 {
+		t.Fatalf("warnings: %q", warnings)
+	}
+	got, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(got), "\n") {
+		if name, _, _ := strings.Cut(line, "="); strings.Contains(line, "CANARY") {
+			t.Errorf("the save command inherited %s", name)
+		}
+	}
+	if !strings.Contains(string(got), "PRUSA_PROFILE_OF_THE_JOB=kept") || !strings.Contains(string(got), "PATH=") {
+		t.Fatal("the save command did not get the rest of the environment")
+	}
+}
+
 // TestSaveCommandOutputNotPassedOn: a command that echoes the set on its
 // stdout and stderr and fails leaks none of it: the warning is one line
 // with its exit status and a redacted first line.

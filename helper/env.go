@@ -3,6 +3,7 @@ package helper
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/prusa-credential-helper/prusa-credential-helper/auth"
@@ -13,6 +14,20 @@ const (
 	EnvTokensJSON = "PRUSA_TOKENS_JSON" // a full token set
 	EnvToken      = "PRUSA_TOKEN"       // a bare access token; cannot be refreshed
 )
+
+// secretVariables hold secrets: the tokens, and the inputs of a login and
+// of etcd's auth.
+var secretVariables = []string{EnvTokensJSON, EnvToken, "PRUSA_PASSWORD", "PRUSA_TOTP_SECRET", "PRUSA_TOTP_CODE", "PRUSA_ETCD_USER"}
+
+// ChildEnviron is environ (os.Environ's shape) without the variables that
+// hold secrets: what a program the helper starts (the save command, the
+// etcd companion) inherits. It gets a secret only where it is handed one.
+func ChildEnviron(environ []string) []string {
+	return slices.DeleteFunc(slices.Clone(environ), func(kv string) bool {
+		name, _, _ := strings.Cut(kv, "=")
+		return slices.ContainsFunc(secretVariables, func(v string) bool { return strings.EqualFold(v, name) })
+	})
+}
 
 // ErrInvalidEnv is returned (wrapped) for a token variable that is set but
 // does not hold what it should. It is never silently skipped.

@@ -579,7 +579,7 @@ func (s *EtcdStore) start(path string) (*etcdConn, error) {
 		args = append(args, "--lease-ttl", s.LeaseTTL.String())
 	}
 	cmd := exec.Command(path, args...)
-	env := slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "PRUSA_ETCD_") })
+	env := slices.DeleteFunc(ChildEnviron(os.Environ()), func(kv string) bool { return strings.HasPrefix(kv, "PRUSA_ETCD_") })
 	for k, v := range map[string]string{
 		"PRUSA_ETCD_CACERT": s.Settings.CACert, "PRUSA_ETCD_CERT": s.Settings.Cert,
 		"PRUSA_ETCD_KEY": s.Settings.Key, "PRUSA_ETCD_USER": s.Settings.User,

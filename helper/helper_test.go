@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -721,5 +722,19 @@ func TestFailedRefreshSaysTheTokenIsStillValid(t *testing.T) {
 	e.srv.RevokeAll(email)
 	if _, err := e.get("default", 0, false); !errors.Is(err, ErrLoginRequired) || strings.Contains(err.Error(), "valid for another") {
 		t.Fatalf("a refused refresh: %v", err)
+	}
+}
+
+// TestChildEnviron: a program the helper starts inherits the environment
+// without the variables that hold secrets.
+func TestChildEnviron(t *testing.T) {
+	in := []string{"PATH=/bin", "PRUSA_PASSWORD=CANARY-pw", "PRUSA_TOTP_SECRET=CANARY", "PRUSA_TOTP_CODE=123456", "PRUSA_TOKENS_JSON={}",
+		"PRUSA_TOKEN=CANARY.a.b", "PRUSA_ETCD_USER=u:CANARY", "prusa_password=CANARY", "PRUSA_PROFILE=ci", "PRUSA_PASSWORDS_FILE=/f", "HOME=/h"}
+	got := ChildEnviron(in)
+	if want := []string{"PATH=/bin", "PRUSA_PROFILE=ci", "PRUSA_PASSWORDS_FILE=/f", "HOME=/h"}; !slices.Equal(got, want) {
+		t.Fatalf("ChildEnviron = %q, want %q", got, want)
+	}
+	if in[1] != "PRUSA_PASSWORD=CANARY-pw" {
+		t.Fatal("ChildEnviron changed its argument")
 	}
 }
