@@ -295,7 +295,7 @@ func (c *cli) debugf() func(string, ...any) {
 		return nil
 	}
 	return func(format string, args ...any) {
-		fmt.Fprintf(c.stderr, "%s: debug: %s\n", prog, fmt.Sprintf(format, args...))
+		fmt.Fprintf(c.stderr, "%s: debug: %s\n", prog, protocol.OneLine(fmt.Sprintf(format, args...)))
 	}
 }
 

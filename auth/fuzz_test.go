@@ -19,6 +19,7 @@ func FuzzParseJWT(f *testing.F) {
 	f.Add("")
 	f.Add(makeJWT(rs256, `{"exp":5}`) + "\r\nX-Injected: evil")
 	f.Add(makeJWT(rs256, `{"exp":100}}}}`))
+	f.Add(makeJWT(rs256, `{"sub":"a\u001b[2J\nb","jti":"x\r\ny\u0085","exp":5}`))
 	f.Fuzz(func(t *testing.T, token string) {
 		c, err := ParseJWT(token)
 		if err != nil {
@@ -45,7 +46,9 @@ func FuzzParseJWT(f *testing.F) {
 		if err := json.Unmarshal(claims, &m); err != nil || m == nil {
 			t.Fatalf("accepted claims that are not one JSON object: %q", claims)
 		}
-		_ = Describe(token)
+		if d := Describe(token); strings.ContainsFunc(d, func(r rune) bool { return r < 0x20 || r == 0x7f }) || len(d) > 200 {
+			t.Fatalf("Describe = %q: not one short printable line", d)
+		}
 	})
 }
 

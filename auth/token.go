@@ -228,5 +228,6 @@ func Describe(token string) string {
 	if err != nil {
 		return "jwt(malformed)"
 	}
-	return fmt.Sprintf("jwt(sub=%s exp=%s jti=%s)", c.Subject, c.Expiry.Time.Format(time.RFC3339), c.ID)
+	// sub and jti come from whoever made the token: printable and short.
+	return fmt.Sprintf("jwt(sub=%s exp=%s jti=%s)", sanitize(string(c.Subject), 64), c.Expiry.Time.Format(time.RFC3339), sanitize(string(c.ID), 64))
 }
