@@ -124,6 +124,8 @@ func TestBadInputCatalogue(t *testing.T) {
 		{name: "flag: a secret in bad flag syntax", args: []string{"get", "---CANARY secret"}, exit: 2, msg: "bad flag syntax: (16 characters, not shown)"},
 		{name: "flag: a password as --password-stdin's value", args: []string{"login", "--email", "a@example.com", "--password-stdin=CANARY2024"}, exit: 2, msg: "invalid value (10 characters, not shown) for --password-stdin"},
 		{name: "help: a secret as the topic", args: []string{"help", "CANARYJBSWY3DPEHP"}, exit: 2, msg: "no help for unknown command (17 characters, not shown)"},
+		{name: "command: a TOTP code", args: []string{"482913"}, exit: 2, msg: "unknown command (6 characters, not shown)"},
+		{name: "env: a TOTP code as a boolean", args: []string{"get"}, env: map[string]string{"PRUSA_AUTO_LOGIN": "482913"}, exit: 2, msg: "(6 characters, not shown)"},
 		{name: "command: a password", args: []string{"--email", "a@example.com", "CANARY2024", "login"}, exit: 2, msg: "unknown command (10 characters, not shown)"},
 		{name: "env: a secret as a boolean", args: []string{"get"}, env: map[string]string{"PRUSA_AUTO_LOGIN": "CANARY pw"}, exit: 2, msg: "not (9 characters, not shown)"},
 		// Profile names.

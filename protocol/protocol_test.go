@@ -207,6 +207,8 @@ func TestShown(t *testing.T) {
 		{"průša", Word, "(5 characters, not shown)"},
 		{"a\nb", Word, "(3 characters, not shown)"},
 		{"!", Word, "(1 character, not shown)"},
+		{"482913", Word, "(6 characters, not shown)"},
+		{"20", Duration, `"20"`},
 		{"-5s", Duration, `"-5s"`},
 		{"1.5h", Duration, `"1.5h"`},
 		{"10µs", Duration, `"10µs"`},
