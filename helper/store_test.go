@@ -90,7 +90,8 @@ func TestFileStoreCorrupt(t *testing.T) {
 			e := newEnv(t, ModeFile, authtest.Options{})
 			os.MkdirAll(e.dir, 0o700)
 			path := e.h.file.File("default")
-			os.WriteFile(path, []byte(content), 0o600)
+			os.WriteFile(path, []byte(content), 0o644) // as the Python SDK might have
+			os.Chmod(path, 0o644)
 			_, err := e.get("default", 0, false)
 			if !errors.Is(err, ErrLoginRequired) {
 				t.Fatalf("err = %v", err)
@@ -98,6 +99,11 @@ func TestFileStoreCorrupt(t *testing.T) {
 			matches, _ := filepath.Glob(path + ".corrupt-*")
 			if len(matches) != 1 {
 				t.Fatalf("moved aside: %v", matches)
+			}
+			if fi, err := os.Stat(matches[0]); err != nil {
+				t.Fatal(err)
+			} else if !isWindows && fi.Mode().Perm() != 0o600 {
+				t.Fatalf("the corrupt copy is %v, want 0600 (it may hold a token)", fi.Mode().Perm())
 			}
 			if data, _ := os.ReadFile(matches[0]); string(data) != content {
 				t.Fatal("the corrupt file's content was not kept")
