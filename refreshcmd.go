@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"path/filepath"
 	"slices"
+	"strings"
 
 	"github.com/prusa-credential-helper/prusa-credential-helper/protocol"
 )
@@ -55,7 +57,19 @@ func (c *cli) refresh(ctx context.Context) error {
 		}
 	}
 	if len(latest)+len(failed) == 0 {
-		fmt.Fprintf(c.stderr, "%s: no stored profiles to refresh\n", prog)
+		// Where it looked: a cron job or a timer run as another user, or
+		// with another HOME, finds nothing, and should say where.
+		where := filepath.Join(c.configDir(), prog)
+		switch {
+		case c.s.tokenFile != "":
+			where = c.s.tokenFile
+		case c.s.etcd.prefix != "":
+			where = "etcd://" + strings.Join(c.s.etcd.endpoints, ",") + "/" + c.s.etcd.prefix
+		}
+		// Nothing stored needs a login, as for get: a keep-alive job that
+		// finds nothing fails rather than pass every day.
+		fmt.Fprintf(c.stderr, "%s: no stored profiles to refresh in %s\nhint: log in first: %s login\n", prog, where, prog)
+		return &silentExit{protocol.ExitLoginRequired}
 	}
 	now, code := c.now(), protocol.ExitOK
 	fail := func(p string, err error) {
@@ -76,7 +90,8 @@ func (c *cli) refresh(ctx context.Context) error {
 			continue
 		}
 		e := latest[p]
-		if c.s.within > 0 && !e.RefreshExpires.IsZero() && e.RefreshExpires.Sub(now) > c.s.within && !c.helper().Kept(p) {
+		// By the server's clock, as get judges the tokens.
+		if c.s.within > 0 && !e.RefreshExpires.IsZero() && e.RefreshExpires.Sub(now.Add(e.ClockOffset)) > c.s.within && !c.helper().Kept(p) {
 			fmt.Fprintf(c.stderr, "%s: not due (the refresh token is valid until %s)\n", p, protocol.FormatTime(e.RefreshExpires))
 			continue
 		}

@@ -20,8 +20,9 @@ func TestRefreshCommand(t *testing.T) {
 	srv := newServer(t, authtest.Options{})
 	config := t.TempDir()
 	empty := newInProcess(config, map[string]string{"PRUSA_ACCOUNT_URL": srv.URL, "PRUSA_CREDENTIAL_STORE": "file"}, time.Now, nil)
-	if exit := empty.run("", "refresh", "--all"); exit != 0 || empty.stderr.String() != prog+": no stored profiles to refresh\n" {
-		t.Fatalf("refresh --all with nothing stored: exit %d stderr %q; want a line that says so", exit, empty.stderr.String())
+	if exit := empty.run("", "refresh", "--all"); exit != 4 ||
+		empty.stderr.String() != prog+": no stored profiles to refresh in "+filepath.Join(config, prog)+"\nhint: log in first: "+prog+" login\n" {
+		t.Fatalf("refresh --all with nothing stored: exit %d stderr %q; want 4 (a login is needed) and a line that says where it looked", exit, empty.stderr.String())
 	}
 	a := srv.Mint(userEmail, time.Hour)
 	storeIn(t, config, "a", a)
@@ -75,6 +76,26 @@ func TestRefreshCommand(t *testing.T) {
 			p.stderr.String() != prog+": "+tc.name+" is set and would be used instead of the stored token sets; unset it to refresh them\n" {
 			t.Errorf("%s: exit %d stderr %q", tc.name, exit, p.stderr.String())
 		}
+	}
+}
+
+// TestRefreshAllWithinByTheServersClock: --within judges the refresh
+// token by the server's clock, as get does: on a host whose clock is two
+// days behind, a token with 10 days left (12 by the local clock) is due
+// within 11 days.
+func TestRefreshAllWithinByTheServersClock(t *testing.T) {
+	srv := newServer(t, authtest.Options{ClockOffset: 48 * time.Hour, RefreshTTL: 10 * 24 * time.Hour})
+	config := t.TempDir()
+	set := srv.Mint(userEmail, time.Hour)
+	set.ClockOffset = 48 * time.Hour // as a login or refresh there records it
+	storeIn(t, config, "default", set)
+	p := newInProcess(config, map[string]string{"PRUSA_ACCOUNT_URL": srv.URL, "PRUSA_CREDENTIAL_STORE": "file"}, time.Now, nil)
+	if exit := p.run("", "refresh", "--all", "--within", "9d"); exit != 0 || !strings.HasPrefix(p.stderr.String(), "default: not due") {
+		t.Fatalf("--within 9d: exit %d stderr %q, want not due (10 days left)", exit, p.stderr.String())
+	}
+	if exit := p.run("", "refresh", "--all", "--within", "11d"); exit != 0 || !strings.HasPrefix(p.stderr.String(), "default: refreshed") ||
+		srv.Count(authtest.KindTokenRefresh) != 1 {
+		t.Fatalf("--within 11d: exit %d stderr %q, %d refreshes; want one (10 days left by the server's clock)", exit, p.stderr.String(), srv.Count(authtest.KindTokenRefresh))
 	}
 }
 
