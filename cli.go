@@ -299,6 +299,19 @@ func (c *cli) debugf() func(string, ...any) {
 	}
 }
 
+// totpHint says what to do about a refused TOTP code, by where it came
+// from.
+func (c *cli) totpHint() string {
+	switch {
+	case c.getenv("PRUSA_TOTP_CODE") != "":
+		return "a code works once and changes every 30 s: set PRUSA_TOTP_CODE to a fresh one"
+	case c.getenv("PRUSA_TOTP_SECRET") != "":
+		// Tried at two steps: a wrong secret, or logins that used both.
+		return "check PRUSA_TOTP_SECRET; logins to one account use up its codes, one per 30 s step: run at most two at once"
+	}
+	return "a code works once and changes every 30 s: use the next one, from a device whose clock is right"
+}
+
 // checkKeyringReachable refuses --store keyring where there is no session
 // bus to reach a keyring through.
 func (c *cli) checkKeyringReachable() error {
@@ -354,7 +367,7 @@ func (c *cli) classify(err error) *protocol.Error {
 	case errors.Is(err, auth.ErrInvalidCredentials):
 		return &protocol.Error{Code: protocol.LoginRequired, Message: "invalid email or password", Hint: "check them, and that --account-url is the account server"}
 	case errors.Is(err, auth.ErrInvalidTOTP):
-		return &protocol.Error{Code: protocol.LoginRequired, Message: "invalid TOTP code", Hint: "a code works once and changes every 30 s: use the next one, from a device whose clock is right"}
+		return &protocol.Error{Code: protocol.LoginRequired, Message: "invalid TOTP code", Hint: c.totpHint()}
 	case errors.Is(err, context.DeadlineExceeded):
 		what := strings.TrimSuffix(msg, ": context deadline exceeded")
 		return &protocol.Error{Code: protocol.Timeout, Message: fmt.Sprintf("timed out after %s (%s)", c.s.timeout, what), Hint: "try again later, or give more time with --timeout"}

@@ -124,7 +124,7 @@ func TestTOTPWaitIsAnnounced(t *testing.T) {
 	if code := p.run("", "login"); code != 0 {
 		t.Fatalf("second login: exit %d: %s", code, p.stderr.String())
 	}
-	if !strings.Contains(p.stderr.String(), "TOTP code of this 30 s step was used; waiting") {
+	if !strings.Contains(p.stderr.String(), "TOTP code of this 30 s step was refused (used by another login, or a wrong secret); waiting") {
 		t.Fatalf("the second login's wait was not announced: %q", p.stderr.String())
 	}
 	assertNoTokens(t, "stderr", p.stderr.String(), userPassword)

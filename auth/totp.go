@@ -87,7 +87,7 @@ func TOTPFromSecret(secret string, now func() time.Time, sleep func(context.Cont
 					return "", ErrInvalidTOTP
 				}
 				if notify != nil {
-					notify(fmt.Sprintf("the TOTP code of this %d s step was used; waiting %s for the next step", TOTPPeriod/time.Second, (wait + time.Second - 1).Truncate(time.Second)))
+					notify(fmt.Sprintf("the TOTP code of this %d s step was refused (used by another login, or a wrong secret); waiting %s for the next step", TOTPPeriod/time.Second, (wait + time.Second - 1).Truncate(time.Second)))
 				}
 				if err := sleep(ctx, wait); err != nil {
 					return "", err

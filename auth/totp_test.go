@@ -72,7 +72,7 @@ func TestTOTPFromSecretRetriesWithNextStep(t *testing.T) {
 	if slept != 19*time.Second {
 		t.Fatalf("slept %v, want 19s (to the start of the next step)", slept)
 	}
-	if want := []string{"the TOTP code of this 30 s step was used; waiting 19s for the next step"}; !slices.Equal(notes, want) {
+	if want := []string{"the TOTP code of this 30 s step was refused (used by another login, or a wrong secret); waiting 19s for the next step"}; !slices.Equal(notes, want) {
 		t.Fatalf("notes %q, want %q", notes, want)
 	}
 	if _, err := next(ctx, 3, 0); !errors.Is(err, ErrInvalidTOTP) {
