@@ -389,8 +389,6 @@ func (c *cli) classify(err error) *protocol.Error {
 		return &protocol.Error{Code: protocol.StorageError, Message: msg}
 	case errors.As(err, &re) && re.ErrorCode == "invalid_client":
 		return &protocol.Error{Code: protocol.Internal, Message: msg, Hint: "check --client-id / PRUSA_CLIENT_ID"}
-	case errors.Is(err, auth.ErrPasswordLoginUnavailable):
-		return &protocol.Error{Code: protocol.Internal, Message: msg, Hint: "accounts that sign in with Google or a passkey cannot log in here; set a password on the account first"}
 	}
 	return &protocol.Error{Code: protocol.Internal, Message: msg}
 }

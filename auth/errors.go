@@ -33,9 +33,6 @@ var (
 	ErrInvalidCredentials = errors.New("invalid email or password")
 	// ErrInvalidTOTP: the TOTP form came back after posting the code.
 	ErrInvalidTOTP = errors.New("invalid TOTP code")
-	// ErrPasswordLoginUnavailable: the login page has no password form (an
-	// account that signs in with Google or a passkey, or a changed page).
-	ErrPasswordLoginUnavailable = errors.New("the account page offers no password login")
 	// ErrCSRF: the server refused a form post as a CSRF failure (403).
 	ErrCSRF = errors.New("the account server refused the form (CSRF check failed)")
 	// ErrUnexpectedPage: a page that is neither a login form, a TOTP form

@@ -95,7 +95,10 @@ func (c *Client) Login(ctx context.Context, in LoginInput) (TokenSet, error) {
 		form, kind, err := pg.loginForm()
 		if err != nil {
 			if !postedPassword && errors.Is(err, errNoForm) {
-				return TokenSet{}, fmt.Errorf("login: %w", ErrPasswordLoginUnavailable)
+				// Before the email is posted the page is the same for
+				// every account: one without a form is the site's
+				// (maintenance, a challenge page, a new design).
+				return TokenSet{}, fmt.Errorf("login: %w: the login page has no login form", ErrUnexpectedPage)
 			}
 			return TokenSet{}, fmt.Errorf("login: %w: %w", ErrUnexpectedPage, err)
 		}

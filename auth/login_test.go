@@ -334,9 +334,9 @@ func TestLoginHostilePages(t *testing.T) {
 		handler http.HandlerFunc
 		want    error
 	}{
-		{"no form (Google-only account page)", func(w http.ResponseWriter, r *http.Request) {
-			fmt.Fprint(w, `<html><body><a href="/login/google/">Sign in with Google</a></body></html>`)
-		}, auth.ErrPasswordLoginUnavailable},
+		{"no form (a maintenance page)", func(w http.ResponseWriter, r *http.Request) {
+			fmt.Fprint(w, `<html><body>Down for maintenance</body></html>`)
+		}, auth.ErrUnexpectedPage},
 		{"two password forms", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, form+form) }, auth.ErrUnexpectedPage},
 		{"form without email field", func(w http.ResponseWriter, r *http.Request) {
 			fmt.Fprint(w, `<form method="post"><input type="password" name="pw"></form>`)
