@@ -355,7 +355,11 @@ func (c *cli) classify(err error) *protocol.Error {
 		return &protocol.Error{Code: protocol.InvalidRequest, Message: msg}
 	case errors.As(err, &lr):
 		hint := "run: " + c.commandLine("login", cmp.Or(lr.Profile, c.s.profile))
-		if lr.Unset != "" {
+		switch lr.Unset {
+		case "":
+		case helper.EnvTokensJSON: // a CI job cannot log in, but can be given a new set
+			hint = "give " + lr.Unset + " a new token set, or unset it, then " + hint
+		default:
 			hint = "unset " + lr.Unset + ", then " + hint
 		}
 		if lr.Issuer != "" {
