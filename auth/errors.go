@@ -170,7 +170,7 @@ func netError(op string, u *url.URL, err error) error {
 	case noAnswer(err):
 		return fmt.Errorf("%w: %s %s: %s", ErrNetwork, op, u.Host, sanitize(err.Error(), 160))
 	}
-	return fmt.Errorf("%w: %s %s: the answer is not HTTP that can be read", ErrServer, op, u.Host)
+	return fmt.Errorf("%w: %s %s: the answer is malformed or not HTTP", ErrServer, op, u.Host)
 }
 
 // noAnswer reports whether err is a failure to reach the server or to get
