@@ -3,6 +3,10 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -132,5 +136,38 @@ func TestLoginInterruptedAtPrompt(t *testing.T) {
 				t.Fatalf("something stored: %v", err)
 			}
 		})
+	}
+}
+
+// TestServerEchoesNotLogged: a server (or something on the way) that
+// sends, after its answer, bytes echoing the login's form on the idle
+// connection makes Go's HTTP client log them: the helper shows none.
+func TestServerEchoesNotLogged(t *testing.T) {
+	var state string
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.Method == http.MethodGet:
+			state = r.URL.Query().Get("state")
+			io.WriteString(w, `<form method="post"><input type="hidden" name="csrfmiddlewaretoken" value="x"><input name="email"><input type="password" name="password"></form>`)
+		case r.URL.Path == "/o/token/":
+			time.Sleep(200 * time.Millisecond) // the client's reader sees the echo meanwhile
+			w.WriteHeader(http.StatusBadRequest)
+			io.WriteString(w, `{"error": "invalid_grant"}`)
+		default:
+			body, _ := io.ReadAll(r.Body)
+			conn, buf, err := w.(http.Hijacker).Hijack()
+			if err != nil {
+				return
+			}
+			defer conn.Close()
+			fmt.Fprintf(buf, "HTTP/1.1 302 Found\r\nLocation: %s?code=c&state=%s\r\nContent-Length: 0\r\n\r\necho %s", auth.DefaultRedirectURI, state, body)
+			buf.Flush()
+			time.Sleep(500 * time.Millisecond)
+		}
+	}))
+	defer hs.Close()
+	r := execHelper(t, t.TempDir(), map[string]string{"PRUSA_ACCOUNT_URL": hs.URL, "PRUSA_EMAIL": "echo@example.com", "PRUSA_PASSWORD": "CANARY-echoed-pw"}, "", "login", "--store", "file")
+	if r.exit == 0 || strings.Contains(r.stderr, "CANARY") || strings.Contains(r.stderr, "echo@example.com") || strings.Contains(r.stderr, "Unsolicited") {
+		t.Fatalf("exit %d stderr %q: want a failed login that shows nothing the server echoed", r.exit, r.stderr)
 	}
 }

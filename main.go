@@ -4,6 +4,8 @@ package main
 
 import (
 	"context"
+	"io"
+	"log"
 	"os"
 	"os/signal"
 	"syscall"
@@ -11,6 +13,10 @@ import (
 
 func main() {
 	growStack(len(os.Args))
+	// net/http logs, on the standard logger, bytes a server sent unasked
+	// on an idle connection: they may echo a request, password and all.
+	// Nothing here logs; errors reach stderr through run alone.
+	log.SetOutput(io.Discard)
 	os.Exit(run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr, watchInterrupts))
 }
 

@@ -235,6 +235,7 @@ func (c *Client) postTokenOnce(ctx context.Context, form url.Values) (*tokenAnsw
 	if err != nil {
 		return nil, err
 	}
+	ctx, answered := traceAnswer(ctx)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), strings.NewReader(form.Encode()))
 	if err != nil {
 		return nil, err
@@ -245,7 +246,7 @@ func (c *Client) postTokenOnce(ctx context.Context, form url.Values) (*tokenAnsw
 	start, sent := time.Now(), c.now()
 	resp, err := c.tokenClient().Do(req)
 	if err != nil {
-		err = netError("POST", u, err)
+		err = netError("POST", u, err, answered())
 		if errors.Is(err, ErrNetwork) {
 			err = noResponse{err}
 		}
@@ -257,7 +258,7 @@ func (c *Client) postTokenOnce(ctx context.Context, form url.Values) (*tokenAnsw
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxTokenBody+1))
 	c.debugf("POST %s (grant_type=%s) → %d, %d bytes, %s", u.Path, form.Get("grant_type"), resp.StatusCode, len(body), time.Since(start).Round(time.Millisecond))
 	if err != nil {
-		return nil, netError("reading answer of POST", u, err)
+		return nil, netError("reading answer of POST", u, err, false) // the connection failed
 	}
 	if len(body) > maxTokenBody {
 		return nil, &RetrieveError{StatusCode: resp.StatusCode, Reason: "answer too large"}

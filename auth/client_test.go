@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -359,5 +360,40 @@ func TestMalformedAnswersShowNothingTheServerSent(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestProxyRefusalIsANetworkError: a proxy that refuses to connect (407 to
+// CONNECT) never reached the account server: ErrNetwork, retried as a
+// request that got no answer, with the proxy's reason in one line.
+func TestProxyRefusalIsANetworkError(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var connects atomic.Int32
+	go func() {
+		for {
+			conn, err := l.Accept()
+			if err != nil {
+				return
+			}
+			if req, err := http.ReadRequest(bufio.NewReader(conn)); err == nil && req.Method == http.MethodConnect {
+				connects.Add(1)
+			}
+			io.WriteString(conn, "HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n")
+			conn.Close()
+		}
+	}()
+	proxy, _ := url.Parse("http://" + l.Addr().String())
+	c := &Client{AccountURL: "https://127.0.0.1:9", ClientID: DefaultClientID, RedirectURI: DefaultRedirectURI, UserAgent: "test",
+		HTTP: &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(proxy)}}}
+	_, err = c.Refresh(context.Background(), storedSet(time.Now()))
+	if !errors.Is(err, ErrNetwork) || errors.Is(err, ErrServer) || !strings.Contains(err.Error(), "Proxy Authentication Required") {
+		t.Fatalf("err = %v, want ErrNetwork naming the proxy's reason", err)
+	}
+	if n := connects.Load(); n != 2 {
+		t.Fatalf("%d CONNECTs, want 2 (retried once: no answer came from the account server)", n)
 	}
 }

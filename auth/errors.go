@@ -2,17 +2,16 @@ package auth
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"strings"
-	"syscall"
+	"sync/atomic"
 	"time"
+	"unicode"
 )
 
 // Errors callers branch on. Every error this package returns that is one of
@@ -134,8 +133,9 @@ func (e *RetrieveError) Temporary() bool {
 	return e.StatusCode >= 500 || e.StatusCode == 429
 }
 
-// sanitize keeps printable ASCII of a server-provided text and shortens it,
-// so that a hostile server cannot inject terminal escapes or walls of text.
+// sanitize keeps the printable characters of a server-provided text and
+// shortens it, so that a hostile server cannot inject terminal escapes,
+// control or format characters, or walls of text.
 func sanitize(s string, n int) string {
 	var b strings.Builder
 	for _, r := range s {
@@ -143,21 +143,21 @@ func sanitize(s string, n int) string {
 			b.WriteString("…")
 			break
 		}
-		if r >= 0x20 && r < 0x7f {
+		if unicode.IsPrint(r) {
 			b.WriteRune(r)
 		}
 	}
 	return b.String()
 }
 
-// netError turns a transport error into ErrNetwork when no answer could be
-// had (refused, reset, closed, DNS, TLS), keeping its cause's one line,
-// printable and short. Anything else is an answer Go's HTTP client could
-// not read: ErrServer, with nothing of what the server sent, since the
-// client quotes a malformed status or header line, which may echo the
+// netError turns a transport error into ErrNetwork (refused, reset or
+// closed, DNS, TLS, a proxy), keeping its cause as one short printable
+// line. With unreadable, the error came from an answer's status or headers
+// that arrived but could not be read: ErrServer, quoting nothing, since
+// Go's client quotes a malformed status or header line, which may echo the
 // request and the refresh token or password in it. Neither names the URL
 // (which may carry a state or a code).
-func netError(op string, u *url.URL, err error) error {
+func netError(op string, u *url.URL, err error, unreadable bool) error {
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		err = ue.Err
@@ -167,28 +167,24 @@ func netError(op string, u *url.URL, err error) error {
 	case errors.Is(err, context.Canceled) || (errors.As(err, &ne) && ne.Timeout()):
 		// context deadline or a transport timeout: keep it recognisable.
 		return fmt.Errorf("%s %s: %w", op, u.Host, err)
-	case noAnswer(err):
-		return fmt.Errorf("%w: %s %s: %s", ErrNetwork, op, u.Host, sanitize(err.Error(), 160))
+	case unreadable:
+		return fmt.Errorf("%w: %s %s: the answer is malformed or not HTTP", ErrServer, op, u.Host)
 	}
-	return fmt.Errorf("%w: %s %s: the answer is malformed or not HTTP", ErrServer, op, u.Host)
+	return fmt.Errorf("%w: %s %s: %w", ErrNetwork, op, u.Host, cleanError{err})
 }
 
-// noAnswer reports whether err is a failure to reach the server or to get
-// its answer at all: errors whose messages hold no text the server sent.
-func noAnswer(err error) bool {
-	var (
-		op      *net.OpError
-		dns     *net.DNSError
-		errno   syscall.Errno
-		record  tls.RecordHeaderError
-		verify  *tls.CertificateVerificationError
-		alert   tls.AlertError
-		host    x509.HostnameError
-		unknown x509.UnknownAuthorityError
-		invalid x509.CertificateInvalidError
-	)
-	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
-		errors.As(err, &op) || errors.As(err, &dns) || errors.As(err, &errno) ||
-		errors.As(err, &record) || errors.As(err, &verify) || errors.As(err, &alert) ||
-		errors.As(err, &host) || errors.As(err, &unknown) || errors.As(err, &invalid)
+// cleanError is an error whose message is shown as one short printable
+// line.
+type cleanError struct{ err error }
+
+func (e cleanError) Error() string { return sanitize(e.err.Error(), 160) }
+func (e cleanError) Unwrap() error { return e.err }
+
+// traceAnswer returns ctx with a trace of the request made with it, and
+// whether any byte of its answer arrived: a request that then fails did
+// not fail for want of an answer (see netError).
+func traceAnswer(ctx context.Context) (context.Context, func() bool) {
+	var got atomic.Bool
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{GotFirstResponseByte: func() { got.Store(true) }})
+	return ctx, got.Load
 }

@@ -266,7 +266,8 @@ func (s *loginSession) do(ctx context.Context, method string, u *url.URL, form u
 		if form != nil {
 			body = strings.NewReader(form.Encode())
 		}
-		req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
+		rctx, answered := traceAnswer(ctx)
+		req, err := http.NewRequestWithContext(rctx, method, u.String(), body)
 		if err != nil {
 			return nil, err
 		}
@@ -280,7 +281,7 @@ func (s *loginSession) do(ctx context.Context, method string, u *url.URL, form u
 		sent := s.c.now()
 		resp, err := s.hc.Do(req)
 		if err != nil {
-			return nil, netError(method, u, err)
+			return nil, netError(method, u, err, answered())
 		}
 		if server, ok := serverTime(resp.Header, nil); ok {
 			if d, ok := estimateOffset(server, midpoint(sent, s.c.now())); ok {
@@ -317,7 +318,7 @@ func (s *loginSession) do(ctx context.Context, method string, u *url.URL, form u
 		}
 		b, err := io.ReadAll(io.LimitReader(resp.Body, maxPageBody+1))
 		if err != nil {
-			return nil, netError("reading "+method, u, err)
+			return nil, netError("reading "+method, u, err, false) // the connection failed
 		}
 		if len(b) > maxPageBody {
 			return nil, fmt.Errorf("%w: page larger than %d bytes", ErrUnexpectedPage, maxPageBody)
