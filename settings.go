@@ -199,14 +199,15 @@ func (c *cli) resolveEtcd() error {
 	return nil
 }
 
-// storeValue is a --store value as a message may show it: quoted when it
-// has the shape of a mistyped choice or etcd:// URL, else by its length
-// (etcd://user:password@… or etcd://user:password/… may hold a password).
+// storeValue is a --store value that is not valid, as a message may show
+// it: an etcd:// URL not at all (what is wrong with it follows, and
+// etcd://user:password@… or etcd://user:password/… holds a password),
+// anything else in a mistyped choice's shape only.
 func storeValue(v string) string {
-	if strings.Contains(v, "@") {
-		return "(a URL with a user part)"
+	if strings.HasPrefix(v, "etcd://") {
+		return "(an etcd:// URL)"
 	}
-	return protocol.Shown(v, protocol.Endpoint)
+	return protocol.Shown(v, protocol.Word)
 }
 
 // notAPath reports whether a --token-file value is JSON or a JWT rather

@@ -98,13 +98,15 @@ func ParseEtcdURL(raw string) (endpoints []string, prefix string, err error) {
 	if hosts == "" {
 		return nil, "", errors.New("etcd:// URL names no HOST:PORT")
 	}
-	for _, hp := range strings.Split(hosts, ",") {
+	// A message shows a host only in a host's shape, and never a port:
+	// etcd://user:password/… (the @HOST forgotten) has the password there.
+	for i, hp := range strings.Split(hosts, ",") {
 		host, port, err := net.SplitHostPort(hp)
 		if err != nil || host == "" {
-			return nil, "", fmt.Errorf("etcd:// URL: %s is not HOST:PORT", protocol.Shown(hp, protocol.Endpoint))
+			return nil, "", fmt.Errorf("etcd:// URL: endpoint %d is not HOST:PORT", i+1)
 		}
 		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-			return nil, "", fmt.Errorf("etcd:// URL: %s has no port from 1 to 65535", protocol.Shown(hp, protocol.Endpoint))
+			return nil, "", fmt.Errorf("etcd:// URL: endpoint %d (host %s) has no port from 1 to 65535", i+1, protocol.Shown(host, protocol.Host))
 		}
 		endpoints = append(endpoints, hp)
 	}

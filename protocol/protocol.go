@@ -106,24 +106,20 @@ func (e *Error) Stderr(prog string) string {
 // The kinds, for Shown:
 const (
 	// Word: a command, a flag name, a choice such as a format (at most 24
-	// lower-case letters, digits, dashes and underscores, with a letter; a
-	// password or a TOTP secret mostly has an upper-case letter or a sign,
-	// a TOTP code is digits).
-	Word = letters + "0123456789-_"
+	// lower-case letters, digits, dashes and underscores; a password or a
+	// TOTP secret mostly has an upper-case letter or a sign).
+	Word = "abcdefghijklmnopqrstuvwxyz0123456789-_"
 	// Duration: a mistyped duration such as 20x or -5s (Word's, signs and
 	// dots).
 	Duration = Word + "+.µ"
-	// Endpoint: a mistyped HOST:PORT or etcd:// URL (Word's, dots, colons,
-	// slashes, commas and brackets).
-	Endpoint = Word + ".:/,[]"
+	// Host: a host name or address (Word's, dots, colons and brackets).
+	Host = Word + ".:[]"
 )
 
-const letters = "abcdefghijklmnopqrstuvwxyz"
-
 // Like reports whether s has the shape of kind: at most 24 of its
-// characters (a non-empty Word with a letter among them).
+// characters, and not 4 or more digits alone (a TOTP or backup code).
 func Like(s, kind string) bool {
-	if kind == Word && s != "" && !strings.ContainsAny(s, letters) {
+	if len(s) >= 4 && strings.Trim(s, "0123456789") == "" {
 		return false
 	}
 	return utf8.RuneCountInString(s) <= 24 && !strings.ContainsFunc(s, func(r rune) bool { return !strings.ContainsRune(kind, r) })

@@ -208,14 +208,16 @@ func TestShown(t *testing.T) {
 		{"a\nb", Word, "(3 characters, not shown)"},
 		{"!", Word, "(1 character, not shown)"},
 		{"482913", Word, "(6 characters, not shown)"},
+		{"482913", Duration, "(6 characters, not shown)"},
+		{"123", Word, `"123"`},
 		{"20", Duration, `"20"`},
 		{"-5s", Duration, `"-5s"`},
 		{"1.5h", Duration, `"1.5h"`},
 		{"10µs", Duration, `"10µs"`},
 		{"Soon", Duration, "(4 characters, not shown)"},
-		{"[::1]:0", Endpoint, `"[::1]:0"`},
-		{"etcd://a:2379,b:x/farm", Endpoint, `"etcd://a:2379,b:x/farm"`},
-		{"user:Hunter2", Endpoint, "(12 characters, not shown)"},
+		{"[::1]", Host, `"[::1]"`},
+		{"etcd-1.farm", Host, `"etcd-1.farm"`},
+		{"Hunter2", Host, "(7 characters, not shown)"},
 	} {
 		if got := Shown(tt.in, tt.kind); got != tt.want {
 			t.Errorf("Shown(%q) = %s, want %s", tt.in, got, tt.want)
