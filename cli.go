@@ -358,7 +358,7 @@ func (c *cli) classify(err error) *protocol.Error {
 		switch lr.Unset {
 		case "":
 		case helper.EnvTokensJSON: // a CI job cannot log in, but can be given a new set
-			hint = "give " + lr.Unset + " a new token set, or unset it, then " + hint
+			hint = "give " + lr.Unset + " a new token set, or unset it and " + hint
 		default:
 			hint = "unset " + lr.Unset + ", then " + hint
 		}

@@ -25,7 +25,7 @@ func TestRefusedEnvSetSaysUnset(t *testing.T) {
 	if code := p.run("", "get"); code != 4 {
 		t.Fatalf("get: exit %d, want 4: %s", code, p.stderr.String())
 	}
-	if !strings.Contains(p.stderr.String(), "PRUSA_TOKENS_JSON: the refresh token") || !strings.Contains(p.stderr.String(), "hint: give PRUSA_TOKENS_JSON a new token set, or unset it, then run: prusa-credential-helper login") {
+	if !strings.Contains(p.stderr.String(), "PRUSA_TOKENS_JSON: the refresh token") || !strings.Contains(p.stderr.String(), "hint: give PRUSA_TOKENS_JSON a new token set, or unset it and run: prusa-credential-helper login") {
 		t.Fatalf("stderr: %q", p.stderr.String())
 	}
 	assertNoTokens(t, "stderr", p.stderr.String(), seed.AccessToken, seed.RefreshToken, seed.IDToken)

@@ -68,7 +68,7 @@ func (c *cli) refresh(ctx context.Context) error {
 		}
 		// Nothing stored needs a login, as for get: a keep-alive job that
 		// finds nothing fails rather than pass every day.
-		fmt.Fprintf(c.stderr, "%s: no stored profiles to refresh in %s\nhint: log in first: %s login\n", prog, where, prog)
+		fmt.Fprintf(c.stderr, "%s: no stored profiles to refresh in %s\nhint: log in first: %s\n", prog, where, c.commandLine("login", c.s.profile))
 		return &silentExit{protocol.ExitLoginRequired}
 	}
 	now, code := c.now(), protocol.ExitOK

@@ -148,12 +148,12 @@ func (e *CorruptError) Is(target error) bool { return target == ErrStorage }
 // and has read the file again under it.
 func (s *FileStore) MoveAside(ce *CorruptError) error {
 	aside := ce.Path + ".corrupt-" + s.now().UTC().Format("20060102T150405.000000000Z")
+	// It may still hold a token, and may have been written 0644 (the
+	// Python SDK's file, for one): it is kept as the store's files are.
+	os.Chmod(ce.Path, 0o600)
 	if err := os.Rename(ce.Path, aside); err != nil {
 		return fmt.Errorf("%w: %s is not a token set and cannot be moved aside: %w", ErrStorage, ce.Path, unwrapPath(err))
 	}
-	// It may still hold a token, and may have been written 0644 (the
-	// Python SDK's file, for one): the copy is kept as the store's files are.
-	os.Chmod(aside, 0o600)
 	s.warn("warning: %s was not a token set (%s); moved it to %s", ce.Path, reason(ce.Err), filepath.Base(aside))
 	return nil
 }

@@ -345,7 +345,7 @@ func refreshFailed(profile string, err error) error {
 	}
 	if oe := (*auth.OtherServerError)(nil); errors.As(err, &oe) {
 		return &LoginRequiredError{Profile: profile, Issuer: oe.Issuer, Err: err,
-			Reason: fmt.Sprintf("the tokens of profile %q come from the account server %s, not from %s: their refresh token is sent nowhere else", profile, oe.Issuer, oe.Here)}
+			Reason: fmt.Sprintf("the tokens of profile %q come from the account server %s, not from %s: they are renewed there alone", profile, oe.Issuer, oe.Here)}
 	}
 	return err
 }
