@@ -1,8 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -125,6 +128,28 @@ func TestAutoLoginSettings(t *testing.T) {
 		c := newCLI(t, map[string]string{"PRUSA_AUTO_LOGIN": tt.env}, nil, args...)
 		if c.s.autoLogin != tt.on || c.s.timeout != tt.timeout {
 			t.Errorf("PRUSA_AUTO_LOGIN=%q %q: on %v, budget %s; want %v, %s", tt.env, tt.args, c.s.autoLogin, c.s.timeout, tt.on, tt.timeout)
+		}
+	}
+}
+
+// TestAutoLoginKeepsAnotherUsersProfile: an auto-login whose account is
+// not the one a profile holds (refresh --all over a machine's profiles,
+// or a mistyped --profile, with one PRUSA_EMAIL) does not replace that
+// profile's tokens: login_required, and the stored set stays as it was.
+func TestAutoLoginKeepsAnotherUsersProfile(t *testing.T) {
+	srv := newServer(t, authtest.Options{})
+	home := t.TempDir()
+	other := srv.Mint(userEmail, -time.Minute)
+	srv.RevokeAll(userEmail) // its refresh answers invalid_grant
+	stored := storeIn(t, filepath.Join(home, ".config"), "home", other)
+	vars := map[string]string{"PRUSA_ACCOUNT_URL": srv.URL, "PRUSA_AUTO_LOGIN": "1", "PRUSA_EMAIL": "plain@example.com", "PRUSA_PASSWORD": userPassword} // no 2FA: logins in a row
+	for _, args := range [][]string{{"get", "--profile", "home"}, {"refresh", "--all"}} {
+		r := execHelper(t, home, vars, "", args...)
+		if r.exit != 4 || !strings.Contains(r.stderr, `and profile "home" holds user 1530681's tokens: left them as they are`) {
+			t.Fatalf("%v: exit %d stderr %q; want login_required, the profile's tokens kept", args, r.exit, r.stderr)
+		}
+		if now, _ := os.ReadFile(tokenFile(home, "home")); !bytes.Equal(now, stored) {
+			t.Fatalf("%v: the profile's set was replaced by another user's", args)
 		}
 	}
 }

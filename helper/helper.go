@@ -365,7 +365,7 @@ func (h *Helper) slow(ctx context.Context, profile, current string, margin time.
 		current = set.AccessToken // this host's own set: no other process refreshed
 	}
 	if errors.Is(err, ErrLoginRequired) {
-		return h.autoLogin(ctx, profile, err)
+		return h.autoLogin(ctx, profile, nil, err)
 	}
 	if err != nil {
 		return protocol.Token{}, err
@@ -440,7 +440,7 @@ func (h *Helper) refreshLocked(ctx context.Context, profile string, set *auth.To
 		h.cfg.Debugf("refreshing %s with %s (clock offset %s)", auth.Describe(set.AccessToken), auth.Describe(set.RefreshToken), set.ClockOffset)
 	}
 	if err := h.cfg.Auth.Refreshable(*set); err != nil {
-		return h.autoLogin(ctx, profile, refreshFailed(profile, err)) // no request, so nothing to save
+		return h.autoLogin(ctx, profile, set, refreshFailed(profile, err)) // no request, so nothing to save
 	}
 	save, err := h.reserve(ctx, profile)
 	if err != nil {
@@ -462,7 +462,7 @@ func (h *Helper) refreshLocked(ctx context.Context, profile string, set *auth.To
 		}
 	}
 	if err != nil {
-		return h.autoLogin(ctx, profile, refreshFailed(profile, err))
+		return h.autoLogin(ctx, profile, set, refreshFailed(profile, err))
 	}
 	tok, err := h.save(ctx, profile, save, &fresh)
 	if err != nil && h.cfg.Etcd != nil {
@@ -555,8 +555,10 @@ func (h *Helper) saved(ctx context.Context, set *auth.TokenSet) {
 // A set that replaces the environment's records which (by a hash of its
 // refresh token), so that later gets prefer the stored one. Tokens of
 // another account server are left to a person: a login would send the
-// password to this run's server, and replace them.
-func (h *Helper) autoLogin(ctx context.Context, profile string, why error) (protocol.Token, error) {
+// password to this run's server, and replace them. So are the tokens of
+// another user than the login's (old, the set that needs the login, if
+// any): a profile holds one account.
+func (h *Helper) autoLogin(ctx context.Context, profile string, old *auth.TokenSet, why error) (protocol.Token, error) {
 	if h.cfg.Login == nil || !errors.Is(why, ErrLoginRequired) || errors.Is(why, auth.ErrOtherServer) {
 		return protocol.Token{}, why
 	}
@@ -570,10 +572,28 @@ func (h *Helper) autoLogin(ctx context.Context, profile string, why error) (prot
 	if err != nil {
 		return protocol.Token{}, err
 	}
+	if was, now := subject(old), subject(set); was != "" && now != "" && was != now {
+		return protocol.Token{}, &LoginRequiredError{Profile: profile, Err: why,
+			Reason: fmt.Sprintf("the auto-login is for user %s, and profile %q holds user %s's tokens: left them as they are", now, profile, was)}
+	}
 	if env := h.cfg.Env; env != nil && env.Set.RefreshToken != "" {
 		set.ReplacedEnv = envHash(env.Set)
 	}
 	return h.save(ctx, profile, save, set)
+}
+
+// subject is the user a set's tokens are for ("" when unknown).
+func subject(set *auth.TokenSet) string {
+	if set == nil {
+		return ""
+	}
+	if c, err := set.Access(); err == nil {
+		return string(c.Subject)
+	}
+	if c, err := set.RefreshClaims(); err == nil {
+		return string(c.Subject)
+	}
+	return ""
 }
 
 // Refresh refreshes the profile's set now, under its lock, whatever its
