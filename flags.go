@@ -252,7 +252,9 @@ func flagError(err error, fs *flag.FlagSet, args []string) error {
 		if value, tail, ok := cutQuoted(rest, " for flag -"); ok {
 			shown := protocol.Shown(value, protocol.Duration)
 			if strings.HasPrefix(tail, "store:") {
-				shown = storeValue(value) // an etcd URL may have a password in it
+				if shown = storeValue(value); shown == "" { // an etcd URL may have a password in it
+					return &usageError{"invalid --" + tail}
+				}
 			}
 			return &usageError{"invalid value " + shown + " for --" + tail}
 		}

@@ -116,7 +116,8 @@ they are stored. Exits 4 when only a new login can give a token.
 Refreshes the profile's tokens now. With --all, refreshes every stored
 profile (with --within, only those whose refresh token expires within
 DURATION, such as 72h), for cron and systemd timers. Writes a line per
-profile on stderr; exits 4 if any profile needs a login.
+profile on stderr; exits 4 if any profile needs a login, or if none is
+stored.
 `,
 	"version": `Usage: prusa-credential-helper version [--json]
 

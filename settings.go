@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"net/url"
 	"strings"
@@ -50,7 +51,7 @@ func (c *cli) resolve() error {
 	}
 	c.setting("store", &s.store, "PRUSA_CREDENTIAL_STORE", helper.ModeAuto)
 	if err := checkStore(s.store); err != nil {
-		return protocol.Errorf(protocol.InvalidRequest, "PRUSA_CREDENTIAL_STORE %s: %v", storeValue(s.store), err)
+		return protocol.Errorf(protocol.InvalidRequest, "PRUSA_CREDENTIAL_STORE %s: %v", cmp.Or(storeValue(s.store), "is not valid"), err)
 	}
 	if strings.HasPrefix(s.store, "etcd://") {
 		s.etcd.endpoints, s.etcd.prefix, _ = helper.ParseEtcdURL(s.store) // checked above
@@ -200,12 +201,12 @@ func (c *cli) resolveEtcd() error {
 }
 
 // storeValue is a --store value that is not valid, as a message may show
-// it: an etcd:// URL not at all (what is wrong with it follows, and
+// it: an etcd:// URL not at all ("": what is wrong with it follows, and
 // etcd://user:password@… or etcd://user:password/… holds a password),
 // anything else in a mistyped choice's shape only.
 func storeValue(v string) string {
 	if strings.HasPrefix(v, "etcd://") {
-		return "(an etcd:// URL)"
+		return ""
 	}
 	return protocol.Shown(v, protocol.Word)
 }

@@ -103,10 +103,13 @@ func ParseEtcdURL(raw string) (endpoints []string, prefix string, err error) {
 	for i, hp := range strings.Split(hosts, ",") {
 		host, port, err := net.SplitHostPort(hp)
 		if err != nil || host == "" {
+			if !strings.Contains(hp, ":") { // no port to hide: a host that lacks one
+				return nil, "", fmt.Errorf("etcd:// URL: endpoint %d %s is not HOST:PORT", i+1, protocol.Shown(hp, protocol.Host))
+			}
 			return nil, "", fmt.Errorf("etcd:// URL: endpoint %d is not HOST:PORT", i+1)
 		}
 		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-			return nil, "", fmt.Errorf("etcd:// URL: endpoint %d (host %s) has no port from 1 to 65535", i+1, protocol.Shown(host, protocol.Host))
+			return nil, "", fmt.Errorf("etcd:// URL: endpoint %d, host %s, has no port from 1 to 65535", i+1, protocol.Shown(host, protocol.Host))
 		}
 		endpoints = append(endpoints, hp)
 	}
