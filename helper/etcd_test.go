@@ -273,3 +273,29 @@ func TestEtcdKept(t *testing.T) {
 		t.Fatal("Kept without an etcd store")
 	}
 }
+
+// TestEtcdCompanionGetsNoSecrets: the companion inherits the environment
+// without the variables that hold secrets, and is handed the etcd user
+// it is to use.
+func TestEtcdCompanionGetsNoSecrets(t *testing.T) {
+	for _, name := range []string{"PRUSA_PASSWORD", "PRUSA_TOTP_SECRET", "PRUSA_TOTP_CODE", "PRUSA_TOKENS_JSON", "PRUSA_TOKEN", "PRUSA_ETCD_USER"} {
+		t.Setenv(name, "CANARY-"+name)
+	}
+	out := filepath.Join(t.TempDir(), "env")
+	s := &EtcdStore{Endpoints: []string{"127.0.0.1:1"}, Prefix: "farm", CacheDir: t.TempDir(), Settings: EtcdSettings{User: "helper:pw"},
+		Companion: fakeCompanion(t, "env > '"+out+"'\nexit 2\n")}
+	defer s.Close()
+	s.Profiles(context.Background()) // fails: the stand-in exits
+	got, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(got), "\n") {
+		if name, _, _ := strings.Cut(line, "="); strings.Contains(line, "CANARY") {
+			t.Errorf("the companion inherited %s", name)
+		}
+	}
+	if !strings.Contains(string(got), "PRUSA_ETCD_USER=helper:pw\n") {
+		t.Error("the companion was not handed its etcd user")
+	}
+}
