@@ -756,36 +756,52 @@ func TestThreeMembersOneStopped(t *testing.T) {
 
 func TestUnreachable(t *testing.T) {
 	k := newTokens(t)
-	// Two ports where nothing listens.
+	// Two ports where nothing listens: every call ends as unreachable as
+	// soon as the companion sees both refuse, well before the caller's
+	// time (not a timeout).
 	s := newStores(t, []string{fmt.Sprintf("127.0.0.1:%d", freePort(t)), fmt.Sprintf("127.0.0.1:%d", freePort(t))})
 	h := s.host()
 	set := s.secret(k.set(2 * time.Hour))
-	calls := map[string]func(context.Context) error{
-		"get":    func(ctx context.Context) error { _, _, err := h.Get(ctx, "default"); return err },
-		"set":    func(ctx context.Context) error { _, err := h.Set(ctx, "default", set); return err },
-		"delete": func(ctx context.Context) error { return h.Delete(ctx, "default") },
-		"list":   func(ctx context.Context) error { _, err := h.Profiles(ctx); return err },
-		"lock":   func(ctx context.Context) error { _, err := h.Lock(ctx, "default"); return err },
+	calls := func(h *helper.EtcdStore) map[string]func(context.Context) error {
+		return map[string]func(context.Context) error{
+			"get":    func(ctx context.Context) error { _, _, err := h.Get(ctx, "default"); return err },
+			"set":    func(ctx context.Context) error { _, err := h.Set(ctx, "default", set); return err },
+			"delete": func(ctx context.Context) error { return h.Delete(ctx, "default") },
+			"list":   func(ctx context.Context) error { _, err := h.Profiles(ctx); return err },
+			"lock":   func(ctx context.Context) error { _, err := h.Lock(ctx, "default"); return err },
+		}
 	}
-	for name, call := range calls {
-		err := call(ctxFor(t, 1500*time.Millisecond))
-		if !errors.Is(err, helper.ErrStoreUnreachable) {
-			t.Errorf("%s with etcd unreachable: %v, want ErrStoreUnreachable", name, err)
+	for name, call := range calls(h) {
+		err := call(ctxFor(t, 30*time.Second))
+		if !errors.Is(err, helper.ErrStoreUnreachable) || errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("%s with etcd refusing connections: %v, want ErrStoreUnreachable, not a timeout", name, err)
 		}
 		if errors.Is(err, helper.ErrNotFound) {
 			t.Errorf("%s with etcd unreachable looks like a missing profile: %v", name, err)
 		}
-		if err != nil && !strings.Contains(err.Error(), "connection refused") {
-			t.Errorf("%s with etcd unreachable: %q does not say the connection was refused", name, err)
+		if err != nil && (!strings.Contains(err.Error(), "connection refused") || !strings.Contains(err.Error(), "every endpoint refuses connections")) {
+			t.Errorf("%s with etcd unreachable: %q does not say every endpoint refused (and so ended at once)", name, err)
 		}
-		if !errors.Is(err, context.DeadlineExceeded) {
-			t.Errorf("%s with etcd unreachable and the caller's time run out: %v, want it to wrap context.DeadlineExceeded (timeout)", name, err)
+		noSecret(t, err, set)
+	}
+	// A port that takes connections and never answers: the caller's time
+	// runs out (timeout).
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	quiet := newStores(t, []string{silent.Addr().String()}).host()
+	for name, call := range calls(quiet) {
+		err := call(ctxFor(t, 1500*time.Millisecond))
+		if !errors.Is(err, helper.ErrStoreUnreachable) || !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("%s with etcd silent and the caller's time run out: %v, want ErrStoreUnreachable wrapping context.DeadlineExceeded (timeout)", name, err)
 		}
 		noSecret(t, err, set)
 	}
 	// With no deadline from the caller, the companion's own bound on an
 	// etcd call answers: unreachable, not a timeout of the caller's.
-	_, err := h.Profiles(context.Background())
+	_, err = quiet.Profiles(context.Background())
 	if !errors.Is(err, helper.ErrStoreUnreachable) || errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "cannot reach etcd") {
 		t.Errorf("list with etcd unreachable and no deadline: %v, want ErrStoreUnreachable alone", err)
 	}

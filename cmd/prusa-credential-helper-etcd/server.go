@@ -11,6 +11,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -201,6 +202,17 @@ func (s *server) do(req *request) (*answer, error) {
 	}
 	ctx, cancel := context.WithTimeout(s.base, wait)
 	defer cancel()
+	ctx, stop := s.untilAllRefuse(ctx)
+	defer stop()
+	a, err := s.op(ctx, req)
+	if err != nil && errors.Is(context.Cause(ctx), errAllRefuse) {
+		return nil, fail(kindUnavailable, "cannot reach etcd at %s: %v (%s)", strings.Join(s.cfg.endpoints, ","), errAllRefuse, s.diagnose())
+	}
+	return a, err
+}
+
+// op runs one request with ctx.
+func (s *server) op(ctx context.Context, req *request) (*answer, error) {
 	cli, err := s.client(ctx)
 	if err != nil {
 		return nil, err
@@ -479,6 +491,40 @@ func (s *server) classify(err error) *failure {
 		return fail(kindUnavailable, "cannot reach etcd at %s: %s", where, oneLine(err))
 	}
 	return fail(kindOther, "etcd at %s: %s", where, oneLine(err))
+}
+
+// refusedAfter is how long a call runs before it looks whether every
+// endpoint refuses connections (etcd is down, or not at those ports): then
+// the call ends at once, rather than wait out its time.
+const refusedAfter = 250 * time.Millisecond
+
+var errAllRefuse = errors.New("every endpoint refuses connections")
+
+// untilAllRefuse returns ctx, ended with errAllRefuse (context.Cause) if
+// the call is still running after refusedAfter and every endpoint refuses
+// a connection; stop releases it.
+func (s *server) untilAllRefuse(ctx context.Context) (_ context.Context, stop func()) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	t := time.AfterFunc(refusedAfter, func() {
+		if s.allRefuse() {
+			cancel(errAllRefuse)
+		}
+	})
+	return ctx, func() { t.Stop(); cancel(nil) }
+}
+
+func (s *server) allRefuse() bool {
+	for _, ep := range s.cfg.endpoints {
+		conn, err := net.DialTimeout("tcp", ep, diagnoseTimeout)
+		if err == nil {
+			conn.Close()
+			return false
+		}
+		if !errors.Is(err, syscall.ECONNREFUSED) {
+			return false
+		}
+	}
+	return true
 }
 
 // diagnoseTimeout bounds the look at a connection that diagnose takes.
