@@ -153,3 +153,28 @@ func TestAutoLoginKeepsAnotherUsersProfile(t *testing.T) {
 		}
 	}
 }
+
+// TestRefreshSaysWhenItLoggedIn: refresh and refresh --all with auto-login
+// on say "logged in again" where the refresh token was refused and a login
+// took its place (a new session), not "refreshed".
+func TestRefreshSaysWhenItLoggedIn(t *testing.T) {
+	srv := newServer(t, authtest.Options{})
+	vars := map[string]string{"PRUSA_ACCOUNT_URL": srv.URL, "PRUSA_AUTO_LOGIN": "1", "PRUSA_EMAIL": "plain@example.com", "PRUSA_PASSWORD": userPassword}
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"refresh"}, "Logged in again to profile default: the access token is valid until "},
+		{[]string{"refresh", "--all"}, "default: logged in again (the access token is valid until "},
+	} {
+		home := t.TempDir()
+		storeIn(t, filepath.Join(home, ".config"), "default", srv.Mint("plain@example.com", -time.Minute))
+		srv.RevokeAll("plain@example.com")
+		if r := execHelper(t, home, vars, "", tt.args...); r.exit != 0 || !strings.HasPrefix(r.stderr, tt.want) {
+			t.Fatalf("%v: exit %d stderr %q, want %q", tt.args, r.exit, r.stderr, tt.want)
+		}
+		if r := execHelper(t, home, vars, "", tt.args...); r.exit != 0 || strings.Contains(r.stderr, "logged in again") || strings.Contains(r.stderr, "Logged in again") {
+			t.Fatalf("%v again: exit %d stderr %q, want a plain refresh", tt.args, r.exit, r.stderr)
+		}
+	}
+}

@@ -34,7 +34,11 @@ func (c *cli) refresh(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(c.stderr, "Refreshed profile %s: the access token is valid until %s\n", profile, protocol.FormatTime(tok.Expiry))
+		did := "Refreshed"
+		if tok.LoggedIn {
+			did = "Logged in again to" // an auto-login, where the refresh could not be
+		}
+		fmt.Fprintf(c.stderr, "%s profile %s: the access token is valid until %s\n", did, profile, protocol.FormatTime(tok.Expiry))
 		return nil
 	}
 	// Every stored profile once, judged by the set auto would use (the one
@@ -100,7 +104,11 @@ func (c *cli) refresh(ctx context.Context) error {
 			fail(p, err)
 			continue
 		}
-		fmt.Fprintf(c.stderr, "%s: refreshed (the access token is valid until %s)\n", p, protocol.FormatTime(tok.Expiry))
+		did := "refreshed"
+		if tok.LoggedIn {
+			did = "logged in again"
+		}
+		fmt.Fprintf(c.stderr, "%s: %s (the access token is valid until %s)\n", p, did, protocol.FormatTime(tok.Expiry))
 	}
 	if code != protocol.ExitOK {
 		return &silentExit{code}

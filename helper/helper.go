@@ -579,7 +579,9 @@ func (h *Helper) autoLogin(ctx context.Context, profile string, old *auth.TokenS
 	if env := h.cfg.Env; env != nil && env.Set.RefreshToken != "" {
 		set.ReplacedEnv = envHash(env.Set)
 	}
-	return h.save(ctx, profile, save, set)
+	tok, err := h.save(ctx, profile, save, set)
+	tok.LoggedIn = err == nil
+	return tok, err
 }
 
 // subject is the user a set's tokens are for ("" when unknown).

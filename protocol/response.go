@@ -64,6 +64,7 @@ type Token struct {
 	AccessToken string
 	Expiry      time.Time
 	Store       string // where it came from: "keyring", "file" or an environment variable; not written
+	LoggedIn    bool   // an auto-login brought it (a new session); not written
 }
 
 // String describes the answer without the token itself.
