@@ -28,9 +28,9 @@ func (a *AutoStore) Name() string {
 	return "file"
 }
 
-// Get reads both stores and returns the set whose access token expires
-// last: a set saved to the file while the keyring did not answer beats an
-// older one left in the keyring.
+// Get reads both stores and returns the newer set (see newerOrSame): a
+// set saved to the file while the keyring did not answer beats an older
+// one left in the keyring, even when its access token expires sooner.
 //
 // A keyring that cannot be reached, when the file has no set, is a storage
 // error if the keyring may hold the profile: its index names the profile,
@@ -92,7 +92,7 @@ func (a *AutoStore) get(ctx context.Context, profile string, peek bool) (*auth.T
 	switch {
 	case fromKeyring == nil && fromFile == nil:
 		return nil, Result{Store: a.Name()}, ErrNotFound
-	case fromFile == nil || (fromKeyring != nil && !expiresLater(fromFile, fromKeyring)):
+	case fromFile == nil || (fromKeyring != nil && !newerOrSame(fromFile, fromKeyring)):
 		return fromKeyring, Result{Store: "keyring"}, nil
 	default:
 		return fromFile, fres, nil
@@ -105,11 +105,20 @@ func (a *AutoStore) keyringThere() bool {
 	return a.Keyring != nil && (a.Keyring.Absent == "" || a.KeyringOnly)
 }
 
-// expiresLater reports whether a's access token expires after b's.
-func expiresLater(a, b *auth.TokenSet) bool {
-	ca, err1 := a.Access()
-	cb, err2 := b.Access()
-	return err1 == nil && err2 == nil && ca.Expiry.Time.After(cb.Expiry.Time)
+// newerOrSame reports whether set a (the file's) was issued no earlier than
+// b (the keyring's): by their refresh tokens' exp, which every login and
+// refresh sets a fixed time ahead, else by their access tokens'. A file set
+// beside a keyring set was written while the keyring did not take it, so
+// a tie, or sets that cannot be told apart, go to the file.
+func newerOrSame(a, b *auth.TokenSet) bool {
+	for _, claims := range []func(*auth.TokenSet) (*auth.Claims, error){(*auth.TokenSet).RefreshClaims, (*auth.TokenSet).Access} {
+		ca, err1 := claims(a)
+		cb, err2 := claims(b)
+		if err1 == nil && err2 == nil {
+			return !ca.Expiry.Time.Before(cb.Expiry.Time)
+		}
+	}
+	return true
 }
 
 // Set saves to the keyring and removes any file copy; in auto mode, where

@@ -738,3 +738,26 @@ func TestChildEnviron(t *testing.T) {
 		t.Fatal("ChildEnviron changed its argument")
 	}
 }
+
+// TestAutoNewerFileSetWins: a set saved to the file while the keyring did
+// not answer is the one read when the keyring is back, though the older
+// set in the keyring has an access token that lives longer (here: a
+// store of a short-lived set; a refresh's rescue in the same second as the
+// keyring's set, a tie, goes to the file too).
+func TestAutoNewerFileSetWins(t *testing.T) {
+	e := newEnv(t, ModeAuto, authtest.Options{})
+	older := e.mint(2 * time.Hour)
+	if saved, err := e.h.StoreSet(context.Background(), "default", older); err != nil || saved.Store != "keyring" {
+		t.Fatalf("store: %+v %v", saved, err)
+	}
+	e.kr.err = errors.New(`Object does not exist at path "/org/freedesktop/secrets/collection/login"`)
+	newer := e.mint(30 * time.Second)
+	if saved, err := e.h.StoreSet(context.Background(), "default", newer); err != nil || saved.Store != "file" {
+		t.Fatalf("store with the keyring away: %+v %v", saved, err)
+	}
+	e.kr.err = nil
+	set, res, err := e.h.store.Get(context.Background(), "default")
+	if err != nil || set.AccessToken != newer.AccessToken || res.Store != "file" {
+		t.Fatalf("read with both stores holding a set: %v from %q; want the newer set, from the file", err, res.Store)
+	}
+}
