@@ -128,3 +128,33 @@ func TestTokenFileEraseAndList(t *testing.T) {
 		t.Fatal("erase with --token-file touched the store directory")
 	}
 }
+
+// TestUnreadableTokenFileIsNotAbsent: a <profile>.json that is a symlink
+// or a directory is a profile that cannot be read, as get says: list,
+// status and refresh --all say so too (storage_error), rather than see
+// nothing stored.
+func TestUnreadableTokenFileIsNotAbsent(t *testing.T) {
+	for _, kind := range []string{"symlink", "directory"} {
+		t.Run(kind, func(t *testing.T) {
+			config := t.TempDir()
+			dir := filepath.Join(config, prog)
+			os.MkdirAll(dir, 0o700)
+			path := filepath.Join(dir, "default.json")
+			var err error
+			if kind == "symlink" {
+				err = os.Symlink(filepath.Join(dir, "elsewhere.json"), path)
+			} else {
+				err = os.Mkdir(path, 0o700)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := newInProcess(config, map[string]string{"PRUSA_CREDENTIAL_STORE": "file"}, time.Now, nil)
+			for _, args := range [][]string{{"get"}, {"status"}, {"list"}, {"refresh", "--all"}} {
+				if exit := p.run("", args...); exit != 1 || strings.Contains(p.stderr.String(), "no stored") || strings.Contains(p.stdout.String(), `"profiles":[]`) {
+					t.Errorf("%v: exit %d stdout %q stderr %q; want storage_error (exit 1)", args, exit, p.stdout.String(), p.stderr.String())
+				}
+			}
+		})
+	}
+}

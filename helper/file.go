@@ -432,7 +432,9 @@ func (s *FileStore) Delete(_ context.Context, profile string) error {
 	return nil
 }
 
-// Profiles lists the profiles that have a file in Dir.
+// Profiles lists the profiles that have a file in Dir: any <profile>.json,
+// so that one that is not a regular file (a symlink, a FIFO) is read, and
+// refused, as get refuses it, rather than left out as if not there.
 func (s *FileStore) Profiles() ([]string, error) {
 	if s.Path != "" {
 		return nil, nil
@@ -447,7 +449,7 @@ func (s *FileStore) Profiles() ([]string, error) {
 	var out []string
 	for _, e := range entries {
 		name, ok := strings.CutSuffix(e.Name(), ".json")
-		if ok && e.Type().IsRegular() && CheckProfile(name) == nil {
+		if ok && CheckProfile(name) == nil {
 			out = append(out, name)
 		}
 	}
