@@ -836,7 +836,10 @@ func (h *Helper) list(ctx context.Context, profile string, all bool) ([]protocol
 		if err != nil {
 			return nil, nil, err
 		}
-		if len(names) == 0 && h.cfg.Mode == ModeKeyring {
+		// With nothing named, a keyring may still hold profiles: always in
+		// keyring mode, and in auto mode when there is no index and the
+		// file holds nothing (as for get, see MayHold). It must answer.
+		if len(names) == 0 && (h.cfg.Mode == ModeKeyring || len(out) == 0 && h.keyring.MayHold("", false)) {
 			if err := h.keyring.Reachable(ctx); err != nil {
 				return nil, nil, err
 			}

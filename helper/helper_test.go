@@ -761,3 +761,25 @@ func TestAutoNewerFileSetWins(t *testing.T) {
 		t.Fatalf("read with both stores holding a set: %v from %q; want the newer set, from the file", err, res.Store)
 	}
 }
+
+// TestAutoListWithTheKeyringAway: in auto mode, with no profile index and
+// nothing in the file, a keyring that does not answer may hold profiles:
+// list is a storage error, as get is, not an empty list. With a file
+// profile or an index that names none, it lists what it knows.
+func TestAutoListWithTheKeyringAway(t *testing.T) {
+	e := newEnv(t, ModeAuto, authtest.Options{})
+	e.kr.err = errors.New(`Object does not exist at path "/org/freedesktop/secrets/collection/login"`)
+	if err := e.rebuild(); err != nil {
+		t.Fatal(err)
+	}
+	if list, err := e.h.List(context.Background(), ""); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("list with the keyring away and no index: %v, %v; want the keyring's error", list, err)
+	}
+	if _, err := e.h.Get(context.Background(), "default", 0, false); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("get: %v; want the keyring's error, as list", err)
+	}
+	e.store("default", e.mint(time.Hour)) // to the file: the keyring is away
+	if list, err := e.h.List(context.Background(), ""); err != nil || len(list) != 1 || list[0].Store != "file" {
+		t.Fatalf("list with a file profile: %+v, %v", list, err)
+	}
+}
