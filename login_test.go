@@ -171,3 +171,26 @@ func TestServerEchoesNotLogged(t *testing.T) {
 		t.Fatalf("exit %d stderr %q: want a failed login that shows nothing the server echoed", r.exit, r.stderr)
 	}
 }
+
+// TestLoginChecksTheFileStoreFirst: a file store that cannot take the set
+// (its directory is a file here; a read-only one does the same for a
+// user) fails login before any request: no session is made only to be
+// lost.
+func TestLoginChecksTheFileStoreFirst(t *testing.T) {
+	srv := newServer(t, authtest.Options{})
+	home := t.TempDir()
+	config := filepath.Join(home, ".config")
+	os.MkdirAll(config, 0o700)
+	if err := os.WriteFile(filepath.Join(config, prog), []byte("not a directory"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, store := range []string{"file", "auto"} {
+		r := execHelper(t, home, map[string]string{"PRUSA_ACCOUNT_URL": srv.URL, "PRUSA_EMAIL": userEmail, "PRUSA_PASSWORD": userPassword, "PRUSA_TOTP_SECRET": userTOTPSecret}, "", "login", "--store", store)
+		if r.exit != 1 || !strings.Contains(r.stderr, filepath.Join(config, prog)) {
+			t.Fatalf("--store %s: exit %d stderr %q; want storage_error naming the store", store, r.exit, r.stderr)
+		}
+		if n := srv.Count(authtest.KindAuthorize) + srv.Count(authtest.KindLoginPost); n != 0 {
+			t.Fatalf("--store %s: %d requests to the server before the store was found unusable", store, n)
+		}
+	}
+}

@@ -386,6 +386,23 @@ func (p *pendingFile) abort() {
 	os.Remove(p.tmp)
 }
 
+// CheckWritable reports whether a set for profile could be saved: the
+// store's directory is there, or can be made, and takes a new file. (A
+// login checks it before it spends a session on a set it cannot keep.)
+func (s *FileStore) CheckWritable(profile string) error {
+	if err := s.prepareDir(); err != nil {
+		return err
+	}
+	dir := filepath.Dir(s.File(profile))
+	f, err := os.CreateTemp(dir, "."+filepath.Base(s.File(profile))+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("%w: cannot write in %s: %w", ErrStorage, dir, unwrapPath(err))
+	}
+	f.Close()
+	os.Remove(f.Name())
+	return nil
+}
+
 // prepareDir creates the store directory 0700 (see privateDir). A
 // --token-file directory is the user's and is only created, never changed.
 func (s *FileStore) prepareDir() error {

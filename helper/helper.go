@@ -648,14 +648,14 @@ func (h *Helper) CheckWritable(ctx context.Context, profile string) (string, err
 		return ModeEtcd, err
 	}
 	if h.keyring == nil || h.cfg.Mode == ModeFile {
-		return "file", nil
+		return "file", h.file.CheckWritable(profile)
 	}
 	err := h.keyring.CheckWritable(ctx, profile)
 	if err == nil {
 		return "keyring", nil
 	}
 	if h.cfg.Mode == ModeAuto && errors.Is(err, ErrUnavailable) {
-		return "file", nil
+		return "file", h.file.CheckWritable(profile)
 	}
 	return "keyring", fmt.Errorf("the keyring will not take the tokens of profile %q: %w", profile, err)
 }
