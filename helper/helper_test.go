@@ -783,3 +783,20 @@ func TestAutoListWithTheKeyringAway(t *testing.T) {
 		t.Fatalf("list with a file profile: %+v, %v", list, err)
 	}
 }
+
+// TestKeyringIndexBeforeItems: the profile index is written before the
+// keyring items, so a save whose index write fails leaves nothing in the
+// keyring that the index does not name (such a profile would read as
+// logged out while the keyring is away).
+func TestKeyringIndexBeforeItems(t *testing.T) {
+	e := newEnv(t, ModeKeyring, authtest.Options{})
+	os.MkdirAll(filepath.Join(e.dir, ".keyring-profiles"), 0o700) // an index that cannot be written
+	if _, err := e.h.StoreSet(context.Background(), "default", e.mint(time.Hour)); err == nil {
+		t.Fatal("store with an index that cannot be written succeeded")
+	}
+	e.kr.mu.Lock()
+	defer e.kr.mu.Unlock()
+	if len(e.kr.items) != 0 {
+		t.Fatalf("the keyring holds %d items the index does not name", len(e.kr.items))
+	}
+}

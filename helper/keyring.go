@@ -361,6 +361,12 @@ func (s *KeyringStore) set1(ctx context.Context, profile string, set *auth.Token
 	if errors.Is(err, ErrUnavailable) {
 		return err
 	}
+	// The index first: one that names a profile the keyring lacks costs a
+	// storage error while the keyring is away; a profile in the keyring
+	// the index lacks would read as logged out then.
+	if err := s.index(profile, true); err != nil {
+		return err
+	}
 	slot := slots[0]
 	if old != nil && old.Slot == slots[0] {
 		slot = slots[1]
@@ -376,7 +382,7 @@ func (s *KeyringStore) set1(ctx context.Context, profile string, set *auth.Token
 	}
 	s.sweep(ctx, profile, slot, len(parts))
 	s.sweep(ctx, profile, otherSlot(slot), 0)
-	return s.index(profile, true)
+	return nil
 }
 
 func otherSlot(slot string) string {
@@ -466,7 +472,7 @@ func (s *KeyringStore) indexFile() string { return filepath.Join(s.IndexDir, ".k
 
 // Profiles lists the profiles the index says are in the keyring.
 func (s *KeyringStore) Profiles() ([]string, error) {
-	b, err := os.ReadFile(s.indexFile())
+	b, err := readFile(s.indexFile()) // never a FIFO's wait
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}

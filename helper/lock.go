@@ -56,7 +56,7 @@ const stampWidth = 20
 
 // savedSince reports whether markSaved stamped lockPath at or after t.
 func savedSince(lockPath string, t time.Time) bool {
-	b, err := os.ReadFile(lockPath)
+	b, err := readFile(lockPath) // never a FIFO's wait
 	if err != nil {
 		return false
 	}
