@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/prusa-credential-helper/prusa-credential-helper/auth"
+	"github.com/prusa-credential-helper/prusa-credential-helper/auth/authtest"
 )
 
 func TestParseEtcdURL(t *testing.T) {
@@ -297,5 +298,28 @@ func TestEtcdCompanionGetsNoSecrets(t *testing.T) {
 	}
 	if !strings.Contains(string(got), "PRUSA_ETCD_USER=helper:pw\n") {
 		t.Error("the companion was not handed its etcd user")
+	}
+}
+
+// TestEraseInEtcdModeClearsTheKeyring: erase removes the profile from
+// every store it may be in, whatever --store says: with an etcd store,
+// this host's keyring too (a set left there from before).
+func TestEraseInEtcdModeClearsTheKeyring(t *testing.T) {
+	e := newEnv(t, ModeKeyring, authtest.Options{})
+	e.store("default", e.mint(time.Hour))
+	e.cfg.Etcd = &EtcdStore{Endpoints: []string{"127.0.0.1:1"}, Prefix: "farm", CacheDir: t.TempDir(),
+		Companion: fakeCompanion(t, `while read line; do case "$line" in *'"delete"'*) echo '{"ok":false,"kind":"not_found","error":"no such key"}';; *) echo '{"ok":true}';; esac; done`+"\n")}
+	defer e.cfg.Etcd.Close()
+	if err := e.rebuild(); err != nil {
+		t.Fatal(err)
+	}
+	out, err := e.h.Erase(context.Background(), "default")
+	if err != nil || !slices.Contains(out.Removed, "keyring") {
+		t.Fatalf("erase with an etcd store: %+v %v; want the keyring's copy removed", out, err)
+	}
+	e.kr.mu.Lock()
+	defer e.kr.mu.Unlock()
+	if len(e.kr.items) != 0 {
+		t.Fatalf("the keyring still holds %d items", len(e.kr.items))
 	}
 }

@@ -97,6 +97,9 @@ type Helper struct {
 	file    *FileStore
 	keyring *KeyringStore // nil where the keyring is not to be tried
 	store   Store         // the store of the mode
+	// forErase is the keyring erase also clears in etcd mode, where
+	// nothing else uses it: a profile may be left there from before.
+	forErase *KeyringStore
 }
 
 // New returns a Helper for cfg, with its defaults applied.
@@ -107,6 +110,7 @@ func New(cfg Config) *Helper {
 	if cfg.TokenFile != "" {
 		cfg.Mode = ModeFile
 	}
+	busAbsent := cfg.NoKeyring
 	if cfg.Etcd != nil {
 		cfg.Mode, cfg.NoKeyring = ModeEtcd, true
 	}
@@ -132,6 +136,13 @@ func New(cfg Config) *Helper {
 		}
 		if cfg.NoKeyring {
 			h.keyring.Absent = "no D-Bus session bus"
+		}
+	}
+	h.forErase = h.keyring
+	if cfg.Mode == ModeEtcd && cfg.TokenFile == "" && !busAbsent {
+		h.forErase = NewKeyringStore(cfg.Dir)
+		if cfg.keyring != nil {
+			h.forErase.api = cfg.keyring
 		}
 	}
 	switch cfg.Mode {
@@ -695,10 +706,11 @@ func (h *Helper) Erase(ctx context.Context, profile string) (Erased, error) {
 	case !errors.Is(err, ErrNotFound):
 		return out, err
 	}
-	if h.keyring == nil {
+	kr := h.forErase
+	if kr == nil {
 		return out, nil
 	}
-	err = h.keyring.Delete(ctx, profile)
+	err = kr.Delete(ctx, profile)
 	switch {
 	case err == nil:
 		out.Removed = append(out.Removed, "keyring")
@@ -706,7 +718,7 @@ func (h *Helper) Erase(ctx context.Context, profile string) (Erased, error) {
 	case errors.Is(err, ErrUnavailable):
 		// As for Get: the keyring may hold the profile when the index names
 		// it, or when there is no index and the file held nothing.
-		if h.cfg.Mode == ModeKeyring || h.keyring.MayHold(profile, out.Any()) {
+		if h.cfg.Mode == ModeKeyring || kr.MayHold(profile, out.Any()) {
 			did := "removed nothing: "
 			if out.Any() {
 				did = "removed the file store's copy, but "
