@@ -245,6 +245,17 @@ func (c *cli) dispatch(ctx context.Context) error {
 	return errors.New("unknown command " + protocol.Shown(c.s.command, protocol.Word)) // parseArgs refuses these
 }
 
+// storeDir is the file store's directory (the keyring's index is there too).
+func (c *cli) storeDir() string { return filepath.Join(c.configDir(), prog) }
+
+// etcdURL is the etcd:// store of the settings, as given ("" for none).
+func (s *settings) etcdURL() string {
+	if s.etcd.prefix == "" {
+		return ""
+	}
+	return "etcd://" + strings.Join(s.etcd.endpoints, ",") + "/" + s.etcd.prefix
+}
+
 // helper builds the credential lifecycle for the settings.
 func (c *cli) helper() *helper.Helper {
 	if c.h != nil {
@@ -252,7 +263,7 @@ func (c *cli) helper() *helper.Helper {
 	}
 	cfg := helper.Config{
 		Mode:      c.s.store,
-		Dir:       filepath.Join(c.configDir(), prog),
+		Dir:       c.storeDir(),
 		TokenFile: c.s.tokenFile,
 		NoKeyring: helper.SessionBusAbsent(c.getenv),
 		Auth:      c.authClient(),
@@ -417,7 +428,7 @@ func (c *cli) commandLine(command, profile string) string {
 	}
 	store := s.store
 	if store == helper.ModeEtcd {
-		store = "etcd://" + strings.Join(s.etcd.endpoints, ",") + "/" + s.etcd.prefix
+		store = s.etcdURL()
 	}
 	add("store", store)
 	add("token-file", s.tokenFile)

@@ -1,12 +1,11 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"maps"
-	"path/filepath"
 	"slices"
-	"strings"
 
 	"github.com/prusa-credential-helper/prusa-credential-helper/protocol"
 )
@@ -63,13 +62,7 @@ func (c *cli) refresh(ctx context.Context) error {
 	if len(latest)+len(failed) == 0 {
 		// Where it looked: a cron job or a timer run as another user, or
 		// with another HOME, finds nothing, and should say where.
-		where := filepath.Join(c.configDir(), prog)
-		switch {
-		case c.s.tokenFile != "":
-			where = c.s.tokenFile
-		case c.s.etcd.prefix != "":
-			where = "etcd://" + strings.Join(c.s.etcd.endpoints, ",") + "/" + c.s.etcd.prefix
-		}
+		where := cmp.Or(c.s.tokenFile, c.s.etcdURL(), c.storeDir())
 		// Nothing stored needs a login, as for get: a keep-alive job that
 		// finds nothing fails rather than pass every day.
 		fmt.Fprintf(c.stderr, "%s: no stored profiles to refresh in %s\nhint: log in first: %s\n", prog, where, c.commandLine("login", c.s.profile))
