@@ -125,7 +125,7 @@ func newerOrSame(a, b *auth.TokenSet) bool {
 // the keyring does not answer, it saves to the file and says why in the
 // result's Fallback.
 func (a *AutoStore) Set(ctx context.Context, profile string, set *auth.TokenSet) (Result, error) {
-	fallback := "no D-Bus session bus"
+	fallback := a.Keyring.Absent // why there is no keyring
 	if a.keyringThere() {
 		res, err := a.Keyring.Set(ctx, profile, set)
 		if err == nil {

@@ -850,9 +850,11 @@ func (h *Helper) list(ctx context.Context, profile string, all bool) ([]protocol
 		}
 		// With nothing named, a keyring may still hold profiles: always in
 		// keyring mode, and in auto mode when there is no index and the
-		// file holds nothing (as for get, see MayHold). It must answer.
-		if len(names) == 0 && (h.cfg.Mode == ModeKeyring || len(out) == 0 && h.keyring.MayHold("", false)) {
-			if err := h.keyring.Reachable(ctx); err != nil {
+		// file holds nothing (as for get, see MayHold). It must answer,
+		// unless asking finds that there is no keyring at all.
+		keyringMayHold := func() bool { return h.cfg.Mode == ModeKeyring || len(out) == 0 && h.keyring.MayHold("", false) }
+		if len(names) == 0 && keyringMayHold() {
+			if err := h.keyring.Reachable(ctx); err != nil && keyringMayHold() {
 				return nil, nil, err
 			}
 		}

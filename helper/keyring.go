@@ -71,7 +71,8 @@ type KeyringStore struct {
 	// keyring cannot list them), with no secrets.
 	IndexDir string
 	// Absent, when set, says why there is no keyring to try (no session
-	// bus): every call fails at once with it, and only the index is read,
+	// bus, or no Secret Service on it, as the first call that fails finds
+	// out): every call fails at once with it, and only the index is read,
 	// so that a profile it names is never taken for logged out.
 	Absent string
 	api    keyringAPI
@@ -111,8 +112,29 @@ func call[T any](ctx context.Context, f func() (T, error)) (T, error) {
 		return r.v, nil
 	case <-ctx.Done():
 		var zero T
-		return zero, &UnavailableError{Reason: "keyring did not answer in time (is it locked?)"}
+		return zero, &UnavailableError{Reason: "keyring did not answer in time (is it locked?)", stalled: true}
 	}
+}
+
+// missing is a keyringAPI that can tell when there is no keyring at all
+// (secretService.Missing).
+type missing interface{ Missing() string }
+
+// failed is what a call that failed with err returns: when the keyring
+// turns out not to be there at all, the store is Absent from then on and
+// err says why.
+func (s *KeyringStore) failed(ctx context.Context, err error) error {
+	var ue *UnavailableError
+	m, ok := s.api.(missing)
+	if !ok || !errors.As(err, &ue) || ue.stalled || ue.NoBus {
+		return err
+	}
+	why, _ := call(ctx, func() (string, error) { return m.Missing(), nil })
+	if why == "" {
+		return err
+	}
+	s.Absent = why
+	return s.absent()
 }
 
 // unavailableReason says why a keyring call failed, for a human: a
@@ -129,8 +151,9 @@ func unavailableReason(err error) string {
 // UnavailableError is a keyring that cannot be reached: it matches both
 // ErrStorage and ErrUnavailable, and Reason says why for a human.
 type UnavailableError struct {
-	Reason string
-	NoBus  bool // there is no session bus to reach a keyring on
+	Reason  string
+	NoBus   bool // there is no keyring to reach (KeyringStore.Absent)
+	stalled bool // the call did not answer in time
 }
 
 func (e *UnavailableError) Error() string {
@@ -164,7 +187,8 @@ func (s *KeyringStore) get(ctx context.Context, user string) (string, error) {
 	if err := s.absent(); err != nil {
 		return "", err
 	}
-	return call(ctx, func() (string, error) { return s.api.Get(KeyringService, user) })
+	v, err := call(ctx, func() (string, error) { return s.api.Get(KeyringService, user) })
+	return v, s.failed(ctx, err)
 }
 
 func (s *KeyringStore) set(ctx context.Context, user, secret string) error {
@@ -175,7 +199,7 @@ func (s *KeyringStore) set(ctx context.Context, user, secret string) error {
 		return fmt.Errorf("%w: keyring item of %d bytes", ErrStorage, len(secret)) // never: split keeps items small
 	}
 	_, err := call(ctx, func() (struct{}, error) { return struct{}{}, s.api.Set(KeyringService, user, secret) })
-	return err
+	return s.failed(ctx, err)
 }
 
 func (s *KeyringStore) del(ctx context.Context, user string) error {
@@ -183,7 +207,7 @@ func (s *KeyringStore) del(ctx context.Context, user string) error {
 		return err
 	}
 	_, err := call(ctx, func() (struct{}, error) { return struct{}{}, s.api.Delete(KeyringService, user) })
-	return err
+	return s.failed(ctx, err)
 }
 
 type overflow struct {

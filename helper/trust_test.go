@@ -21,13 +21,74 @@ import (
 // Service does.
 var lockedKeyring = errors.New("org.freedesktop.Secret.Error.IsLocked: collection is locked")
 
+// serviceUnknown is what a bus with no Secret Service answers, and
+// noSecretService what Missing then says.
+var (
+	serviceUnknown  = errors.New("org.freedesktop.DBus.Error.ServiceUnknown: The name org.freedesktop.secrets was not provided by any .service files")
+	noSecretService = "no Secret Service (such as gnome-keyring) on the D-Bus session bus"
+)
+
+// TestNoKeyringThereIsNotLocked: a session bus with no keyring on it at
+// all (Missing says so) is as no session bus: with no index, nothing is
+// stored, get is login_required, list empty, erase finds nothing, and a
+// store goes to the file, saying why. A keyring that fails while Missing
+// finds one there stays a storage error, and one that stalls is not asked.
+func TestNoKeyringThereIsNotLocked(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, ModeAuto, authtest.Options{})
+	e.kr.err, e.kr.missing = serviceUnknown, noSecretService
+	if _, err := e.get("default", 0, false); !errors.Is(err, ErrLoginRequired) {
+		t.Fatalf("get: %v, want login required", err)
+	}
+	if list, err := e.h.List(ctx, "default"); err != nil || len(list) != 0 {
+		t.Fatalf("list: %v %v, want none", list, err)
+	}
+	if erased, err := e.h.Erase(ctx, "default"); err != nil || erased.Any() {
+		t.Fatalf("erase: %v %v, want nothing erased", erased, err)
+	}
+	set := e.mint(0)
+	e.rebuild()
+	res, err := e.h.StoreSet(ctx, "default", set)
+	if err != nil || res.Store != "file" || res.Fallback != noSecretService {
+		t.Fatalf("store: %+v %v, want the file store and why", res, err)
+	}
+	if _, err := os.Stat(filepath.Join(e.dir, ".keyring-profiles")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the keyring's index was written: %v", err)
+	}
+	if tok, err := e.get("default", 0, false); err != nil || tok.AccessToken != set.AccessToken {
+		t.Fatalf("get after store: %v", err)
+	}
+
+	// Missing finds a keyring there: it is locked, not absent.
+	e = newEnv(t, ModeAuto, authtest.Options{})
+	e.kr.err = lockedKeyring
+	if _, err := e.get("default", 0, false); !errors.Is(err, ErrStorage) || e.kr.asked.Load() == 0 {
+		t.Fatalf("locked: get %v (Missing asked %d times), want a storage error", err, e.kr.asked.Load())
+	}
+	// A keyring that does not answer in time is not asked again.
+	e = newEnv(t, ModeAuto, authtest.Options{})
+	e.kr.hang, e.kr.missing = make(chan struct{}), noSecretService
+	defer close(e.kr.hang)
+	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	if _, err := e.h.Get(short, "default", 0, false); !errors.Is(err, ErrStorage) || e.kr.asked.Load() != 0 {
+		t.Fatalf("stalled: get %v (Missing asked %d times), want a storage error, not asked", err, e.kr.asked.Load())
+	}
+	// In keyring mode, no keyring is a storage error that says why.
+	e = newEnv(t, ModeKeyring, authtest.Options{})
+	e.kr.err, e.kr.missing = serviceUnknown, noSecretService
+	if _, err := e.get("default", 0, false); !errors.Is(err, ErrStorage) || !strings.Contains(err.Error(), noSecretService) {
+		t.Fatalf("keyring mode: get %v, want a storage error saying why", err)
+	}
+}
+
 // TestUnreachableKeyringIsNeverLoggedOut (issue 11.4): in auto and keyring
 // mode, a keyring that does not answer and may hold the profile is a
 // storage error for get, status, list and erase — never "no stored
 // credentials", an empty list or "nothing erased".
 func TestUnreachableKeyringIsNeverLoggedOut(t *testing.T) {
 	for _, mode := range []string{ModeAuto, ModeKeyring} {
-		for _, how := range []string{"locked", "stalled"} {
+		for _, how := range []string{"locked", "stalled", "gone"} {
 			t.Run(mode+"/"+how, func(t *testing.T) {
 				e := newEnv(t, mode, authtest.Options{})
 				set := e.mint(0)
@@ -35,9 +96,12 @@ func TestUnreachableKeyringIsNeverLoggedOut(t *testing.T) {
 				if _, err := os.Stat(e.h.file.File("default")); !errors.Is(err, os.ErrNotExist) {
 					t.Fatal("the set should be in the keyring alone")
 				}
-				if how == "locked" {
+				switch how {
+				case "locked":
 					e.kr.err = lockedKeyring
-				} else {
+				case "gone": // the index names the profile: it may be in a keyring not running now
+					e.kr.err, e.kr.missing = serviceUnknown, noSecretService
+				default:
 					e.kr.hang = make(chan struct{})
 					defer close(e.kr.hang)
 				}
