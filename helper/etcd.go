@@ -343,29 +343,39 @@ func (s *EtcdStore) Get(ctx context.Context, profile string) (*auth.TokenSet, Re
 }
 
 func (s *EtcdStore) getRemote(ctx context.Context, profile string) (*auth.TokenSet, error) {
-	a, err := s.call(ctx, EtcdRequest{Op: "get", Profile: profile})
-	if errors.Is(err, ErrNotFound) {
+	for try := 0; ; try++ {
+		a, err := s.call(ctx, EtcdRequest{Op: "get", Profile: profile})
+		if errors.Is(err, ErrNotFound) {
+			s.rev(profile, 0)
+			s.dropCache(profile) // best effort: a token erased elsewhere expires anyway
+			return nil, ErrNotFound
+		}
+		if err != nil {
+			return nil, err
+		}
+		s.rev(profile, a.Revision)
+		set, perr := auth.ParseTokenSet([]byte(a.Set))
+		if perr == nil && s.Kept(profile) {
+			return set, nil // the cache keeps the kept set's token, which is the live one
+		}
+		if perr == nil {
+			s.writeCache(profile, set)
+			return set, nil
+		}
+		// As the file store does with a corrupt file: moved aside, with a
+		// warning, and absent. One that changed meanwhile is read again.
+		moved, err := s.call(ctx, EtcdRequest{Op: "moveaside", Profile: profile, Revision: &a.Revision})
+		if errors.Is(err, ErrStoreConflict) && try == 0 {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s/%s in etcd is not a token set (%s), and it could not be moved aside: %w", s.Prefix, profile, reason(perr), err)
+		}
+		s.warn(fmt.Sprintf("warning: %s/%s in etcd is not a token set (%s); moved it to %s", s.Prefix, profile, reason(perr), moved.Key))
 		s.rev(profile, 0)
-		s.dropCache(profile) // best effort: a token erased elsewhere expires anyway
-		return nil, ErrNotFound
-	}
-	if err != nil {
-		return nil, err
-	}
-	s.rev(profile, a.Revision)
-	set, perr := auth.ParseTokenSet([]byte(a.Set))
-	if perr == nil && s.Kept(profile) {
-		return set, nil // the cache keeps the kept set's token, which is the live one
-	}
-	if perr != nil {
-		// As the file store does with a corrupt file: absent, with a
-		// warning; the next Set replaces it (at the revision read).
-		s.warn(fmt.Sprintf("warning: %s/%s in etcd is not a token set (%s); treating it as absent", s.Prefix, profile, reason(perr)))
 		s.dropCache(profile)
 		return nil, ErrNotFound
 	}
-	s.writeCache(profile, set)
-	return set, nil
 }
 
 func (s *EtcdStore) rev(profile string, rev int64) {
@@ -491,6 +501,7 @@ type EtcdAnswer struct {
 	OK       bool     `json:"ok"`
 	Set      string   `json:"set,omitempty"`
 	Revision int64    `json:"revision,omitempty"`
+	Key      string   `json:"key,omitempty"` // where moveaside put the value
 	Profiles []string `json:"profiles,omitempty"`
 	Kind     string   `json:"kind,omitempty"`
 	Error    string   `json:"error,omitempty"`

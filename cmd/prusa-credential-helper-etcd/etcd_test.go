@@ -364,6 +364,51 @@ func countingCompanion(t *testing.T) (path string, starts func() int) {
 	}
 }
 
+// TestCorruptValueMovedAside: a value under the profile's key that is not
+// a token set is moved, byte for byte, to PREFIX/<profile>:corrupt-<time>
+// (which list leaves out), with a warning that quotes none of it, and the
+// profile reads as absent: the next set does not overwrite it.
+func TestCorruptValueMovedAside(t *testing.T) {
+	c := startCluster(t, 1)
+	k := newTokens(t)
+	s := newStores(t, c.endpoints)
+	ctx := ctxFor(t, 30*time.Second)
+	a := s.host()
+	var warnings []string
+	a.Warn = func(msg string) { warnings = append(warnings, msg) }
+	cli := c.client()
+	bad := `{"access_token":"` + canary + `", "refresh_token": `
+	if _, err := cli.Put(ctx, "farm/default", bad); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := a.Get(ctx, "default"); !errors.Is(err, helper.ErrNotFound) {
+		t.Fatalf("get of a corrupt value: %v, want ErrNotFound", err)
+	}
+	if len(warnings) != 1 || !strings.Contains(warnings[0], "farm/default in etcd is not a token set") ||
+		!strings.Contains(warnings[0], "moved it to farm/default:corrupt-") || strings.Contains(warnings[0], canary) {
+		t.Fatalf("warnings: %q", warnings)
+	}
+	resp, err := cli.Get(ctx, "farm/", clientv3.WithPrefix())
+	if err != nil || len(resp.Kvs) != 1 || !strings.HasPrefix(string(resp.Kvs[0].Key), "farm/default:corrupt-") || string(resp.Kvs[0].Value) != bad {
+		t.Fatalf("after the move: %v %v, want the value alone, under farm/default:corrupt-…", resp, err)
+	}
+	if got, err := a.Profiles(ctx); err != nil || len(got) != 0 {
+		t.Fatalf("list: %v %v, want none", got, err)
+	}
+	set := s.secret(k.set(2 * time.Hour))
+	if _, err := a.Set(ctx, "default", set); err != nil {
+		t.Fatalf("set after the move: %v", err)
+	}
+	if got, _, err := s.host().Get(ctx, "default"); err != nil {
+		t.Fatalf("get after set: %v", err)
+	} else {
+		sameSet(t, got, set)
+	}
+	if resp, err := cli.Get(ctx, "farm/default:corrupt-", clientv3.WithPrefix()); err != nil || len(resp.Kvs) != 1 || string(resp.Kvs[0].Value) != bad {
+		t.Fatalf("the moved value after a set: %v %v", resp, err)
+	}
+}
+
 func TestCacheServesWithoutEtcd(t *testing.T) {
 	c := startCluster(t, 1)
 	k := newTokens(t)

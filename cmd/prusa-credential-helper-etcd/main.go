@@ -45,6 +45,7 @@
 //	{"op":"lock","profile":"default"}
 //	{"op":"put","profile":"default","set":"{\"access_token\":...}","revision":41}
 //	{"op":"delete","profile":"default"}
+//	{"op":"moveaside","profile":"default","revision":41}
 //	{"op":"list"}
 //	{"op":"unlock","profile":"default"}
 //
@@ -57,6 +58,7 @@
 //
 //	{"ok":true,"set":"{...}","revision":41}   get: the set's JSON and the key's ModRevision
 //	{"ok":true,"revision":57}                 put: the key's new ModRevision
+//	{"ok":true,"key":"farm/default:corrupt-…"} moveaside: where the value went
 //	{"ok":true,"profiles":["a","b"]}          list: the profiles under PREFIX/, without lock keys
 //	{"ok":true}                               lock, unlock, delete
 //	{"ok":false,"kind":"KIND","error":"one line, lower case"}
@@ -64,7 +66,9 @@
 // put writes only if the key's ModRevision is still "revision" (0: the key
 // must be absent), and, while this companion holds the profile's lock, only
 // if the lock is still its own: a holder whose lease expired does not
-// write. get, put and delete take the key as it is when they run; lock
+// write. moveaside moves the key's value, if its ModRevision is still
+// "revision", to PREFIX/<profile>:corrupt-<UTC time>, for a value that is
+// not a token set. get, put and delete take the key as it is when they run; lock
 // waits for the profile's lock, unlock releases it.
 //
 // Kinds: not_found (no such key), unavailable (etcd cannot be reached or

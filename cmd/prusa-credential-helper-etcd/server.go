@@ -186,7 +186,7 @@ func (s *server) handle(line []byte) *answer {
 
 func (s *server) do(req *request) (*answer, error) {
 	switch req.Op {
-	case "get", "put", "delete", "list", "lock", "unlock":
+	case "get", "put", "delete", "moveaside", "list", "lock", "unlock":
 	default:
 		return nil, fail(kindOther, "unknown op")
 	}
@@ -224,6 +224,8 @@ func (s *server) op(ctx context.Context, req *request) (*answer, error) {
 		return s.put(ctx, cli, req)
 	case "delete":
 		return s.delete(ctx, cli, req.Profile)
+	case "moveaside":
+		return s.moveAside(ctx, cli, req)
 	case "list":
 		return s.list(ctx, cli)
 	case "lock":
@@ -342,6 +344,35 @@ func (s *server) delete(ctx context.Context, cli *clientv3.Client, profile strin
 		return nil, fail(kindNotFound, "%s: no such key", key)
 	}
 	return &answer{}, nil
+}
+
+// moveAside moves the profile's value, which the helper read at the
+// revision given and found not to be a token set, to
+// PREFIX/<profile>:corrupt-<UTC time>, if it is still at that revision:
+// kept, as the file store keeps a corrupt file, and out of list (no
+// profile name holds a colon). The answer's Key names the copy.
+func (s *server) moveAside(ctx context.Context, cli *clientv3.Client, req *request) (*answer, error) {
+	if req.Revision == nil || *req.Revision <= 0 {
+		return nil, fail(kindOther, "moveaside: revision is required")
+	}
+	key := s.key(req.Profile)
+	resp, err := cli.Get(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	if len(resp.Kvs) == 0 || resp.Kvs[0].ModRevision != *req.Revision {
+		return nil, fail(kindConflict, "%s changed since it was read; not moved", key)
+	}
+	aside := key + ":corrupt-" + time.Now().UTC().Format("20060102T150405.000000000Z")
+	txn, err := cli.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(key), "=", *req.Revision)).
+		Then(clientv3.OpPut(aside, string(resp.Kvs[0].Value)), clientv3.OpDelete(key)).Commit()
+	if err != nil {
+		return nil, err
+	}
+	if !txn.Succeeded {
+		return nil, fail(kindConflict, "%s changed since it was read; not moved", key)
+	}
+	return &answer{Key: aside}, nil
 }
 
 // list gives the profiles under the prefix. Lock keys hold a slash after
