@@ -396,7 +396,9 @@ func (c *cli) classify(err error) *protocol.Error {
 		return &protocol.Error{Code: protocol.ServerError, Message: msg}
 	case errors.Is(err, helper.ErrUnavailable):
 		hint := "unlock the keyring and try again"
-		if ue := (*helper.UnavailableError)(nil); errors.As(err, &ue) && ue.NoBus {
+		if ue := (*helper.UnavailableError)(nil); errors.As(err, &ue) && ue.Hint != "" {
+			hint = ue.Hint
+		} else if ue != nil && ue.NoBus {
 			hint = "run this in the session that has the keyring (its D-Bus session bus, DBUS_SESSION_BUS_ADDRESS)"
 		}
 		return &protocol.Error{Code: protocol.StorageError, Message: msg, Hint: hint}

@@ -86,7 +86,7 @@ func (a *AutoStore) get(ctx context.Context, profile string, peek bool) (*auth.T
 	default:
 		fromFile = nil // the keyring's set answers
 	}
-	if kerr != nil && fromFile == nil && (a.KeyringOnly || a.Keyring.MayHold(profile, false)) {
+	if kerr != nil && fromFile == nil && (a.KeyringOnly || a.Keyring.MayHold(profile, false, kerr)) {
 		return nil, Result{Store: "keyring"}, mayHold(kerr, profile, "")
 	}
 	switch {
@@ -125,7 +125,7 @@ func newerOrSame(a, b *auth.TokenSet) bool {
 // the keyring does not answer, it saves to the file and says why in the
 // result's Fallback.
 func (a *AutoStore) Set(ctx context.Context, profile string, set *auth.TokenSet) (Result, error) {
-	fallback := a.Keyring.Absent // why there is no keyring
+	fallback := "no D-Bus session bus"
 	if a.keyringThere() {
 		res, err := a.Keyring.Set(ctx, profile, set)
 		if err == nil {

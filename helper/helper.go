@@ -718,7 +718,7 @@ func (h *Helper) Erase(ctx context.Context, profile string) (Erased, error) {
 	case errors.Is(err, ErrUnavailable):
 		// As for Get: the keyring may hold the profile when the index names
 		// it, or when there is no index and the file held nothing.
-		if h.cfg.Mode == ModeKeyring || kr.MayHold(profile, out.Any()) {
+		if h.cfg.Mode == ModeKeyring || kr.MayHold(profile, out.Any(), err) {
 			did := "removed nothing: "
 			if out.Any() {
 				did = "removed the file store's copy, but "
@@ -852,9 +852,11 @@ func (h *Helper) list(ctx context.Context, profile string, all bool) ([]protocol
 		// keyring mode, and in auto mode when there is no index and the
 		// file holds nothing (as for get, see MayHold). It must answer,
 		// unless asking finds that there is no keyring at all.
-		keyringMayHold := func() bool { return h.cfg.Mode == ModeKeyring || len(out) == 0 && h.keyring.MayHold("", false) }
-		if len(names) == 0 && keyringMayHold() {
-			if err := h.keyring.Reachable(ctx); err != nil && keyringMayHold() {
+		keyringMayHold := func(err error) bool {
+			return h.cfg.Mode == ModeKeyring || len(out) == 0 && h.keyring.MayHold("", false, err)
+		}
+		if len(names) == 0 && keyringMayHold(nil) {
+			if err := h.keyring.Reachable(ctx); err != nil && keyringMayHold(err) {
 				return nil, nil, err
 			}
 		}

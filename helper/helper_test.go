@@ -43,15 +43,15 @@ type fakeKeyring struct {
 	hang  chan struct{} // calls block on it, if set
 	gets  int
 	calls atomic.Int32 // every call, counted before it blocks or fails
-	// missing is what Missing says: why there is no keyring at all
-	// ("" for there may be one); asked counts the calls.
-	missing string
+	// missing and why are what Probe says; asked counts its calls.
+	missing bool
+	why     string
 	asked   atomic.Int32
 }
 
-func (k *fakeKeyring) Missing() string {
+func (k *fakeKeyring) Probe() (bool, string) {
 	k.asked.Add(1)
-	return k.missing
+	return k.missing, k.why
 }
 
 func newFakeKeyring() *fakeKeyring { return &fakeKeyring{items: map[string]string{}, limit: 2560} }

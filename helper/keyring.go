@@ -71,8 +71,7 @@ type KeyringStore struct {
 	// keyring cannot list them), with no secrets.
 	IndexDir string
 	// Absent, when set, says why there is no keyring to try (no session
-	// bus, or no Secret Service on it, as the first call that fails finds
-	// out): every call fails at once with it, and only the index is read,
+	// bus): every call fails at once with it, and only the index is read,
 	// so that a profile it names is never taken for logged out.
 	Absent string
 	api    keyringAPI
@@ -116,26 +115,39 @@ func call[T any](ctx context.Context, f func() (T, error)) (T, error) {
 	}
 }
 
-// missing is a keyringAPI that can tell when there is no keyring at all
-// (secretService.Missing).
-type missing interface{ Missing() string }
+// prober is a keyringAPI that can say more about a failed call
+// (secretService.Probe).
+type prober interface {
+	Probe() (missing bool, why string)
+}
 
-// failed is what a call that failed with err returns: when the keyring
-// turns out not to be there at all, the store is Absent from then on and
-// err says why.
+// failed is what a call that failed with err returns. The keyring's
+// prober may find that there is no keyring on the session bus at all: the
+// error then says so and counts as Absent's (NoBus). Or it may find a
+// clearer reason than the call's own, which replaces it.
 func (s *KeyringStore) failed(ctx context.Context, err error) error {
 	var ue *UnavailableError
-	m, ok := s.api.(missing)
+	p, ok := s.api.(prober)
 	if !ok || !errors.As(err, &ue) || ue.stalled || ue.NoBus {
 		return err
 	}
-	why, _ := call(ctx, func() (string, error) { return m.Missing(), nil })
-	if why == "" {
-		return err
+	type probed struct {
+		missing bool
+		why     string
 	}
-	s.Absent = why
-	return s.absent()
+	r, _ := call(ctx, func() (probed, error) { m, why := p.Probe(); return probed{m, why}, nil })
+	switch {
+	case r.missing:
+		return &UnavailableError{Reason: r.why, NoBus: true}
+	case r.why != "":
+		return &UnavailableError{Reason: r.why, Hint: noCollectionHint}
+	}
+	return err
 }
+
+// noCollectionHint is the hint for a Secret Service without the
+// collection go-keyring keeps items in.
+const noCollectionHint = "open or unlock your keyring; where there is none, a login saves to the file store"
 
 // unavailableReason says why a keyring call failed, for a human: a
 // Secret Service that refuses to unlock (go-keyring's "failed to unlock
@@ -152,8 +164,9 @@ func unavailableReason(err error) string {
 // ErrStorage and ErrUnavailable, and Reason says why for a human.
 type UnavailableError struct {
 	Reason  string
-	NoBus   bool // there is no keyring to reach (KeyringStore.Absent)
-	stalled bool // the call did not answer in time
+	NoBus   bool   // there is no keyring to reach: no session bus, or no Secret Service on it
+	Hint    string // what the user can do, when known better than "unlock the keyring"
+	stalled bool   // the call did not answer in time
 }
 
 func (e *UnavailableError) Error() string {
@@ -172,7 +185,11 @@ func mayHold(err error, profile, did string) error {
 	if errors.As(err, &ue) {
 		reason, noBus = ue.Reason, ue.NoBus
 	}
-	return &UnavailableError{Reason: fmt.Sprintf("%sthe keyring, which may hold profile %q, cannot be reached (%s)", did, profile, reason), NoBus: noBus}
+	hint := ""
+	if ue != nil {
+		hint = ue.Hint
+	}
+	return &UnavailableError{Reason: fmt.Sprintf("%sthe keyring, which may hold profile %q, cannot be reached (%s)", did, profile, reason), NoBus: noBus, Hint: hint}
 }
 
 // absent is the error of every call to a keyring that is Absent.
@@ -471,21 +488,22 @@ func (s *KeyringStore) Reachable(ctx context.Context) error {
 	return err
 }
 
-// MayHold reports whether a keyring that could not be reached may hold the
-// profile. Every Set adds its profile to the index and every Delete
+// MayHold reports whether a keyring whose call failed with err may hold
+// the profile. Every Set adds its profile to the index and every Delete
 // removes it, so an index that exists and does not name the profile says
 // the keyring does not hold it; an index that cannot be read may name it.
 // With no index, the keyring may hold the profile when nothing else does
-// (elsewhere false), unless it is absent (no session bus): then it has
-// never held anything here.
-func (s *KeyringStore) MayHold(profile string, elsewhere bool) bool {
-	names, err := s.Profiles()
-	if err != nil {
+// (elsewhere false), unless there is none to reach (Absent, or err says
+// so): then it has never held anything here.
+func (s *KeyringStore) MayHold(profile string, elsewhere bool, err error) bool {
+	names, ierr := s.Profiles()
+	if ierr != nil {
 		return true
 	}
-	if _, err := os.Stat(s.indexFile()); errors.Is(err, os.ErrNotExist) {
-		return !elsewhere && s.Absent == ""
-	} else if err != nil {
+	if _, serr := os.Stat(s.indexFile()); errors.Is(serr, os.ErrNotExist) {
+		var ue *UnavailableError
+		return !elsewhere && s.Absent == "" && !(errors.As(err, &ue) && ue.NoBus)
+	} else if serr != nil {
 		return true
 	}
 	return slices.Contains(names, profile)

@@ -111,40 +111,41 @@ func leanGet(service, user string) (string, error) {
 	return string(secret.Value), nil
 }
 
-// Missing says why the session bus offers no keyring at all, or "" when
-// it may offer one. None is there when no program owns the Secret
-// Service's name and none can be started for it, or when the Secret
-// Service has neither a login collection nor a default one, the two that
-// go-keyring keeps items in (a gnome-keyring started on demand where no
-// login keyring was ever made, as on a server reached over SSH). What it
-// cannot tell counts as "may".
-func (secretService) Missing() string {
+// Probe looks at the session bus after a call failed. missing: no
+// program owns the Secret Service's name and none can be started for it,
+// so no keyring is there at all. Else why, if not "", is a clearer reason
+// than the call's: the Secret Service has neither a login collection nor
+// a default one, the two that go-keyring keeps items in (a gnome-keyring
+// started on demand where no login keyring was ever made, as on a server
+// reached over SSH; or a keyring program whose database is closed, which
+// may hold the profile all the same). What it cannot tell is neither.
+func (secretService) Probe() (missing bool, why string) {
 	conn, err := dbus.SessionBus()
 	if err != nil {
-		return ""
+		return false, ""
 	}
 	bus := conn.BusObject()
 	var owned bool
 	if bus.Call("org.freedesktop.DBus.NameHasOwner", 0, ssName).Store(&owned) != nil {
-		return ""
+		return false, ""
 	}
 	if !owned {
 		var names []string
 		if bus.Call("org.freedesktop.DBus.ListActivatableNames", 0).Store(&names) == nil && !slices.Contains(names, ssName) {
-			return "no Secret Service (such as gnome-keyring) on the D-Bus session bus"
+			return true, "no Secret Service (such as gnome-keyring) on the D-Bus session bus"
 		}
 	}
 	svc := conn.Object(ssName, ssService)
 	v, err := svc.GetProperty("org.freedesktop.Secret.Service.Collections")
 	if err != nil {
-		return ""
+		return false, ""
 	}
 	if paths, ok := v.Value().([]dbus.ObjectPath); !ok || slices.Contains(paths, ssLoginCollection) {
-		return ""
+		return false, ""
 	}
 	var alias dbus.ObjectPath
 	if svc.Call("org.freedesktop.Secret.Service.ReadAlias", 0, "default").Store(&alias) != nil || alias != "/" {
-		return ""
+		return false, ""
 	}
-	return "the Secret Service on the D-Bus session bus has no login keyring"
+	return false, "the Secret Service on the D-Bus session bus has no login keyring open: none was made here, or it is closed"
 }

@@ -28,15 +28,17 @@ var (
 	noSecretService = "no Secret Service (such as gnome-keyring) on the D-Bus session bus"
 )
 
-// TestNoKeyringThereIsNotLocked: a session bus with no keyring on it at
-// all (Missing says so) is as no session bus: with no index, nothing is
-// stored, get is login_required, list empty, erase finds nothing, and a
-// store goes to the file, saying why. A keyring that fails while Missing
-// finds one there stays a storage error, and one that stalls is not asked.
+// TestNoKeyringThereIsNotLocked: a session bus with no Secret Service on
+// it at all (Probe says missing) is as no session bus: with no index,
+// nothing is stored, get is login_required, list empty, erase finds
+// nothing, and a store goes to the file, saying why. A Secret Service
+// without the collection go-keyring uses may still hold the profile (a
+// keyring program whose database is closed): a storage error, with the
+// probe's reason and hint. One that stalls is not probed.
 func TestNoKeyringThereIsNotLocked(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t, ModeAuto, authtest.Options{})
-	e.kr.err, e.kr.missing = serviceUnknown, noSecretService
+	e.kr.err, e.kr.missing, e.kr.why = serviceUnknown, true, noSecretService
 	if _, err := e.get("default", 0, false); !errors.Is(err, ErrLoginRequired) {
 		t.Fatalf("get: %v, want login required", err)
 	}
@@ -59,24 +61,35 @@ func TestNoKeyringThereIsNotLocked(t *testing.T) {
 		t.Fatalf("get after store: %v", err)
 	}
 
-	// Missing finds a keyring there: it is locked, not absent.
+	// No collection to keep items in: it may hold the profile all the same.
+	const closed = "the Secret Service on the D-Bus session bus has no login keyring open"
 	e = newEnv(t, ModeAuto, authtest.Options{})
-	e.kr.err = lockedKeyring
-	if _, err := e.get("default", 0, false); !errors.Is(err, ErrStorage) || e.kr.asked.Load() == 0 {
-		t.Fatalf("locked: get %v (Missing asked %d times), want a storage error", err, e.kr.asked.Load())
+	e.kr.err, e.kr.why = errors.New("failed to unlock correct collection '/org/freedesktop/secrets/aliases/default'"), closed
+	_, err = e.get("default", 0, false)
+	var ue *UnavailableError
+	if !errors.As(err, &ue) || !strings.Contains(ue.Reason, closed) || ue.Hint == "" || ue.NoBus {
+		t.Fatalf("no collection: get %v, want a storage error with the probe's reason and a hint", err)
 	}
-	// A keyring that does not answer in time is not asked again.
+	if list, err := e.h.List(ctx, "default"); !errors.Is(err, ErrStorage) {
+		t.Fatalf("no collection: list %v %v, want a storage error", list, err)
+	}
+	res, err = e.h.StoreSet(ctx, "default", e.mint(0))
+	if err != nil || res.Store != "file" || !strings.Contains(res.Fallback, closed) {
+		t.Fatalf("no collection: store %+v %v, want the file store and why", res, err)
+	}
+
+	// A keyring that does not answer in time is not probed.
 	e = newEnv(t, ModeAuto, authtest.Options{})
-	e.kr.hang, e.kr.missing = make(chan struct{}), noSecretService
+	e.kr.hang, e.kr.missing = make(chan struct{}), true
 	defer close(e.kr.hang)
 	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
 	defer cancel()
 	if _, err := e.h.Get(short, "default", 0, false); !errors.Is(err, ErrStorage) || e.kr.asked.Load() != 0 {
-		t.Fatalf("stalled: get %v (Missing asked %d times), want a storage error, not asked", err, e.kr.asked.Load())
+		t.Fatalf("stalled: get %v (probed %d times), want a storage error, not probed", err, e.kr.asked.Load())
 	}
 	// In keyring mode, no keyring is a storage error that says why.
 	e = newEnv(t, ModeKeyring, authtest.Options{})
-	e.kr.err, e.kr.missing = serviceUnknown, noSecretService
+	e.kr.err, e.kr.missing, e.kr.why = serviceUnknown, true, noSecretService
 	if _, err := e.get("default", 0, false); !errors.Is(err, ErrStorage) || !strings.Contains(err.Error(), noSecretService) {
 		t.Fatalf("keyring mode: get %v, want a storage error saying why", err)
 	}
@@ -100,7 +113,7 @@ func TestUnreachableKeyringIsNeverLoggedOut(t *testing.T) {
 				case "locked":
 					e.kr.err = lockedKeyring
 				case "gone": // the index names the profile: it may be in a keyring not running now
-					e.kr.err, e.kr.missing = serviceUnknown, noSecretService
+					e.kr.err, e.kr.missing, e.kr.why = serviceUnknown, true, noSecretService
 				default:
 					e.kr.hang = make(chan struct{})
 					defer close(e.kr.hang)
