@@ -50,8 +50,21 @@ type EnvSource struct {
 func (e *EnvSource) Bare() bool { return e.Var == EnvToken }
 
 // FromEnv reads PRUSA_TOKENS_JSON, else PRUSA_TOKEN. It returns nil when
-// neither is set (an empty value counts as unset).
+// neither is set (an empty value counts as unset). Both are checked
+// whichever is used: a bad one is an error, never skipped.
 func FromEnv(getenv func(string) string) (*EnvSource, error) {
+	var bare *EnvSource
+	if raw := getenv(EnvToken); raw != "" {
+		v := strings.TrimSpace(raw) // a token read from a file keeps its newline
+		if v == "" {
+			return nil, &envError{EnvToken + " is not a JWT: it holds white space alone"}
+		}
+		c, err := auth.ParseJWT(v)
+		if err != nil {
+			return nil, &envError{fmt.Sprintf("%s is not a JWT: %s", EnvToken, strings.TrimPrefix(err.Error(), auth.ErrMalformedJWT.Error()+": "))}
+		}
+		bare = &EnvSource{Var: EnvToken, Set: &auth.TokenSet{AccessToken: v, TokenType: "Bearer"}, Access: c}
+	}
 	if v := getenv(EnvTokensJSON); v != "" {
 		set, err := auth.ParseTokenSet([]byte(v))
 		if err != nil {
@@ -60,12 +73,5 @@ func FromEnv(getenv func(string) string) (*EnvSource, error) {
 		c, _ := set.Access() // parsed by ParseTokenSet
 		return &EnvSource{Var: EnvTokensJSON, Set: set, Access: c}, nil
 	}
-	if v := strings.TrimSpace(getenv(EnvToken)); v != "" {
-		c, err := auth.ParseJWT(v)
-		if err != nil {
-			return nil, &envError{fmt.Sprintf("%s is not a JWT: %s", EnvToken, strings.TrimPrefix(err.Error(), auth.ErrMalformedJWT.Error()+": "))}
-		}
-		return &EnvSource{Var: EnvToken, Set: &auth.TokenSet{AccessToken: v, TokenType: "Bearer"}, Access: c}, nil
-	}
-	return nil, nil
+	return bare, nil
 }

@@ -484,11 +484,23 @@ func TestEnvToken(t *testing.T) {
 	if _, err := e.get("default", 0, false); !errors.Is(err, ErrLoginRequired) {
 		t.Fatalf("expired PRUSA_TOKEN: %v", err)
 	}
-	for k, v := range map[string]string{EnvToken: "not-a-jwt", EnvTokensJSON: `{"refresh_token": 1}`} {
-		e.vars = map[string]string{k: v}
+	good, _ := json.Marshal(e.mint(0))
+	for _, vars := range []map[string]string{
+		{EnvToken: "not-a-jwt"},
+		{EnvToken: " \n"},
+		{EnvTokensJSON: `{"refresh_token": 1}`},
+		// Each is checked, whichever would be used.
+		{EnvToken: "not-a-jwt", EnvTokensJSON: string(good)},
+		{EnvToken: set.AccessToken, EnvTokensJSON: `{"refresh_token": 1}`},
+	} {
+		e.vars = vars
 		_, err := e.get("default", 0, false)
-		if !errors.Is(err, ErrInvalidEnv) || !strings.Contains(err.Error(), k) {
-			t.Errorf("%s=%q: err = %v, want ErrInvalidEnv naming it", k, v, err)
+		bad := EnvTokensJSON
+		if len(vars) == 1 && vars[EnvToken] != "" || vars[EnvToken] == "not-a-jwt" {
+			bad = EnvToken
+		}
+		if !errors.Is(err, ErrInvalidEnv) || !strings.Contains(err.Error(), bad) {
+			t.Errorf("%q: err = %v, want ErrInvalidEnv naming %s", vars, err, bad)
 		}
 	}
 }
