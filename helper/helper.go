@@ -352,7 +352,7 @@ func refreshFailed(profile string, err error) error {
 	case errors.Is(err, auth.ErrRefreshTokenExpired):
 		return &LoginRequiredError{Profile: profile, Reason: fmt.Sprintf("the refresh token of profile %q has expired", profile), Err: err}
 	case errors.Is(err, auth.ErrNoRefreshToken):
-		return &LoginRequiredError{Profile: profile, Reason: fmt.Sprintf("the access token of profile %q has expired and there is no refresh token", profile), Err: err}
+		return &LoginRequiredError{Profile: profile, Reason: fmt.Sprintf("the access token of profile %q has expired (or expires within %.0f s) and there is no refresh token", profile, MinMargin.Seconds()), Err: err}
 	}
 	if oe := (*auth.OtherServerError)(nil); errors.As(err, &oe) {
 		return &LoginRequiredError{Profile: profile, Issuer: oe.Issuer, Err: err,
@@ -406,6 +406,10 @@ func (h *Helper) slow(ctx context.Context, profile, current string, margin time.
 		// The same when a process that started with this one saved the
 		// set before this one read it: a refresh now would give no
 		// longer a lifetime.
+	case auth.ValidFor(exp, now, MinMargin) && h.unrefreshable(set):
+		// Still valid, and it cannot be renewed here: returned anyway,
+		// as a refreshed token that falls short of min_ttl is, and as
+		// PRUSA_TOKEN is.
 	default:
 		tok, err := h.refreshLocked(ctx, profile, set, force)
 		if left := exp.Sub(now); err != nil && left > 0 && (errors.Is(err, auth.ErrNetwork) || errors.Is(err, auth.ErrServer)) {
@@ -607,6 +611,14 @@ func subject(set *auth.TokenSet) string {
 		return string(c.Subject)
 	}
 	return ""
+}
+
+// unrefreshable reports whether get can neither refresh the set (it has no
+// refresh token, an expired one, or one of another account server) nor
+// log in instead.
+func (h *Helper) unrefreshable(set *auth.TokenSet) bool {
+	err := h.cfg.Auth.Refreshable(*set)
+	return err != nil && (h.cfg.Login == nil || errors.Is(err, auth.ErrOtherServer))
 }
 
 // Refresh refreshes the profile's set now, under its lock, whatever its
