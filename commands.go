@@ -86,9 +86,8 @@ func (c *cli) erase(ctx context.Context, human bool) error {
 	if err != nil {
 		return err
 	}
-	if err := c.checkKeyringReachable(); err != nil {
-		return err
-	}
+	// No keyring check first: erase clears every other store all the same,
+	// then says that the keyring could not be reached.
 	erased, err := c.helper().Erase(ctx, profile)
 	if err != nil {
 		return err

@@ -160,6 +160,25 @@ func TestBusWithoutAKeyring(t *testing.T) {
 	}
 }
 
+// TestEraseKeyringModeClearsTheFile: erase --store keyring where no
+// keyring can be reached still removes the file store's copy (erase clears
+// every store whatever --store says), then says the keyring could not be
+// asked.
+func TestEraseKeyringModeClearsTheFile(t *testing.T) {
+	srv := newServer(t, authtest.Options{})
+	home := t.TempDir()
+	for _, vars := range []map[string]string{nil, unreachableBus(t)} {
+		storeIn(t, filepath.Join(home, ".config"), "default", srv.Mint(userEmail, 0))
+		r := execHelper(t, home, vars, "", "erase", "--store", "keyring")
+		if r.exit != 1 || !strings.Contains(r.stderr, "removed the file store's copy, but the keyring") {
+			t.Errorf("bus %v: exit %d, stderr %q; want a storage error that says the file copy is gone", vars, r.exit, r.stderr)
+		}
+		if _, err := os.Stat(tokenFile(home, "default")); !os.IsNotExist(err) {
+			t.Errorf("bus %v: the file copy is still there: %v", vars, err)
+		}
+	}
+}
+
 // TestLoginChecksKeyringFirst (issue 11.5): login --store keyring with no
 // keyring to take the set fails before it asks or sends anything.
 func TestLoginChecksKeyringFirst(t *testing.T) {
