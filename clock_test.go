@@ -130,6 +130,28 @@ func TestTOTPWaitIsAnnounced(t *testing.T) {
 	assertNoTokens(t, "stderr", p.stderr.String(), userPassword)
 }
 
+// TestAutoLoginTOTPWaitIsQuiet: a get whose auto-login waits for the next
+// TOTP step succeeds with nothing on stderr (a successful get writes only
+// the warnings a human must see; --debug would show the wait).
+func TestAutoLoginTOTPWaitIsQuiet(t *testing.T) {
+	now := time.Now()
+	shift := 27*time.Second - now.Sub(now.Truncate(30*time.Second)) // 27 s into a step
+	clock := func() time.Time { return time.Now().Add(shift) }
+	srv := newServer(t, authtest.Options{Now: clock})
+	vars := map[string]string{
+		"PRUSA_ACCOUNT_URL": srv.URL, "PRUSA_CREDENTIAL_STORE": "file", "PRUSA_AUTO_LOGIN": "1",
+		"PRUSA_EMAIL": userEmail, "PRUSA_PASSWORD": userPassword, "PRUSA_TOTP_SECRET": userTOTPSecret,
+	}
+	p := newInProcess(t.TempDir(), vars, clock, nil)
+	if code := p.run("", "get", "--profile", "a"); code != 0 {
+		t.Fatalf("first get: exit %d: %s", code, p.stderr.String())
+	}
+	if code := p.run("", "get", "--profile", "b"); code != 0 || p.stderr.String() != "" {
+		t.Fatalf("second get, in the same step: exit %d, stderr %q; want 0 and nothing", code, p.stderr.String())
+	}
+	assertNoTokens(t, "stderr", p.stderr.String(), userPassword)
+}
+
 // TestStatusByServerClockAndPrintable: status judges and shows expiry by
 // the server's clock (the set's clock offset), and prints no control
 // character a claim carries (issue 11.3: no output line holds a CR or LF).

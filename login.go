@@ -206,7 +206,17 @@ func (c *cli) totpSource(openTTY func(string) (terminal, error)) (auth.TOTPSourc
 		}, nil
 	}
 	if secret := c.getenv("PRUSA_TOTP_SECRET"); secret != "" {
-		f, err := auth.TOTPFromSecret(secret, c.now, nil, func(msg string) { fmt.Fprintln(c.stderr, prog+": "+protocol.OneLine(msg)) })
+		notify := func(msg string) { fmt.Fprintln(c.stderr, prog+": "+protocol.OneLine(msg)) }
+		if c.s.command == "get" {
+			// A successful get writes nothing on stderr but the
+			// warnings a human must see: the wait shows with --debug.
+			notify = func(msg string) {
+				if debugf := c.debugf(); debugf != nil {
+					debugf("%s", msg)
+				}
+			}
+		}
+		f, err := auth.TOTPFromSecret(secret, c.now, nil, notify)
 		if err != nil {
 			return nil, protocol.Errorf(protocol.InvalidRequest, "PRUSA_TOTP_SECRET is not a base32 secret")
 		}
