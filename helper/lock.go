@@ -15,7 +15,7 @@ import (
 // lockPoll is how often a process waiting for a profile's lock retries.
 const lockPoll = 5 * time.Millisecond
 
-// lockFile takes the exclusive lock on path (created 0600, never deleted),
+// lockFile takes the exclusive lock on path (0600, never deleted),
 // waiting while ctx allows. A wait cut short by ctx's deadline wraps
 // context.DeadlineExceeded.
 func lockFile(ctx context.Context, path string) (unlock func(), err error) {
@@ -29,6 +29,9 @@ func lockFile(ctx context.Context, path string) (unlock func(), err error) {
 	}
 	if err != nil || !ok {
 		return nil, fmt.Errorf("%w: lock %s: %w", ErrStorage, path, unwrapPath(err))
+	}
+	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		os.Chmod(path, 0o600) // made by someone else, or before: 0600 like the store's files
 	}
 	return func() { l.Unlock() }, nil
 }

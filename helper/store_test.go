@@ -41,6 +41,12 @@ func TestFileStoreModesAndLock(t *testing.T) {
 	if m := mode(t, lock); m != 0o600 {
 		t.Errorf("lock mode %o", m)
 	}
+	// One made readable by others is made 0600 when next taken.
+	os.Chmod(lock, 0o644)
+	e.store("default", set)
+	if m := mode(t, lock); m != 0o600 {
+		t.Errorf("lock mode %o after a store, want 600", m)
+	}
 	data, _ := os.ReadFile(lock)
 	if len(data) != 0 {
 		t.Error("the lock file holds data")
