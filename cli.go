@@ -9,7 +9,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"time"
 
@@ -295,7 +294,7 @@ func (c *cli) authClient() *auth.Client {
 		AccountURL:  c.s.accountURL,
 		ClientID:    c.s.clientID,
 		RedirectURI: c.s.redirectURI,
-		UserAgent:   prog + "/" + version + " (" + runtime.GOOS + "; " + runtime.GOARCH + ")",
+		UserAgent:   prog + "/" + version,
 		Now:         c.now,
 		Debugf:      c.debugf(),
 	}

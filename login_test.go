@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -191,6 +192,34 @@ func TestLoginChecksTheFileStoreFirst(t *testing.T) {
 		}
 		if n := srv.Count(authtest.KindAuthorize) + srv.Count(authtest.KindLoginPost); n != 0 {
 			t.Fatalf("--store %s: %d requests to the server before the store was found unusable", store, n)
+		}
+	}
+}
+
+// TestUserAgent: every request, of a login and of a refresh, carries the
+// User-Agent prusa-credential-helper/<version>, exactly.
+func TestUserAgent(t *testing.T) {
+	srv := newServer(t, authtest.Options{AccessTTL: 30 * time.Second})
+	home := t.TempDir()
+	vars := map[string]string{"PRUSA_ACCOUNT_URL": srv.URL, "PRUSA_CREDENTIAL_STORE": "file", "PRUSA_EMAIL": userEmail, "PRUSA_PASSWORD": userPassword, "PRUSA_TOTP_SECRET": userTOTPSecret}
+	if r := execHelper(t, home, vars, "", "login"); r.exit != 0 {
+		t.Fatalf("login: %d %s", r.exit, r.stderr)
+	}
+	if r := execHelper(t, home, vars, "", "get"); r.exit != 0 {
+		t.Fatalf("refreshing get: %d %s", r.exit, r.stderr)
+	}
+	v := execHelper(t, home, nil, "", "version", "--json")
+	var ver struct{ Version string }
+	if err := json.Unmarshal([]byte(v.stdout), &ver); err != nil || ver.Version == "" {
+		t.Fatalf("version --json: %q %v", v.stdout, err)
+	}
+	reqs := srv.Requests()
+	if srv.Count(authtest.KindTokenRefresh) != 1 || len(reqs) < 5 {
+		t.Fatalf("%d requests, %d refreshes: want a login and a refresh", len(reqs), srv.Count(authtest.KindTokenRefresh))
+	}
+	for _, r := range reqs {
+		if ua := r.Header.Get("User-Agent"); ua != prog+"/"+ver.Version {
+			t.Errorf("%s %s: User-Agent %q, want %q", r.Method, r.Path, ua, prog+"/"+ver.Version)
 		}
 	}
 }
