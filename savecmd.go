@@ -117,8 +117,9 @@ func splitWords(s string) ([]string, error) {
 // saveCommand runs --save-command after a save, with the new set on stdin.
 type saveCommand struct {
 	argv    []string
-	timeout time.Duration    // saveCommandTimeout, unless a test says otherwise
-	warn    func(msg string) // one line on stderr
+	timeout time.Duration                    // saveCommandTimeout, unless a test says otherwise
+	warn    func(msg string)                 // one line on stderr
+	debugf  func(format string, args ...any) // --debug's diagnostics; may be nil
 }
 
 // saveHook is what runs --save-command after each successful save (login,
@@ -128,15 +129,15 @@ func (c *cli) saveHook() func(ctx context.Context, set *auth.TokenSet) {
 	if c.s.saveCommand == nil {
 		return nil
 	}
-	sc := &saveCommand{argv: c.s.saveCommand, warn: func(msg string) { c.warnf("%s", msg) }}
+	sc := &saveCommand{argv: c.s.saveCommand, warn: func(msg string) { c.warnf("%s", msg) }, debugf: c.debugf()}
 	return sc.run
 }
 
 // run runs the command without a shell and waits for it, for at most its
-// timeout. Its stdout is discarded and its stderr is never shown as it is:
-// both may echo the set. A failure is a warning, showing the exit status
-// and the first line of its stderr with every token of the set and every
-// token-looking string in it redacted.
+// timeout. Its output is not passed on: stdout is discarded, and stderr
+// shows only with --debug, its first line with every token of the set and
+// every token-looking string in it redacted (both may echo the set). A
+// failure is a warning that shows the exit status.
 //
 // The command has its own timeout: the end of ctx's deadline does not cut
 // it short (the set is saved by then, and handing it on is what the next
@@ -180,12 +181,11 @@ func (sc *saveCommand) run(ctx context.Context, set *auth.TokenSet) {
 	case errors.Is(err, exec.ErrNotFound):
 		what = "not found"
 	}
-	msg := fmt.Sprintf("save command %s failed: %s", sc.argv[0], what)
 	// Cut after redacting: a cut token would no longer match.
-	if line := protocol.Clip(redact(firstLine(stderr.Bytes()), set), 200); line != "" {
-		msg += ": " + line
+	if line := protocol.Clip(redact(firstLine(stderr.Bytes()), set), 200); line != "" && sc.debugf != nil {
+		sc.debugf("save command %s wrote on stderr: %s", sc.argv[0], line)
 	}
-	sc.warn(msg + " (the tokens are saved in the store all the same)")
+	sc.warn(fmt.Sprintf("save command %s failed: %s (the tokens are saved in the store all the same)", sc.argv[0], what))
 }
 
 // limitedBuffer keeps the first 4 KiB written to it and drops the rest.

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -75,15 +76,24 @@ func TestSplitWords(t *testing.T) {
 // runSave runs a save command on a canary set and returns the warnings.
 func runSave(t *testing.T, timeout time.Duration, argv ...string) (*auth.TokenSet, []string) {
 	t.Helper()
+	set, warnings, _ := runSaveDebug(t, timeout, argv...)
+	return set, warnings
+}
+
+// runSaveDebug is runSave with --debug: it returns the debug lines too.
+func runSaveDebug(t *testing.T, timeout time.Duration, argv ...string) (*auth.TokenSet, []string, []string) {
+	t.Helper()
 	b, _ := json.Marshal(canarySet(time.Now().Add(time.Hour), time.Now().Add(24*time.Hour)))
 	set, err := auth.ParseTokenSet(b)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var warnings []string
-	sc := &saveCommand{argv: argv, timeout: timeout, warn: func(m string) { warnings = append(warnings, m) }}
+	var warnings, debug []string
+	sc := &saveCommand{argv: argv, timeout: timeout,
+		warn:   func(m string) { warnings = append(warnings, m) },
+		debugf: func(format string, args ...any) { debug = append(debug, fmt.Sprintf(format, args...)) }}
 	sc.run(context.Background(), set)
-	return set, warnings
+	return set, warnings, debug
 }
 
 func needSh(t *testing.T) {
@@ -141,39 +151,43 @@ func TestSaveCommandGetsNoSecrets(t *testing.T) {
 
 // TestSaveCommandOutputNotPassedOn: a command that echoes the set on its
 // stdout and stderr and fails leaks none of it: the warning is one line
-// with its exit status and a redacted first line.
+// with its exit status, and nothing it wrote. With --debug, its stderr's
+// first line shows, redacted.
 func TestSaveCommandOutputNotPassedOn(t *testing.T) {
 	needSh(t)
-	set, warnings := runSave(t, 0, "sh", "-c", `echo "gh: bad credentials"; tr -d '\n' | tee /dev/stderr; echo; echo second line >&2; exit 3`)
+	set, warnings, debug := runSaveDebug(t, 0, "sh", "-c", `echo "gh: bad credentials"; echo CANARY-OUTPUT >&2; tr -d '\n' | tee /dev/stderr; echo; echo second line >&2; exit 3`)
 	if len(warnings) != 1 {
 		t.Fatalf("warnings: %q", warnings)
 	}
 	w := warnings[0]
-	if !strings.Contains(w, "save command sh failed: exit status 3") || strings.ContainsAny(w, "\r\n") || strings.Contains(w, "second line") {
-		t.Fatalf("warning %q", w)
+	if w != "save command sh failed: exit status 3 (the tokens are saved in the store all the same)" {
+		t.Fatalf("warning %q, want the exit status alone", w)
 	}
-	assertNoTokens(t, "the warning", w, set.AccessToken, set.RefreshToken, set.IDToken)
-	if strings.Contains(w, "CANARY") || strings.Contains(w, set.SharedSessionKey) {
-		t.Fatalf("the warning leaks the set: %q", w)
+	if len(debug) != 1 || debug[0] != "save command sh wrote on stderr: CANARY-OUTPUT" {
+		t.Fatalf("debug: %q, want stderr's first line", debug)
 	}
-	// What the command printed on stdout went nowhere: the warning shows
-	// stderr's first line only.
-	if strings.Contains(w, "bad credentials") {
-		t.Fatalf("stdout reached the warning: %q", w)
+	// With a token first, it is redacted.
+	set, _, debug = runSaveDebug(t, 0, "sh", "-c", `tr -d '\n' >&2; echo >&2; exit 3`)
+	if len(debug) != 1 || !strings.Contains(debug[0], "<redacted>") {
+		t.Fatalf("debug: %q, want a redacted line", debug)
+	}
+	assertNoTokens(t, "the debug line", debug[0], set.AccessToken, set.RefreshToken, set.IDToken)
+	if strings.Contains(debug[0], set.SharedSessionKey) {
+		t.Fatalf("the debug line leaks the set: %q", debug[0])
 	}
 }
 
 // TestSaveCommandLongLineCutAfterRedacting: a first line longer than the
-// warning keeps is cut after the set's values are redacted, so a value that
-// crosses the cut leaves no piece behind.
+// debug line keeps is cut after the set's values are redacted, so a value
+// that crosses the cut leaves no piece behind.
 func TestSaveCommandLongLineCutAfterRedacting(t *testing.T) {
 	needSh(t)
-	set, warnings := runSave(t, 0, "sh", "-c", `sid=$(sed -n 's/.*"shared_session_key":"\([^"]*\)".*/\1/p'); printf '%s%s\n' "$1" "$sid" >&2; exit 1`, "sh", strings.Repeat("no ", 64))
-	if len(warnings) != 1 {
-		t.Fatalf("warnings: %q", warnings)
+	set, _, debug := runSaveDebug(t, 0, "sh", "-c", `sid=$(sed -n 's/.*"shared_session_key":"\([^"]*\)".*/\1/p'); printf '%s%s\n' "$1" "$sid" >&2; exit 1`, "sh", strings.Repeat("no ", 64))
+	if len(debug) != 1 {
+		t.Fatalf("debug: %q", debug)
 	}
-	if strings.Contains(warnings[0], set.SharedSessionKey[:8]) || !strings.Contains(warnings[0], "no no") {
-		t.Fatalf("warning %q", warnings[0])
+	if strings.Contains(debug[0], set.SharedSessionKey[:8]) || !strings.Contains(debug[0], "no no") {
+		t.Fatalf("debug line %q", debug[0])
 	}
 }
 
