@@ -402,7 +402,7 @@ func (h *Helper) slow(ctx context.Context, profile, current string, margin time.
 	case set.AccessToken != current && auth.ValidFor(exp, now, 0):
 		// Another process refreshed after this one read: its token
 		// serves, whatever min_ttl or force_refresh ask.
-	case !force && savedSince(h.file.LockFile(profile), h.start.Add(-freshWindow)) && auth.ValidFor(exp, now, MinMargin):
+	case !force && savedSince(h.file.LockFile(profile), h.start.Add(-freshWindow), set.AccessToken) && auth.ValidFor(exp, now, MinMargin):
 		// The same when a process that started with this one saved the
 		// set before this one read it: a refresh now would give no
 		// longer a lifetime.
@@ -546,7 +546,7 @@ func (h *Helper) save(ctx context.Context, profile string, save reservation, set
 	if err != nil {
 		return protocol.Token{}, fmt.Errorf("saving the new tokens: %w", err)
 	}
-	markSaved(h.file.LockFile(profile))
+	markSaved(h.file.LockFile(profile), set.AccessToken)
 	h.saved(ctx, set)
 	c, err := set.Access()
 	if err != nil {

@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -307,7 +306,7 @@ func TestGetMinTTLAndForce(t *testing.T) {
 	// anyway. A process started seconds after that refresh (its lock
 	// file's stamp is older) refreshes it again.
 	markedAt := func(t time.Time) {
-		os.WriteFile(e.h.file.LockFile("default"), []byte(strconv.FormatInt(t.UnixNano(), 10)), 0o600)
+		os.WriteFile(e.h.file.LockFile("default"), fmt.Appendf(nil, "%020d %s", t.UnixNano(), tokenHash(tok.AccessToken)), 0o600)
 	}
 	markedAt(time.Now().Add(-2 * freshWindow))
 	tok2, err := e.get("default", 24*time.Hour, false)
@@ -322,8 +321,15 @@ func TestGetMinTTLAndForce(t *testing.T) {
 	if err != nil || tok3.AccessToken == tok2.AccessToken {
 		t.Fatalf("force_refresh did not refresh: %v", err)
 	}
-	if n := e.srv.Count(authtest.KindTokenRefresh); n != 3 {
-		t.Fatalf("%d refreshes, want 3", n)
+	// A set stored since the refresh is not the refresh's: a min_ttl it
+	// falls short of refreshes it.
+	stored := e.mint(10 * time.Minute)
+	e.store("default", stored)
+	if tok4, err := e.get("default", 15*time.Minute, false); err != nil || tok4.AccessToken == stored.AccessToken {
+		t.Fatalf("min_ttl 900 s right after a store of a token valid for 600 s: %v", err)
+	}
+	if n := e.srv.Count(authtest.KindTokenRefresh); n != 4 {
+		t.Fatalf("%d refreshes, want 4", n)
 	}
 }
 

@@ -2,6 +2,8 @@ package helper
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -37,32 +39,40 @@ func lockFile(ctx context.Context, path string) (unlock func(), err error) {
 }
 
 // markSaved writes the time of a refresh's or login's save, made under
-// the lock, into the lock file (whose content flock ignores), so that a
-// process that started about then but read the store only after the save
-// can tell (savedSince) that the set is that fresh. Where the lock
-// forbids the write (Windows locks are mandatory), nothing is stamped.
-// The stamp has a fixed width and overwrites the last one in place: a
-// truncation would cost a file system such as ext4 more than the rest of
-// the save.
-func markSaved(lockPath string) {
+// the lock, and a hash of the access token it saved into the lock file
+// (whose content flock ignores), so that a process that started about then
+// but read the store only after the save can tell (savedSince) that the
+// set it read is that fresh. Where the lock forbids the write (Windows
+// locks are mandatory), nothing is stamped. The stamp has a fixed width
+// and overwrites the last one in place: a truncation would cost a file
+// system such as ext4 more than the rest of the save.
+func markSaved(lockPath, accessToken string) {
 	f, err := os.OpenFile(lockPath, os.O_WRONLY|os.O_CREATE, 0o600) // the etcd store locks in etcd: no lock file yet
 	if err != nil {
 		return
 	}
 	defer f.Close()
-	f.WriteAt(fmt.Appendf(nil, "%0*d", stampWidth, time.Now().UnixNano()), 0)
+	f.WriteAt(fmt.Appendf(nil, "%0*d %s", stampWidth, time.Now().UnixNano(), tokenHash(accessToken)), 0)
 }
 
-// stampWidth is the width of markSaved's stamp: nanoseconds since 1970
+// stampWidth is the width of markSaved's time: nanoseconds since 1970
 // have 19 digits until the year 2286.
 const stampWidth = 20
 
-// savedSince reports whether markSaved stamped lockPath at or after t.
-func savedSince(lockPath string, t time.Time) bool {
+// tokenHash names an access token in a stamp: 16 hex digits of its SHA-256.
+func tokenHash(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:8])
+}
+
+// savedSince reports whether markSaved stamped lockPath at or after t,
+// saving accessToken: a set stored since by other means (store, a hand
+// edit) is not the one stamped.
+func savedSince(lockPath string, t time.Time, accessToken string) bool {
 	b, err := readFile(lockPath) // never a FIFO's wait
-	if err != nil {
+	if err != nil || len(b) < stampWidth+1+16 {
 		return false
 	}
-	ns, err := strconv.ParseInt(string(b[:min(len(b), stampWidth)]), 10, 64)
-	return err == nil && ns >= t.UnixNano()
+	ns, err := strconv.ParseInt(string(b[:stampWidth]), 10, 64)
+	return err == nil && ns >= t.UnixNano() && string(b[stampWidth+1:stampWidth+1+16]) == tokenHash(accessToken)
 }

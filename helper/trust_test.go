@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -740,14 +741,15 @@ func TestSaveStamp(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer unlock()
-	for _, before := range []string{"", "1795733862123456789", "123", "not a stamp at all, and longer than one"} {
+	stamp := fmt.Sprintf("%020d %s", 1795733862123456789, tokenHash("tok"))
+	for _, before := range []string{"", stamp, "00000000000000000123", "not a stamp at all, and longer than one: not one at all"} {
 		os.WriteFile(path, []byte(before), 0o600)
-		if savedSince(path, time.Unix(0, 0)) != (before == "1795733862123456789" || before == "123") {
+		if savedSince(path, time.Unix(0, 0), "tok") != (before == stamp) || savedSince(path, time.Unix(0, 0), "other") {
 			t.Fatalf("savedSince over %q", before)
 		}
 		start := time.Now()
-		markSaved(path)
-		if !savedSince(path, start) || savedSince(path, time.Now().Add(time.Second)) {
+		markSaved(path, "tok")
+		if !savedSince(path, start, "tok") || savedSince(path, time.Now().Add(time.Second), "tok") || savedSince(path, start, "other") {
 			t.Fatalf("after markSaved over %q: savedSince is wrong", before)
 		}
 	}
@@ -757,8 +759,8 @@ func TestSaveStamp(t *testing.T) {
 	// Where the lock is not a file (the etcd store's), the stamp makes one.
 	absent := filepath.Join(t.TempDir(), "etcd.lock")
 	start := time.Now()
-	markSaved(absent)
-	if fi, err := os.Stat(absent); err != nil || fi.Mode().Perm() != 0o600 || !savedSince(absent, start) {
+	markSaved(absent, "tok")
+	if fi, err := os.Stat(absent); err != nil || fi.Mode().Perm() != 0o600 || !savedSince(absent, start, "tok") {
 		t.Fatalf("stamp without a lock file: %v", err)
 	}
 }
