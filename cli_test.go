@@ -418,6 +418,11 @@ func TestKeyringThroughBinary(t *testing.T) {
 	if !strings.Contains(r.stdout, `{"profile":"cli-keyring","store":"keyring","user_id":"1530681","email":"canary@example.com"`) {
 		t.Fatalf("list: %s", r.stdout)
 	}
+	// A run on the file store lists it but cannot refresh it, and says so.
+	r = execHelper(t, home, vars, "", "refresh", "--all", "--store", "file")
+	if r.exit != 1 || r.stderr != "cli-keyring: profile \"cli-keyring\" is in the keyring, which a run with --store file does not refresh\n" {
+		t.Fatalf("refresh --all --store file: exit %d, stderr %q", r.exit, r.stderr)
+	}
 	r = execHelper(t, home, vars, "", "erase")
 	if r.stdout != `{"version":1,"success":true,"profile":"cli-keyring","erased":true}`+"\n" {
 		t.Fatalf("erase: %s %s", r.stdout, r.stderr)

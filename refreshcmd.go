@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 
+	"github.com/prusa-credential-helper/prusa-credential-helper/helper"
 	"github.com/prusa-credential-helper/prusa-credential-helper/protocol"
 )
 
@@ -46,6 +47,19 @@ func (c *cli) refresh(ctx context.Context) error {
 	entries, unread, err := c.helper().ListAll(ctx, profile)
 	if err != nil {
 		return err
+	}
+	if c.s.store == helper.ModeFile {
+		// The keyring's profiles are listed too, but a run on the file
+		// store cannot refresh them: said as such, not as "no stored
+		// credentials".
+		entries = slices.DeleteFunc(entries, func(e protocol.Profile) bool {
+			if e.Store == "file" {
+				return false
+			}
+			unread = append(unread, helper.Unread{Profile: e.Profile, Err: &protocol.Error{Code: protocol.StorageError,
+				Message: fmt.Sprintf("profile %q is in the %s, which a run with --store file does not refresh", e.Profile, e.Store)}})
+			return true
+		})
 	}
 	latest := map[string]protocol.Profile{} // by profile: the entry auto would use
 	for _, e := range entries {
