@@ -91,7 +91,11 @@ func (a *AutoStore) get(ctx context.Context, profile string, peek bool) (*auth.T
 	}
 	switch {
 	case fromKeyring == nil && fromFile == nil:
-		return nil, Result{Store: a.Name()}, ErrNotFound
+		where := a.Name()
+		if noKeyring(kerr) && !a.KeyringOnly {
+			where = "file" // where a set would go
+		}
+		return nil, Result{Store: where}, ErrNotFound
 	case fromFile == nil || (fromKeyring != nil && !newerOrSame(fromFile, fromKeyring)):
 		return fromKeyring, Result{Store: "keyring"}, nil
 	default:

@@ -352,7 +352,7 @@ func refreshFailed(profile string, err error) error {
 	case errors.Is(err, auth.ErrRefreshTokenExpired):
 		return &LoginRequiredError{Profile: profile, Reason: fmt.Sprintf("the refresh token of profile %q has expired", profile), Err: err}
 	case errors.Is(err, auth.ErrNoRefreshToken):
-		return &LoginRequiredError{Profile: profile, Reason: fmt.Sprintf("the access token of profile %q has expired (or expires within %.0f s) and there is no refresh token", profile, MinMargin.Seconds()), Err: err}
+		return &LoginRequiredError{Profile: profile, Reason: fmt.Sprintf("profile %q has no refresh token, so its access token cannot be renewed", profile), Err: err}
 	}
 	if oe := (*auth.OtherServerError)(nil); errors.As(err, &oe) {
 		return &LoginRequiredError{Profile: profile, Issuer: oe.Issuer, Err: err,
@@ -406,12 +406,19 @@ func (h *Helper) slow(ctx context.Context, profile, current string, margin time.
 		// The same when a process that started with this one saved the
 		// set before this one read it: a refresh now would give no
 		// longer a lifetime.
-	case auth.ValidFor(exp, now, MinMargin) && h.unrefreshable(set):
+	case !force && auth.ValidFor(exp, now, MinMargin) && h.unrefreshable(set):
 		// Still valid, and it cannot be renewed here: returned anyway,
 		// as a refreshed token that falls short of min_ttl is, and as
-		// PRUSA_TOKEN is.
+		// PRUSA_TOKEN is. (A force_refresh comes from a caller the
+		// token just failed: it needs to hear that a login is due.)
 	default:
 		tok, err := h.refreshLocked(ctx, profile, set, force)
+		if err != nil && !force && h.cfg.Auth.Refreshable(*set) != nil && auth.ValidFor(exp, now, MinMargin) {
+			// The auto-login that was to renew it failed: the token
+			// still serves, as above.
+			h.cfg.Debugf("%v; serving the stored token", err)
+			return token(profile, res.Store, set, exp), nil
+		}
 		if left := exp.Sub(now); err != nil && left > 0 && (errors.Is(err, auth.ErrNetwork) || errors.Is(err, auth.ErrServer)) {
 			// Say why a token that status calls valid was not served:
 			// it expires within the margin get keeps, or a refresh was
@@ -771,7 +778,7 @@ func (h *Helper) Status(ctx context.Context, profile string) (entry protocol.Pro
 	}
 	set, res, err := h.read(ctx, profile, false)
 	if errors.Is(err, ErrLoginRequired) {
-		return protocol.Profile{Profile: profile, Store: h.store.Name()}, false, nil
+		return protocol.Profile{Profile: profile, Store: cmp.Or(res.Store, h.store.Name())}, false, nil
 	}
 	if err != nil {
 		return protocol.Profile{}, false, err

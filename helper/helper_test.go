@@ -412,9 +412,10 @@ func TestLoginRequired(t *testing.T) {
 
 // TestUnrefreshableValidTokenServes: a valid access token that cannot be
 // renewed (no refresh token, an expired one) is returned whatever min_ttl
-// or force_refresh ask, as a refreshed token that falls short of min_ttl
-// is; within the 60 s margin it is login_required, saying why. With
-// auto-login, a login gives the longer token instead.
+// asks, as a refreshed token that falls short of min_ttl is; within the
+// 60 s margin, or with force_refresh (the caller says the token failed),
+// it is login_required. With auto-login, a login gives the longer token
+// instead, and an auto-login that fails leaves the valid token to serve.
 func TestUnrefreshableValidTokenServes(t *testing.T) {
 	e := newEnv(t, ModeFile, authtest.Options{RefreshTTL: time.Millisecond})
 	set := e.mint(30 * time.Minute) // its refresh token has expired by the get
@@ -424,23 +425,30 @@ func TestUnrefreshableValidTokenServes(t *testing.T) {
 		"expired": set,
 	} {
 		e.store(name, s)
-		for _, force := range []bool{false, true} {
-			tok, err := e.get(name, time.Hour, force)
-			if err != nil || tok.AccessToken != s.AccessToken {
-				t.Errorf("%s refresh token, min_ttl 1 h, force %v: %v; want the stored token", name, force, err)
-			}
+		if tok, err := e.get(name, time.Hour, false); err != nil || tok.AccessToken != s.AccessToken {
+			t.Errorf("%s refresh token, min_ttl 1 h: %v; want the stored token", name, err)
+		}
+		if _, err := e.get(name, 0, true); !errors.Is(err, ErrLoginRequired) {
+			t.Errorf("%s refresh token, force_refresh: %v; want login required", name, err)
 		}
 	}
 	if n := e.srv.Count(authtest.KindTokenRefresh); n != 0 {
 		t.Fatalf("%d refresh requests, want none", n)
 	}
 	e.store("short", &auth.TokenSet{AccessToken: e.mint(30 * time.Second).AccessToken})
-	if _, err := e.get("short", 0, false); !errors.Is(err, ErrLoginRequired) || !strings.Contains(err.Error(), "expires within 60 s") {
+	if _, err := e.get("short", 0, false); !errors.Is(err, ErrLoginRequired) || !strings.Contains(err.Error(), "has no refresh token") {
 		t.Fatalf("within the margin: %v", err)
 	}
 	var logins atomic.Int32
+	e.cfg.Login = func(ctx context.Context) (*auth.TokenSet, error) {
+		logins.Add(1)
+		return nil, auth.ErrInvalidCredentials
+	}
+	if tok, err := e.get("no", time.Hour, false); err != nil || tok.AccessToken != set.AccessToken || logins.Load() != 1 {
+		t.Fatalf("with an auto-login that fails: %v (%d logins); want the stored token", err, logins.Load())
+	}
 	e.cfg.Login = e.loginHook(&logins)
-	if tok, err := e.get("no", time.Hour, false); err != nil || tok.AccessToken == set.AccessToken || logins.Load() != 1 {
+	if tok, err := e.get("no", time.Hour, false); err != nil || tok.AccessToken == set.AccessToken || logins.Load() != 2 {
 		t.Fatalf("with auto-login: %v (%d logins); want a login's token", err, logins.Load())
 	}
 }

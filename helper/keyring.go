@@ -192,6 +192,13 @@ func mayHold(err error, profile, did string) error {
 	return &UnavailableError{Reason: fmt.Sprintf("%sthe keyring, which may hold profile %q, cannot be reached (%s)", did, profile, reason), NoBus: noBus, Hint: hint}
 }
 
+// noKeyring reports whether err says there is no keyring to reach at all
+// (no session bus, or no Secret Service on it).
+func noKeyring(err error) bool {
+	var ue *UnavailableError
+	return errors.As(err, &ue) && ue.NoBus
+}
+
 // absent is the error of every call to a keyring that is Absent.
 func (s *KeyringStore) absent() error {
 	if s.Absent == "" {
@@ -501,8 +508,7 @@ func (s *KeyringStore) MayHold(profile string, elsewhere bool, err error) bool {
 		return true
 	}
 	if _, serr := os.Stat(s.indexFile()); errors.Is(serr, os.ErrNotExist) {
-		var ue *UnavailableError
-		return !elsewhere && s.Absent == "" && !(errors.As(err, &ue) && ue.NoBus)
+		return !elsewhere && s.Absent == "" && !noKeyring(err)
 	} else if serr != nil {
 		return true
 	}

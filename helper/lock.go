@@ -24,6 +24,11 @@ func lockFile(ctx context.Context, path string) (unlock func(), err error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("%w: create %s: %w", ErrStorage, filepath.Dir(path), unwrapPath(err))
 	}
+	if fi, err := os.Lstat(path); err == nil && !fi.Mode().IsRegular() {
+		// Never lock, chmod or stamp through a symlink (a file that is
+		// not ours), and never wait on a FIFO's open.
+		return nil, fmt.Errorf("%w: lock %s: not a regular file", ErrStorage, path)
+	}
 	l := flock.New(path, flock.SetPermissions(0o600))
 	ok, err := l.TryLockContext(ctx, lockPoll)
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
@@ -47,7 +52,7 @@ func lockFile(ctx context.Context, path string) (unlock func(), err error) {
 // and overwrites the last one in place: a truncation would cost a file
 // system such as ext4 more than the rest of the save.
 func markSaved(lockPath, accessToken string) {
-	f, err := os.OpenFile(lockPath, os.O_WRONLY|os.O_CREATE, 0o600) // the etcd store locks in etcd: no lock file yet
+	f, err := os.OpenFile(lockPath, os.O_WRONLY|os.O_CREATE|openNoFollow|openNonBlock, 0o600) // the etcd store locks in etcd: no lock file yet
 	if err != nil {
 		return
 	}

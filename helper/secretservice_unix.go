@@ -16,6 +16,9 @@ const (
 	ssName            = "org.freedesktop.secrets"
 	ssService         = "/org/freedesktop/secrets"
 	ssLoginCollection = "/org/freedesktop/secrets/collection/login"
+	// gnome-keyring's collection kept in memory only, which go-keyring
+	// never uses.
+	ssSessionCollection = "/org/freedesktop/secrets/collection/session"
 )
 
 // errUseGoKeyring: the lean read met something only go-keyring's full
@@ -111,14 +114,17 @@ func leanGet(service, user string) (string, error) {
 	return string(secret.Value), nil
 }
 
-// Probe looks at the session bus after a call failed. missing: no
-// program owns the Secret Service's name and none can be started for it,
-// so no keyring is there at all. Else why, if not "", is a clearer reason
-// than the call's: the Secret Service has neither a login collection nor
-// a default one, the two that go-keyring keeps items in (a gnome-keyring
-// started on demand where no login keyring was ever made, as on a server
-// reached over SSH; or a keyring program whose database is closed, which
-// may hold the profile all the same). What it cannot tell is neither.
+// Probe looks at the session bus after a call failed. missing: there is no
+// keyring that could hold an item of go-keyring's, which keeps them in the
+// login collection, else in the default one: no program owns the Secret
+// Service's name and none can be started for it; or it is a gnome-keyring
+// with no keyring at all but its in-memory session collection (started on
+// demand where no login keyring was ever made, as on a server reached over
+// SSH; gnome-keyring lists every keyring it has, locked or not). Else why,
+// if not "", is a clearer reason than the call's: a Secret Service with
+// neither a login nor a default collection, such as a keyring program
+// whose database is closed, which may hold the profile all the same. What
+// it cannot tell is neither.
 func (secretService) Probe() (missing bool, why string) {
 	conn, err := dbus.SessionBus()
 	if err != nil {
@@ -140,12 +146,16 @@ func (secretService) Probe() (missing bool, why string) {
 	if err != nil {
 		return false, ""
 	}
-	if paths, ok := v.Value().([]dbus.ObjectPath); !ok || slices.Contains(paths, ssLoginCollection) {
+	paths, ok := v.Value().([]dbus.ObjectPath)
+	if !ok || slices.Contains(paths, ssLoginCollection) {
 		return false, ""
 	}
 	var alias dbus.ObjectPath
 	if svc.Call("org.freedesktop.Secret.Service.ReadAlias", 0, "default").Store(&alias) != nil || alias != "/" {
 		return false, ""
+	}
+	if slices.Equal(paths, []dbus.ObjectPath{ssSessionCollection}) {
+		return true, "the gnome-keyring on the D-Bus session bus has no keyring (no login keyring was ever made here)"
 	}
 	return false, "the Secret Service on the D-Bus session bus has no login keyring open: none was made here, or it is closed"
 }

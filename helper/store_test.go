@@ -178,6 +178,28 @@ func TestFileGetOfTheSameBytes(t *testing.T) {
 	}
 }
 
+// TestSymlinkedLockIsRefused: a lock file that is a symlink is refused,
+// and what it points to keeps its bytes and mode: the helper never locks,
+// tightens or stamps a file that is not its own.
+func TestSymlinkedLockIsRefused(t *testing.T) {
+	e := newEnv(t, ModeFile, authtest.Options{})
+	e.store("default", e.mint(0))
+	victim := filepath.Join(t.TempDir(), "victim")
+	os.WriteFile(victim, []byte("precious, and not the helper's"), 0o644)
+	lock := e.h.file.LockFile("default")
+	os.Remove(lock)
+	if err := os.Symlink(victim, lock); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.get("default", 0, true); !errors.Is(err, ErrStorage) || !strings.Contains(err.Error(), "not a regular file") {
+		t.Fatalf("refresh with a symlinked lock: %v, want a storage error", err)
+	}
+	markSaved(lock, "tok") // nor does a stamp go through it
+	if b, _ := os.ReadFile(victim); string(b) != "precious, and not the helper's" || mode(t, victim) != 0o644 {
+		t.Fatalf("the symlink's target changed: %q, mode %o", b, mode(t, victim))
+	}
+}
+
 func TestFileStoreSymlinks(t *testing.T) {
 	e := newEnv(t, ModeFile, authtest.Options{})
 	os.MkdirAll(e.dir, 0o700)
