@@ -53,6 +53,15 @@ func (e *EnvSource) Bare() bool { return e.Var == EnvToken }
 // neither is set (an empty value counts as unset). Both are checked
 // whichever is used: a bad one is an error, never skipped.
 func FromEnv(getenv func(string) string) (*EnvSource, error) {
+	var full *EnvSource
+	if v := getenv(EnvTokensJSON); v != "" {
+		set, err := auth.ParseTokenSet([]byte(v))
+		if err != nil {
+			return nil, &envError{fmt.Sprintf("%s is not a valid token set: %s", EnvTokensJSON, reason(err))}
+		}
+		c, _ := set.Access() // parsed by ParseTokenSet
+		full = &EnvSource{Var: EnvTokensJSON, Set: set, Access: c}
+	}
 	var bare *EnvSource
 	if raw := getenv(EnvToken); raw != "" {
 		v := strings.TrimSpace(raw) // a token read from a file keeps its newline
@@ -65,13 +74,8 @@ func FromEnv(getenv func(string) string) (*EnvSource, error) {
 		}
 		bare = &EnvSource{Var: EnvToken, Set: &auth.TokenSet{AccessToken: v, TokenType: "Bearer"}, Access: c}
 	}
-	if v := getenv(EnvTokensJSON); v != "" {
-		set, err := auth.ParseTokenSet([]byte(v))
-		if err != nil {
-			return nil, &envError{fmt.Sprintf("%s is not a valid token set: %s", EnvTokensJSON, reason(err))}
-		}
-		c, _ := set.Access() // parsed by ParseTokenSet
-		return &EnvSource{Var: EnvTokensJSON, Set: set, Access: c}, nil
+	if full != nil {
+		return full, nil
 	}
 	return bare, nil
 }
