@@ -142,6 +142,30 @@ func TestClockOffsetTOTP(t *testing.T) {
 	}
 }
 
+// TestClockSetBackKeepsTOTPWorking: after a login, the clock set back 3 h
+// does not lock the account out until it catches up: the record of the
+// last TOTP step used follows the clock.
+func TestClockSetBackKeepsTOTPWorking(t *testing.T) {
+	const secret = "JBSWY3DPEHPK3PXP"
+	srv := authtest.NewServer(authtest.Options{Users: []authtest.User{{Email: email, Password: password, TOTPSecret: secret}}})
+	defer srv.Close()
+	key, _ := auth.DecodeTOTPSecret(secret)
+	login := func() error {
+		c := &auth.Client{AccountURL: srv.URL, ClientID: auth.DefaultClientID, RedirectURI: auth.DefaultRedirectURI, UserAgent: "test"}
+		_, err := c.Login(context.Background(), auth.LoginInput{Email: email, Password: password, TOTP: func(context.Context, int, time.Duration) (string, error) {
+			return auth.TOTP(key, auth.TOTPStep(srv.Now()), auth.TOTPDigits), nil
+		}})
+		return err
+	}
+	if err := login(); err != nil {
+		t.Fatalf("first login: %v", err)
+	}
+	srv.SetClockOffset(-3 * time.Hour)
+	if err := login(); err != nil {
+		t.Fatalf("a login after the clock was set back: %v", err)
+	}
+}
+
 // TestControlEndpoint: /_emulator/clock exists only with Options.Control,
 // and sets the offset.
 func TestControlEndpoint(t *testing.T) {

@@ -1,6 +1,7 @@
 package authtest
 
 import (
+	"cmp"
 	"crypto/rand"
 	"html/template"
 	"net/http"
@@ -69,7 +70,14 @@ func (s *Server) checkCSRF(w http.ResponseWriter, r *http.Request) bool {
 		template.Must(template.New("").Parse(forbiddenPage)).Execute(w, reason)
 		return false
 	}
-	if o := r.Header.Get("Origin"); o != "" && o != s.origin() {
+	// Django compares with the host the request was sent to (its Host
+	// header), so http://localhost:PORT works as well as 127.0.0.1.
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	good := cmp.Or(s.opts.TrustedOrigin, scheme+"://"+r.Host)
+	if o := r.Header.Get("Origin"); o != "" && o != good {
 		return fail("Origin checking failed - " + o + " does not match any trusted origins.")
 	}
 	if ref := r.Header.Get("Referer"); ref != "" || r.TLS != nil {
@@ -77,7 +85,7 @@ func (s *Server) checkCSRF(w http.ResponseWriter, r *http.Request) bool {
 		if ref == "" {
 			return fail("Referer checking failed - no Referer.")
 		}
-		if err != nil || u.Scheme+"://"+u.Host != s.origin() {
+		if err != nil || u.Scheme+"://"+u.Host != good {
 			return fail("Referer checking failed - does not match any trusted origins.")
 		}
 	}

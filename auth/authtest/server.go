@@ -88,6 +88,12 @@ type Options struct {
 	FloatExp       bool      // exp claims as floats (1795733862.25) instead of integers
 	NumericSub     bool      // sub claims as numbers instead of strings
 
+	// TrustedOrigin, if set, is the one origin (scheme://host[:port]) whose
+	// Origin and Referer the login forms accept, as a Django site with
+	// CSRF_TRUSTED_ORIGINS behind a proxy would; by default it is the
+	// host each request was sent to (its Host header), as Django does.
+	TrustedOrigin string
+
 	// RedirectLoop: the login page redirects back to the authorize
 	// endpoint, which redirects to the login page (a server that loses its
 	// session): a client must give up.
@@ -272,7 +278,19 @@ func NewServer(opts Options) *Server {
 
 // SetClockOffset moves the server's clock to the local clock plus d, as
 // Options.ClockOffset does; it is safe to call while requests are served.
-func (s *Server) SetClockOffset(d time.Duration) { s.offset.Store(int64(d)) }
+//
+// A TOTP code's time step is then judged by the new clock, so the record
+// of the last step each account used (a code of an earlier step is
+// refused, as django-otp does) is cleared: a clock set back does not lock
+// the accounts out until it catches up.
+func (s *Server) SetClockOffset(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.offset.Store(int64(d))
+	for _, u := range s.users {
+		u.lastStep = 0
+	}
+}
 
 // ClockOffset returns how far the server's clock is ahead of the local
 // one (negative: behind).
