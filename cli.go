@@ -391,6 +391,10 @@ func (c *cli) classify(err error) *protocol.Error {
 		return &protocol.Error{Code: protocol.NetworkError, Message: msg, Hint: "check that the etcd cluster answers, or try again later"}
 	case errors.Is(err, auth.ErrNetwork):
 		return &protocol.Error{Code: protocol.NetworkError, Message: "cannot reach the account server: " + msg, Hint: "check the network and --account-url, or try again later"}
+	case errors.Is(err, auth.ErrRequestRefused):
+		// Not the server's passing trouble: a retry gets the same answer.
+		return &protocol.Error{Code: protocol.Internal, Message: msg,
+			Hint: "check the account URL (--account-url / PRUSA_ACCOUNT_URL: the server's root, such as https://account.prusa3d.com), --client-id / PRUSA_CLIENT_ID and --redirect-uri / PRUSA_REDIRECT_URI"}
 	case errors.Is(err, auth.ErrServer), errors.Is(err, auth.ErrTooManyRedirects), errors.Is(err, auth.ErrCSRF), errors.Is(err, auth.ErrUnexpectedPage):
 		return &protocol.Error{Code: protocol.ServerError, Message: msg}
 	case errors.Is(err, helper.ErrUnavailable):

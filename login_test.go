@@ -223,3 +223,22 @@ func TestUserAgent(t *testing.T) {
 		}
 	}
 }
+
+// TestLoginRefusedRequest: a login page that answers 400 or 404 (an
+// account URL with a path, a wrong client ID) is no passing trouble of the
+// server: internal (exit 1), with a hint that names the settings, not
+// "retry later" (75).
+func TestLoginRefusedRequest(t *testing.T) {
+	srv := newServer(t, authtest.Options{})
+	for name, vars := range map[string]map[string]string{
+		"account URL with a path": {"PRUSA_ACCOUNT_URL": srv.URL + "/login/"},
+		"wrong client ID":         {"PRUSA_ACCOUNT_URL": srv.URL, "PRUSA_CLIENT_ID": "bogus"},
+	} {
+		vars["PRUSA_EMAIL"], vars["PRUSA_PASSWORD"], vars["PRUSA_TOTP_SECRET"] = userEmail, userPassword, userTOTPSecret
+		r := execHelper(t, t.TempDir(), vars, "", "login", "--store", "file")
+		if r.exit != 1 || !strings.Contains(r.stderr, "the account server refused the request") || !strings.Contains(r.stderr, "\nhint: check the account URL") {
+			t.Errorf("%s: exit %d, stderr %q; want 1 and a hint naming the settings", name, r.exit, r.stderr)
+		}
+		assertNoTokens(t, name, r.stderr, userPassword)
+	}
+}

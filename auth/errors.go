@@ -37,6 +37,10 @@ var (
 	// ErrUnexpectedPage: a page that is neither a login form, a TOTP form
 	// nor a redirect to the redirect URI.
 	ErrUnexpectedPage = errors.New("unexpected answer from the account server")
+	// ErrRequestRefused: a login page answered 4xx (other than 403 and
+	// 429): the request itself is wrong, most likely the account URL, the
+	// client ID or the redirect URI.
+	ErrRequestRefused = errors.New("the account server refused the request")
 	// ErrStateMismatch: the state returned to the redirect URI is not the
 	// one sent (RFC 6749 §10.12).
 	ErrStateMismatch = errors.New("state returned by the account server does not match")

@@ -313,6 +313,8 @@ func (s *loginSession) do(ctx context.Context, method string, u *url.URL, form u
 			return nil, ErrCSRF
 		case resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests:
 			return nil, fmt.Errorf("%w: %s %s answered %d", ErrServer, method, u.Path, resp.StatusCode)
+		case resp.StatusCode >= 400 && resp.StatusCode != http.StatusForbidden:
+			return nil, fmt.Errorf("%w: %s %s answered %d", ErrRequestRefused, method, u.Path, resp.StatusCode)
 		case resp.StatusCode != http.StatusOK:
 			return nil, fmt.Errorf("%w: %s %s answered %d", ErrUnexpectedPage, method, u.Path, resp.StatusCode)
 		}

@@ -215,8 +215,9 @@ func TestLoginErrors(t *testing.T) {
 		{name: "localhost for 127.0.0.1", in: auth.LoginInput{Email: canaryEmail, Password: canaryPassword}, url: func(srv *authtest.Server) string {
 			return strings.Replace(srv.URL, "127.0.0.1", "localhost", 1)
 		}},
-		{name: "wrong client id", in: auth.LoginInput{Email: canaryEmail, Password: canaryPassword}, opts: authtest.Options{ClientID: "other"}, want: auth.ErrUnexpectedPage},
-		{name: "unregistered redirect URI", in: auth.LoginInput{Email: canaryEmail, Password: canaryPassword}, opts: authtest.Options{RedirectURI: "https://example.com/cb"}, want: auth.ErrUnexpectedPage},
+		{name: "wrong client id", in: auth.LoginInput{Email: canaryEmail, Password: canaryPassword}, opts: authtest.Options{ClientID: "other"}, want: auth.ErrRequestRefused},
+		{name: "unregistered redirect URI", in: auth.LoginInput{Email: canaryEmail, Password: canaryPassword}, opts: authtest.Options{RedirectURI: "https://example.com/cb"}, want: auth.ErrRequestRefused},
+		{name: "an account URL with a path", in: auth.LoginInput{Email: canaryEmail, Password: canaryPassword}, url: func(srv *authtest.Server) string { return srv.URL + "/login/" }, want: auth.ErrRequestRefused},
 		{name: "server gone", in: auth.LoginInput{Email: canaryEmail, Password: canaryPassword}, url: func(srv *authtest.Server) string {
 			srv.Close()
 			return srv.URL
@@ -352,7 +353,7 @@ func TestLoginHostilePages(t *testing.T) {
 			http.Redirect(w, r, "https://accounts.google.example/o/oauth2", http.StatusFound)
 		}, auth.ErrUnexpectedPage},
 		{"server error", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(502) }, auth.ErrServer},
-		{"404", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(404) }, auth.ErrUnexpectedPage},
+		{"404", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(404) }, auth.ErrRequestRefused},
 		{"enormous page", func(w http.ResponseWriter, r *http.Request) {
 			chunk := strings.Repeat("<div>", 1<<16)
 			for range 80 {
