@@ -143,6 +143,8 @@ func TestBadInputCatalogue(t *testing.T) {
 		{name: "env: PRUSA_TOKEN not a JWT", args: []string{"get"}, env: map[string]string{"PRUSA_TOKEN": "CANARY-ghp_abc"}, exit: 2, msg: "PRUSA_TOKEN is not a JWT"},
 		{name: "env: http account URL", args: []string{"get"}, env: map[string]string{"PRUSA_ACCOUNT_URL": "http://account.prusa3d.com"}, exit: 2, msg: "only for loopback"},
 		{name: "env: account URL not a URL", args: []string{"get"}, env: map[string]string{"PRUSA_ACCOUNT_URL": "account.prusa3d.com"}, exit: 2, msg: "want an absolute URL such as https://account.prusa3d.com"},
+		{name: "env: account URL without a scheme, an IP and port", args: []string{"get"}, env: map[string]string{"PRUSA_ACCOUNT_URL": "127.0.0.1:8080"}, exit: 2, msg: "want an absolute URL such as https://account.prusa3d.com (http:// for a loopback host)"},
+		{name: "env: account URL without a scheme, a name and port", args: []string{"get"}, env: map[string]string{"PRUSA_ACCOUNT_URL": "localhost:8080"}, exit: 2, msg: "want an absolute URL such as https://account.prusa3d.com (http:// for a loopback host)"},
 		{name: "env: account URL without a host", args: []string{"get"}, env: map[string]string{"PRUSA_ACCOUNT_URL": "https://"}, exit: 2, msg: "no host"},
 		{name: "env: account URL ftp", args: []string{"get"}, env: map[string]string{"PRUSA_ACCOUNT_URL": "ftp://account.prusa3d.com"}, exit: 2, msg: `scheme "ftp"`},
 		{name: "env: account URL with credentials", args: []string{"get"}, env: map[string]string{"PRUSA_ACCOUNT_URL": "https://u:CANARY@account.prusa3d.com"}, exit: 2, msg: "no user"},

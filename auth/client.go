@@ -93,6 +93,9 @@ func parseAccountURL(raw string) (*url.URL, error) {
 			return nil, errors.New("use printable ASCII only (a host name in its xn-- form)")
 		}
 	}
+	if !strings.Contains(raw, "://") { // such as 127.0.0.1:8080 or localhost:8080
+		return nil, fmt.Errorf("want an absolute URL such as %s (http:// for a loopback host)", DefaultAccountURL)
+	}
 	u, err := url.Parse(raw)
 	if err != nil {
 		return nil, errors.New("not a URL")
