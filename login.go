@@ -228,7 +228,7 @@ func (c *cli) totpSource(openTTY func(string) (terminal, error)) (auth.TOTPSourc
 			return "", err
 		}
 		if attempt > 1 {
-			t.Println("invalid TOTP code, try again")
+			t.Println("invalid TOTP code, try again (a code works once: after a login in this 30 s step, wait for the next one)")
 		}
 		for {
 			entry, err := t.Prompt(ctx, "TOTP code: ")

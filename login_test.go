@@ -67,7 +67,7 @@ func TestInteractiveLogin(t *testing.T) {
 	if len(tty.secret) != 1 || !strings.HasPrefix(tty.secret[0], "Password for canary@example.com") {
 		t.Fatalf("the password was not asked without echo: %q", tty.secret)
 	}
-	if got := strings.Count(tty.shown.String(), "invalid TOTP code, try again"); got != 2 {
+	if got := strings.Count(tty.shown.String(), "invalid TOTP code, try again (a code works once: after a login in this 30 s step, wait for the next one)"); got != 2 {
 		t.Fatalf("%d retries announced, want 2", got)
 	}
 	if srv.Count(authtest.KindTOTPPost) != 3 || !tty.closed {
