@@ -18,7 +18,7 @@ while [ $# -gt 0 ]; do
 	--prefix) [ $# -ge 2 ] || { echo "install.sh: --prefix needs a directory" >&2; exit 2; }; prefix=$2; shift 2 ;;
 	--prefix=*) prefix=${1#--prefix=}; shift ;;
 	--uninstall) uninstall=1; shift ;;
-	-h|--help) sed -n '2,9s/^# \{0,1\}//p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,10s/^# \{0,1\}//p' "$0"; exit 0 ;;
 	*) echo "install.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
 	esac
 done
