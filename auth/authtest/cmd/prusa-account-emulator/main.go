@@ -54,6 +54,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"strings"
@@ -87,10 +88,16 @@ func (u *users) Set(v string) error {
 	user := authtest.User{Email: email, Password: rest}
 	if i := strings.LastIndexByte(rest, ':'); i > 0 {
 		user.Password, user.TOTPSecret = rest[:i], rest[i+1:]
+		if _, err := auth.DecodeTOTPSecret(user.TOTPSecret); err != nil {
+			return errBadSecret
+		}
 	}
 	*u = append(*u, user)
 	return nil
 }
+
+// errBadSecret is a --user whose TOTP secret is not base32.
+var errBadSecret = errors.New("the TOTP secret is not base32")
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -138,13 +145,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 0
 		}
 		msg := err.Error()
-		if strings.Contains(msg, " for flag -user: ") {
-			msg = "invalid --user: want EMAIL:PASSWORD[:TOTPSECRET]" // the value holds a password
+		switch {
+		case strings.Contains(msg, errBadSecret.Error()): // flag quotes the value: never shown
+			msg = "invalid --user: " + errBadSecret.Error() // the value holds a password
+		case strings.Contains(msg, " for flag -user: "):
+			msg = "invalid --user: want EMAIL:PASSWORD[:TOTPSECRET]"
 		}
 		return usageError(stderr, msg)
 	}
 	if fs.NArg() > 0 {
 		return usageError(stderr, "unexpected argument "+protocol.Shown(fs.Arg(0), protocol.Word))
+	}
+	if host, _, err := net.SplitHostPort(opts.Addr); err != nil {
+		return usageError(stderr, "--addr must be HOST:PORT")
+	} else if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return usageError(stderr, "--addr must be a loopback address, such as 127.0.0.1:8080")
 	}
 	switch next {
 	case "encoded":

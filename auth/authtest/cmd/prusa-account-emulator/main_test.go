@@ -91,11 +91,11 @@ func TestEmulatorProgram(t *testing.T) {
 }
 
 func TestEmulatorProgramUsage(t *testing.T) {
-	for _, args := range [][]string{{"--user", ":CANARY-pw"}, {"--user", "a@b.c:x", "CANARY-extra"}, {"--user", "nocolon"}, {"--user", "a@b.c:x", "--next", "weird"}, {"--user", "a@b.c:x", "--addr", "0.0.0.0:0"}, {"--clock-offset", "3 hours"}, {"--nope"}, {"extra"}} {
+	for _, args := range [][]string{{"--user", ":CANARY-pw"}, {"--user", "a@b.c:x", "CANARY-extra"}, {"--user", "nocolon"}, {"--user", "a@b.c:x", "--next", "weird"}, {"--user", "a@b.c:x", "--addr", "0.0.0.0:0"}, {"--clock-offset", "3 hours"}, {"--nope"}, {"extra"}, {"--user", "a@b.c:CANARY-pw:notbase32!"}} {
 		var out, errw strings.Builder
 		code := run(context.Background(), args, &out, &errw)
-		if code == 0 || out.Len() != 0 || errw.Len() == 0 || strings.Count(errw.String(), "\n") != 1 {
-			t.Errorf("%q: exit %d, stdout %q, stderr %q; want a non-zero exit and one line on stderr", args, code, out.String(), errw.String())
+		if code != 2 || out.Len() != 0 || errw.Len() == 0 || strings.Count(errw.String(), "\n") != 1 {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q; want exit 2 and one line on stderr", args, code, out.String(), errw.String())
 		}
 		if strings.Contains(errw.String(), "CANARY") {
 			t.Errorf("%q: stderr %q echoes a password or an argument", args, errw.String())
