@@ -379,7 +379,7 @@ func (c *cli) classify(err error) *protocol.Error {
 	case errors.Is(err, helper.ErrLoginRequired):
 		return &protocol.Error{Code: protocol.LoginRequired, Message: msg, Hint: "run: " + c.commandLine("login", c.s.profile)}
 	case errors.Is(err, auth.ErrInvalidCredentials):
-		return &protocol.Error{Code: protocol.LoginRequired, Message: "invalid email or password", Hint: "check them, and that --account-url is the account server"}
+		return &protocol.Error{Code: protocol.LoginRequired, Message: "invalid email or password", Hint: "check them, and that --account-url / PRUSA_ACCOUNT_URL is the account server"}
 	case errors.Is(err, auth.ErrInvalidTOTP):
 		return &protocol.Error{Code: protocol.LoginRequired, Message: "invalid TOTP code", Hint: c.totpHint()}
 	case errors.Is(err, context.DeadlineExceeded):

@@ -68,7 +68,7 @@ func TestInteractiveLoginPasswordTries(t *testing.T) {
 		tty := &fakeTerminal{answers: map[string][]string{"Password for": {"CANARY-1", "CANARY-2", "CANARY-3", userPassword}}}
 		p := newInProcess(t.TempDir(), map[string]string{"PRUSA_ACCOUNT_URL": srv.URL, "PRUSA_EMAIL": userEmail}, time.Now, tty)
 		exit := p.run("", "login", "--store", "file")
-		if exit != 4 || p.stderr.String() != prog+": invalid email or password\nhint: check them, and that --account-url is the account server\n" || srv.Count(authtest.KindLoginPost) != 3 {
+		if exit != 4 || p.stderr.String() != prog+": invalid email or password\nhint: check them, and that --account-url / PRUSA_ACCOUNT_URL is the account server\n" || srv.Count(authtest.KindLoginPost) != 3 {
 			t.Fatalf("exit %d stderr %q posts %d", exit, p.stderr.String(), srv.Count(authtest.KindLoginPost))
 		}
 		if got := strings.Count(tty.shown.String(), "invalid email or password, try again"); got != 2 {
