@@ -33,6 +33,9 @@ type ttyTerminal struct {
 func (t *ttyTerminal) Prompt(ctx context.Context, prompt string) (string, error) {
 	fmt.Fprint(t.out, prompt)
 	line, err := readUntilDone(ctx, func() (string, error) { return t.r.ReadString('\n') })
+	if ctx.Err() != nil {
+		fmt.Fprintln(t.out) // what follows (interrupted) starts a line of its own
+	}
 	if err != nil && (err != io.EOF || line == "") {
 		return "", err
 	}

@@ -204,6 +204,28 @@ func TestLoginCtrlC(t *testing.T) {
 	}
 }
 
+// TestLoginCtrlCAtEmail: Ctrl-C at the email prompt (which echoes) ends
+// the prompt's line, so that the message after it starts a line of its own.
+func TestLoginCtrlCAtEmail(t *testing.T) {
+	srv := newServer(t, authtest.Options{})
+	master, slave := openPTY(t)
+	shown := watch(master)
+	cmd, _, stderr := startOnTerminal(t, slave, map[string]string{"PRUSA_ACCOUNT_URL": srv.URL}, "login")
+	waitShown(t, shown, "Prusa Account email: ", 1)
+	master.Write([]byte{3}) // Ctrl-C
+	if exit := exitCode(t, cmd); exit != 130 || stderr.String() != prog+": interrupted\n" {
+		t.Fatalf("exit %d stderr %q", exit, stderr.String())
+	}
+	var after string
+	for range 100 { // the terminal's output arrives after the exit, soon
+		if _, after, _ = strings.Cut(shown.String(), "Prusa Account email: "); strings.Contains(after, "\n") {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("the prompt's line was left open: %q", after)
+}
+
 // TestLoginOnTerminal: a whole interactive login on a real terminal: an
 // empty email asked again, a wrong password refused and both asked again,
 // a TOTP entry of 5 digits refused on the spot, then a code with a space
