@@ -43,7 +43,8 @@ const flagsHelp = `Flags (each also an environment variable; the flag wins):
   --client-id ID       OAuth client ID (PRUSA_CLIENT_ID)
   --redirect-uri URI   OAuth redirect URI (PRUSA_REDIRECT_URI)
   --timeout DURATION   budget for network and lock waits (PRUSA_HELPER_TIMEOUT;
-                       default 20s; login, and get with --auto-login, 120s)
+                       default 20s; login, and get or refresh with --auto-login,
+                       120s)
   --debug              redacted diagnostics on stderr (PRUSA_HELPER_DEBUG=1)
   --auto-login         get logs in from PRUSA_EMAIL, PRUSA_PASSWORD and PRUSA_TOTP_SECRET
                        instead of answering login_required (PRUSA_AUTO_LOGIN=1)

@@ -15,7 +15,7 @@ import (
 // Default budgets of --timeout.
 const (
 	defaultTimeout = 20 * time.Second
-	loginTimeout   = 120 * time.Second // login, and a get that may log in (--auto-login)
+	loginTimeout   = 120 * time.Second // login, and a get or refresh that may log in (--auto-login)
 )
 
 // setting resolves a setting: the flag if given, else the environment
@@ -112,7 +112,7 @@ func (c *cli) resolve() error {
 }
 
 // resolveTimeout sets the budget: --timeout, else PRUSA_HELPER_TIMEOUT,
-// else 20 s, or login's 120 s for login and for a get that may log in.
+// else 20 s, or login's 120 s for login and for a get or refresh that may log in.
 func (c *cli) resolveTimeout() error {
 	s := c.s
 	if s.set["timeout"] {
