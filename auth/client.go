@@ -113,7 +113,7 @@ func parseAccountURL(raw string) (*url.URL, error) {
 	case "https":
 		return u, nil
 	case "http":
-		if host := u.Hostname(); !isLoopback(host) {
+		if host := u.Hostname(); !IsLoopback(host) {
 			return nil, fmt.Errorf("http:// is allowed only for loopback hosts, not %s; use https://", host)
 		}
 		return u, nil
@@ -121,8 +121,9 @@ func parseAccountURL(raw string) (*url.URL, error) {
 	return nil, fmt.Errorf("scheme %q: want https://", u.Scheme)
 }
 
-// isLoopback reports whether host is localhost or a loopback IP.
-func isLoopback(host string) bool {
+// IsLoopback reports whether host is localhost or a loopback IP: a host
+// that may be reached over http://.
+func IsLoopback(host string) bool {
 	ip := net.ParseIP(host)
 	return host == "localhost" || ip != nil && ip.IsLoopback()
 }
@@ -149,7 +150,7 @@ func SameServer(a, b string) bool {
 	switch {
 	case erra != nil || errb != nil:
 		return a == b
-	case isLoopback(ua.Hostname()) && isLoopback(ub.Hostname()):
+	case IsLoopback(ua.Hostname()) && IsLoopback(ub.Hostname()):
 		return true
 	}
 	return normalURL(ua) == normalURL(ub)

@@ -397,6 +397,12 @@ func (h *Helper) slow(ctx context.Context, profile, current string, margin time.
 		return h.refreshLocked(ctx, profile, set, force)
 	}
 	exp := c.Expiry.Time
+	// A token that cannot be renewed here (no refresh token, an expired
+	// one, or one of another account server) is returned while it stays
+	// valid, as a refreshed token that falls short of min_ttl is, and as
+	// PRUSA_TOKEN is; a force_refresh comes from a caller it just failed,
+	// who needs to hear that a login is due.
+	stuck := !force && auth.ValidFor(exp, now, MinMargin) && h.cfg.Auth.Refreshable(*set) != nil
 	switch {
 	case !force && auth.ValidFor(exp, now, margin):
 	case set.AccessToken != current && auth.ValidFor(exp, now, 0):
@@ -406,16 +412,12 @@ func (h *Helper) slow(ctx context.Context, profile, current string, margin time.
 		// The same when a process that started with this one saved the
 		// set before this one read it: a refresh now would give no
 		// longer a lifetime.
-	case !force && auth.ValidFor(exp, now, MinMargin) && h.unrefreshable(set):
-		// Still valid, and it cannot be renewed here: returned anyway,
-		// as a refreshed token that falls short of min_ttl is, and as
-		// PRUSA_TOKEN is. (A force_refresh comes from a caller the
-		// token just failed: it needs to hear that a login is due.)
+	case stuck && h.cfg.Login == nil:
 	default:
 		tok, err := h.refreshLocked(ctx, profile, set, force)
-		if err != nil && !force && h.cfg.Auth.Refreshable(*set) != nil && auth.ValidFor(exp, now, MinMargin) {
-			// The auto-login that was to renew it failed: the token
-			// still serves, as above.
+		if err != nil && stuck {
+			// The auto-login that was to renew it failed (or was not
+			// for another server's tokens): the token still serves.
 			h.cfg.Debugf("%v; serving the stored token", err)
 			return token(profile, res.Store, set, exp), nil
 		}
@@ -618,14 +620,6 @@ func subject(set *auth.TokenSet) string {
 		return string(c.Subject)
 	}
 	return ""
-}
-
-// unrefreshable reports whether get can neither refresh the set (it has no
-// refresh token, an expired one, or one of another account server) nor
-// log in instead.
-func (h *Helper) unrefreshable(set *auth.TokenSet) bool {
-	err := h.cfg.Auth.Refreshable(*set)
-	return err != nil && (h.cfg.Login == nil || errors.Is(err, auth.ErrOtherServer))
 }
 
 // Refresh refreshes the profile's set now, under its lock, whatever its

@@ -32,6 +32,7 @@
 package authtest
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -248,12 +249,8 @@ func NewServer(opts Options) *Server {
 	}
 	s.ts = httptest.NewUnstartedServer(http.HandlerFunc(s.serveHTTP))
 	if opts.Addr != "" {
-		host, _, err := net.SplitHostPort(opts.Addr)
-		if err != nil {
-			panic("authtest: bad Addr: " + err.Error())
-		}
-		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-			panic("authtest: Addr must be a loopback address, not " + opts.Addr)
+		if err := CheckAddr(opts.Addr); err != nil {
+			panic("authtest: Addr: " + err.Error())
 		}
 		l, err := net.Listen("tcp", opts.Addr)
 		if err != nil {
@@ -274,6 +271,19 @@ func NewServer(opts Options) *Server {
 	}
 	s.URL = s.base
 	return s
+}
+
+// CheckAddr checks that addr (Options.Addr) is HOST:PORT with a loopback
+// host: the emulator listens nowhere else.
+func CheckAddr(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return errors.New("want HOST:PORT")
+	}
+	if !auth.IsLoopback(host) {
+		return errors.New("want a loopback address, such as 127.0.0.1:8080")
+	}
+	return nil
 }
 
 // SetClockOffset moves the server's clock to the local clock plus d, as

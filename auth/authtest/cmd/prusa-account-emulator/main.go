@@ -54,7 +54,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/signal"
 	"strings"
@@ -156,10 +155,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if fs.NArg() > 0 {
 		return usageError(stderr, "unexpected argument "+protocol.Shown(fs.Arg(0), protocol.Word))
 	}
-	if host, _, err := net.SplitHostPort(opts.Addr); err != nil {
-		return usageError(stderr, "--addr must be HOST:PORT")
-	} else if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-		return usageError(stderr, "--addr must be a loopback address, such as 127.0.0.1:8080")
+	if err := authtest.CheckAddr(opts.Addr); err != nil {
+		return usageError(stderr, "invalid --addr: "+err.Error())
 	}
 	switch next {
 	case "encoded":
