@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -70,7 +69,7 @@ func execHelper(t *testing.T, home string, vars map[string]string, stdin string,
 	cmd.Stdin = strings.NewReader(stdin)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	detach(cmd)
 	err := cmd.Run()
 	exit := 0
 	if ee, ok := err.(*exec.ExitError); ok {

@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -59,7 +58,7 @@ func TestOutputToFullDisk(t *testing.T) {
 			cmd.Stdin = strings.NewReader(tc.stdin)
 			var stderr bytes.Buffer
 			cmd.Stdout, cmd.Stderr = full, &stderr
-			cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+			detach(cmd)
 			err = cmd.Run()
 			var ee *exec.ExitError
 			if !errors.As(err, &ee) || ee.ExitCode() != tc.exit {

@@ -21,7 +21,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -219,12 +218,12 @@ func TestCrashKills(t *testing.T) {
 			cmd.Env = append(cmd.Env, k+"="+v)
 		}
 		cmd.Stdin = strings.NewReader(stdin)
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		detach(cmd)
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(time.Duration(rand.Int64N(int64(maxDelay))))
-		cmd.Process.Signal(syscall.SIGKILL)
+		cmd.Process.Kill()
 		if err := cmd.Wait(); err == nil {
 			finished++ // it was done before the signal
 		} else {
@@ -630,12 +629,12 @@ func TestCrashKillsKeyring(t *testing.T) {
 		for k, v := range vars {
 			cmd.Env = append(cmd.Env, k+"="+v)
 		}
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		detach(cmd)
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(time.Duration(rand.Int64N(int64(took + time.Millisecond))))
-		cmd.Process.Signal(syscall.SIGKILL)
+		cmd.Process.Kill()
 		if cmd.Wait() == nil {
 			finished++
 		} else {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -52,5 +53,39 @@ func TestFIFOsDoNotHang(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second): // a guard against a hang, not a measure
 		t.Fatal("get waits on the FIFO")
+	}
+}
+
+// TestNonRegularTokenPath (issue 11.7): a FIFO or a device at the token
+// path is a storage error at once — on the fast path and for status —
+// never a hang.
+func TestNonRegularTokenPath(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "fifo.json")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Skip("no FIFOs here:", err)
+	}
+	for name, path := range map[string]string{"fifo": fifo, "device": os.DevNull} {
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t, ModeFile, authtest.Options{})
+			e.cfg.TokenFile = path
+			e.rebuild()
+			done := make(chan error, 2)
+			go func() {
+				_, err := e.h.Get(context.Background(), "default", 0, false)
+				done <- err
+				_, _, err = e.h.Status(context.Background(), "default")
+				done <- err
+			}()
+			for _, what := range []string{"get", "status"} {
+				select {
+				case err := <-done:
+					if !errors.Is(err, ErrStorage) || !strings.Contains(err.Error(), "not a regular file") {
+						t.Errorf("%s: %v, want a storage error saying it is not a regular file", what, err)
+					}
+				case <-time.After(10 * time.Second):
+					t.Fatalf("%s hangs on a %s", what, name)
+				}
+			}
+		})
 	}
 }

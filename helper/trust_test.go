@@ -10,7 +10,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -464,40 +463,6 @@ func TestFileRewrittenInPlace(t *testing.T) {
 	}
 	if n := e.srv.Count(authtest.KindTokenRefresh); n != 0 {
 		t.Fatalf("%d refreshes", n)
-	}
-}
-
-// TestNonRegularTokenPath (issue 11.7): a FIFO or a device at the token
-// path is a storage error at once — on the fast path and for status —
-// never a hang.
-func TestNonRegularTokenPath(t *testing.T) {
-	fifo := filepath.Join(t.TempDir(), "fifo.json")
-	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
-		t.Skip("no FIFOs here:", err)
-	}
-	for name, path := range map[string]string{"fifo": fifo, "device": os.DevNull} {
-		t.Run(name, func(t *testing.T) {
-			e := newEnv(t, ModeFile, authtest.Options{})
-			e.cfg.TokenFile = path
-			e.rebuild()
-			done := make(chan error, 2)
-			go func() {
-				_, err := e.h.Get(context.Background(), "default", 0, false)
-				done <- err
-				_, _, err = e.h.Status(context.Background(), "default")
-				done <- err
-			}()
-			for _, what := range []string{"get", "status"} {
-				select {
-				case err := <-done:
-					if !errors.Is(err, ErrStorage) || !strings.Contains(err.Error(), "not a regular file") {
-						t.Errorf("%s: %v, want a storage error saying it is not a regular file", what, err)
-					}
-				case <-time.After(10 * time.Second):
-					t.Fatalf("%s hangs on a %s", what, name)
-				}
-			}
-		})
 	}
 }
 
