@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/adrg/xdg"
@@ -180,6 +181,13 @@ func (c *cli) report(err error, interrupted bool) int {
 	if c.isProtocol() {
 		protocol.WriteError(c.stdout, c.s.format, pe)
 	}
+	if c.warned.Load() && pe.Hint != "" {
+		// An error gives one line and at most one hint line: after a
+		// warning (a corrupt file moved aside), its hint joins its line.
+		joined := *pe
+		joined.Message, joined.Hint = pe.Message+"; "+pe.Hint, ""
+		pe = &joined
+	}
 	io.WriteString(c.stderr, pe.Stderr(prog))
 	if code != 0 {
 		return code
@@ -193,6 +201,7 @@ type cli struct {
 	s         *settings
 	h         *helper.Helper
 	envSource *helper.EnvSource // the environment's tokens, read once by resolve
+	warned    atomic.Bool       // a warning is on stderr (see report)
 }
 
 func (c *cli) isProtocol() bool {
@@ -269,7 +278,7 @@ func (c *cli) helper() *helper.Helper {
 		Env:       c.envSource,
 		Now:       c.now,
 		Debugf:    c.debugf(),
-		Warn:      func(msg string) { fmt.Fprintf(c.stderr, "%s: %s\n", prog, msg) },
+		Warn:      c.warn,
 		OnSave:    c.saveHook(),
 	}
 	if c.s.autoLogin {
@@ -451,5 +460,11 @@ func (c *cli) commandLine(command, profile string) string {
 
 // warnf writes a one-line warning on stderr.
 func (c *cli) warnf(format string, args ...any) {
-	fmt.Fprintf(c.stderr, "%s: warning: %s\n", prog, protocol.OneLine(fmt.Sprintf(format, args...)))
+	c.warn("warning: " + protocol.OneLine(fmt.Sprintf(format, args...)))
+}
+
+// warn writes the helper's one-line message msg on stderr.
+func (c *cli) warn(msg string) {
+	c.warned.Store(true)
+	fmt.Fprintf(c.stderr, "%s: %s\n", prog, msg)
 }

@@ -177,3 +177,28 @@ func TestUnreadableTokenFileIsNotAbsent(t *testing.T) {
 		})
 	}
 }
+
+// TestCorruptFileWarningAndError: a get that finds a corrupt file says so
+// in a warning and then gives its error in one line, hint included, so
+// stderr holds two lines; the JSON message is the usual one.
+func TestCorruptFileWarningAndError(t *testing.T) {
+	config := t.TempDir()
+	dir := filepath.Join(config, prog)
+	os.MkdirAll(dir, 0o700)
+	os.WriteFile(filepath.Join(dir, "default.json"), []byte(`{"access_token": "CANARY-not-a-jwt"}`), 0o600)
+	p := newInProcess(config, map[string]string{"PRUSA_CREDENTIAL_STORE": "file"}, time.Now, nil)
+	exit := p.run("", "get")
+	lines := strings.Split(strings.TrimSuffix(p.stderr.String(), "\n"), "\n")
+	want := prog + `: no stored credentials for profile "default"; run: ` + prog + " login"
+	if exit != 4 || len(lines) != 2 || !strings.Contains(lines[0], "warning: ") || !strings.Contains(lines[0], "moved it to default.json.corrupt-") || lines[1] != want {
+		t.Fatalf("exit %d, stderr:\n%s\nwant exit 4, the warning, then %q", exit, p.stderr.String(), want)
+	}
+	if strings.Contains(p.stderr.String(), "CANARY") || !strings.Contains(p.stdout.String(), `"message":"no stored credentials for profile \"default\"; run: prusa-credential-helper login"`) {
+		t.Fatalf("stdout %s", p.stdout.String())
+	}
+	// The next get, with nothing to warn of, gives its hint on a line of
+	// its own again.
+	if exit := p.run("", "get"); exit != 4 || !strings.Contains(p.stderr.String(), "\nhint: run: ") {
+		t.Fatalf("exit %d, stderr %q", exit, p.stderr.String())
+	}
+}
