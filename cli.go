@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"context"
+	_ "embed"
 	"errors"
 	"flag"
 	"fmt"
@@ -21,8 +22,13 @@ import (
 
 const prog = "prusa-credential-helper"
 
-// version is stamped by install.sh with -ldflags "-X main.version=…".
-var version = "0.1.0-dev"
+// versionFile is the release this source is: the file VERSION.
+//
+//go:embed VERSION
+var versionFile string
+
+// version is the release, as `version` and the User-Agent give it.
+var version = strings.TrimSpace(versionFile)
 
 // ExitInterrupted is the exit code after an interrupt (128 + SIGINT), as a
 // shell gives.

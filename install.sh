@@ -53,10 +53,7 @@ if ! version_ge "$have" "$need"; then
 	exit 1
 fi
 
-version=$(cat VERSION 2>/dev/null || echo dev)
-if commit=$(git rev-parse --short HEAD 2>/dev/null); then
-	version="$version+$commit"
-fi
+version=$(cat VERSION) # built in (main.version); go version -m gives the commit
 mkdir -p "$bin"
 tmp=$bin/.prusa-credential-helper.tmp.$$
 trap 'rm -f "$tmp" "$tmp.built"' EXIT
@@ -68,7 +65,7 @@ trap 'rm -f "$tmp" "$tmp.built"' EXIT
 # wrote: on Linux the linker's own file starts about 10% slower, for as long
 # as the kernel keeps its pages cached (README.md, "Speed").
 build() {
-	CGO_ENABLED=0 go build -tags nethttpomithttp2 -trimpath -ldflags "-s -w -X main.version=$version" -o "$tmp.built" "$1"
+	CGO_ENABLED=0 go build -tags nethttpomithttp2 -trimpath -ldflags "-s -w" -o "$tmp.built" "$1"
 	cp "$tmp.built" "$tmp" && rm -f "$tmp.built"
 	mv -f "$tmp" "$2"
 	echo "installed $2 ($version)"
