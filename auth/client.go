@@ -125,8 +125,12 @@ func parseAccountURL(raw string) (*url.URL, error) {
 // that may be reached over http://.
 func IsLoopback(host string) bool {
 	ip := net.ParseIP(host)
-	return host == "localhost" || ip != nil && ip.IsLoopback()
+	return strings.EqualFold(host, "localhost") || ip != nil && ip.IsLoopback()
 }
+
+// originOf is u's origin (RFC 6454) as a browser writes it: scheme and
+// host in lower case, without the scheme's default port.
+func originOf(u *url.URL) string { return normalURL(&url.URL{Scheme: u.Scheme, Host: u.Host}) }
 
 // normalURL is u with its scheme and host in lower case, without the
 // scheme's default port or a trailing slash.

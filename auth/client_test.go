@@ -397,3 +397,27 @@ func TestProxyRefusalIsANetworkError(t *testing.T) {
 		t.Fatalf("%d CONNECTs, want 2 (retried once: no answer came from the account server)", n)
 	}
 }
+
+// TestLoopbackAndOrigin: localhost is loopback in any case (host names
+// are), and origins compare as browsers write them.
+func TestLoopbackAndOrigin(t *testing.T) {
+	for host, want := range map[string]bool{"localhost": true, "LOCALHOST": true, "LocalHost": true, "127.0.0.5": true, "::1": true, "localhost.example.com": false, "10.0.0.1": false} {
+		if IsLoopback(host) != want {
+			t.Errorf("IsLoopback(%q) = %v", host, !want)
+		}
+	}
+	if err := CheckAccountURL("http://LOCALHOST:8080"); err != nil {
+		t.Errorf("http://LOCALHOST:8080: %v", err)
+	}
+	for raw, want := range map[string]string{
+		"https://Account.Prusa3d.com:443/o/authorize/": "https://account.prusa3d.com",
+		"https://account.prusa3d.com":                  "https://account.prusa3d.com",
+		"HTTP://127.0.0.1:80/login/":                   "http://127.0.0.1",
+		"http://127.0.0.1:8080":                        "http://127.0.0.1:8080",
+	} {
+		u, _ := url.Parse(raw)
+		if got := originOf(u); got != want {
+			t.Errorf("originOf(%s) = %s, want %s", raw, got, want)
+		}
+	}
+}

@@ -68,7 +68,7 @@ func (c *Client) Login(ctx context.Context, in LoginInput) (TokenSet, error) {
 	hc := *c.httpClient()
 	hc.Jar = jar
 	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	s := &loginSession{c: c, hc: &hc, origin: base.Scheme + "://" + base.Host, callback: cb}
+	s := &loginSession{c: c, hc: &hc, origin: base.Scheme + "://" + base.Host, site: originOf(base), callback: cb}
 
 	verifier, state := NewVerifier(), randomString(24)
 	q := url.Values{
@@ -124,7 +124,7 @@ func (c *Client) Login(ctx context.Context, in LoginInput) (TokenSet, error) {
 			vals.Set(form.Fields[form.totpField()].Name, strings.TrimSpace(code))
 		}
 		target, err := form.ActionURL(pg.url)
-		if err != nil || target.Scheme+"://"+target.Host != s.origin {
+		if err != nil || originOf(target) != s.site {
 			// Never post a password or code to another origin than the account's.
 			return TokenSet{}, fmt.Errorf("login: %w: the form posts to another site", ErrUnexpectedPage)
 		}
@@ -248,13 +248,14 @@ func (p *page) loginForm() (*Form, formKind, error) {
 type loginSession struct {
 	c        *Client
 	hc       *http.Client
-	origin   string
+	origin   string // the account's origin as the Origin header gives it
+	site     string // origin, normalised (originOf), to compare with
 	callback *url.URL
 	offset   time.Duration // the server's clock minus the local one, by the last answer's Date
 }
 
 func (s *loginSession) isCallback(u *url.URL) bool {
-	return u.Scheme == s.callback.Scheme && u.Host == s.callback.Host && u.Path == s.callback.Path
+	return originOf(u) == originOf(s.callback) && u.Path == s.callback.Path
 }
 
 // do sends a request and follows redirects on the account's origin until a
@@ -298,7 +299,7 @@ func (s *loginSession) do(ctx context.Context, method string, u *url.URL, form u
 			if s.isCallback(next) {
 				return &page{url: u, callback: next}, nil
 			}
-			if next.Scheme+"://"+next.Host != s.origin {
+			if originOf(next) != s.site {
 				return nil, fmt.Errorf("%w: redirected to another site (%s)", ErrUnexpectedPage, sanitize(next.Host, 64))
 			}
 			if hops >= maxRedirects {

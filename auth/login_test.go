@@ -193,6 +193,9 @@ func TestLoginNeverFetchesRedirectURI(t *testing.T) {
 
 func TestLoginErrors(t *testing.T) {
 	badCode := func(ctx context.Context, attempt int, _ time.Duration) (string, error) { return "000000", nil }
+	goodCode := func(ctx context.Context, attempt int, offset time.Duration) (string, error) {
+		return totpCode(t, time.Now().Add(offset)), nil
+	}
 	tests := []struct {
 		name  string
 		opts  authtest.Options
@@ -214,6 +217,9 @@ func TestLoginErrors(t *testing.T) {
 		{name: "CSRF: Origin of another host", in: auth.LoginInput{Email: canaryEmail, Password: canaryPassword}, opts: authtest.Options{TrustedOrigin: "https://account.prusa3d.com"}, want: auth.ErrCSRF},
 		{name: "localhost for 127.0.0.1", in: auth.LoginInput{Email: canaryEmail, Password: canaryPassword}, url: func(srv *authtest.Server) string {
 			return strings.Replace(srv.URL, "127.0.0.1", "localhost", 1)
+		}},
+		{name: "upper-case LOCALHOST, absolute redirects", in: auth.LoginInput{Email: totpEmail, Password: canaryPassword, TOTP: goodCode}, opts: authtest.Options{AbsoluteLocation: true}, url: func(srv *authtest.Server) string {
+			return strings.Replace(srv.URL, "127.0.0.1", "LOCALHOST", 1)
 		}},
 		{name: "wrong client id", in: auth.LoginInput{Email: canaryEmail, Password: canaryPassword}, opts: authtest.Options{ClientID: "other"}, want: auth.ErrRequestRefused},
 		{name: "unregistered redirect URI", in: auth.LoginInput{Email: canaryEmail, Password: canaryPassword}, opts: authtest.Options{RedirectURI: "https://example.com/cb"}, want: auth.ErrRequestRefused},

@@ -161,7 +161,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	}
 	sess := s.sessionOf(r)
 	if sess == nil || sess.otpPending {
-		s.redirect(w, "/login/?next="+djangoQuote(r.URL.RequestURI()))
+		s.redirect(w, r, "/login/?next="+djangoQuote(r.URL.RequestURI()))
 		return
 	}
 	s.authorizeFor(w, q, sess.user)
@@ -196,7 +196,7 @@ func (s *Server) authorizeFor(w http.ResponseWriter, q url.Values, u *userState)
 
 // afterLogin sends a logged-in user on: to next, or (DirectCallback)
 // straight to the redirect URI when next is an authorize request.
-func (s *Server) afterLogin(w http.ResponseWriter, next string, u *userState) {
+func (s *Server) afterLogin(w http.ResponseWriter, r *http.Request, next string, u *userState) {
 	if s.opts.DirectCallback {
 		if nu, err := url.Parse(next); err == nil && nu.Path == "/o/authorize/" {
 			q := nu.Query()
@@ -206,7 +206,7 @@ func (s *Server) afterLogin(w http.ResponseWriter, next string, u *userState) {
 			}
 		}
 	}
-	s.redirect(w, next)
+	s.redirect(w, r, next)
 }
 
 type formData struct {
@@ -230,7 +230,7 @@ func (s *Server) formData(w http.ResponseWriter, r *http.Request, next string) f
 func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	next := nextOf(r)
 	if s.opts.RedirectLoop {
-		s.redirect(w, next)
+		s.redirect(w, r, next)
 		return
 	}
 	switch r.Method {
@@ -253,11 +253,11 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		}
 		if u.TOTPSecret != "" {
 			s.newSession(w, u, true)
-			s.redirect(w, "/login/totp/?next="+djangoQuote(next))
+			s.redirect(w, r, "/login/totp/?next="+djangoQuote(next))
 			return
 		}
 		s.newSession(w, u, false)
-		s.afterLogin(w, next, u)
+		s.afterLogin(w, r, next, u)
 	default:
 		w.Header().Set("Allow", "GET, POST")
 		w.WriteHeader(http.StatusMethodNotAllowed)
@@ -271,7 +271,7 @@ func (s *Server) totp(w http.ResponseWriter, r *http.Request) {
 	next := nextOf(r)
 	sess := s.sessionOf(r)
 	if sess == nil || !sess.otpPending {
-		s.redirect(w, "/login/?next="+djangoQuote(next))
+		s.redirect(w, r, "/login/?next="+djangoQuote(next))
 		return
 	}
 	switch r.Method {
@@ -290,7 +290,7 @@ func (s *Server) totp(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		sess.otpPending = false
 		s.mu.Unlock()
-		s.afterLogin(w, next, sess.user)
+		s.afterLogin(w, r, next, sess.user)
 	default:
 		w.Header().Set("Allow", "GET, POST")
 		w.WriteHeader(http.StatusMethodNotAllowed)

@@ -489,10 +489,11 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // redirect answers 302 to target (a path with query), relative or absolute
-// as the options say.
-func (s *Server) redirect(w http.ResponseWriter, target string) {
+// as the options say: absolute on the host the request named, as Django's
+// build_absolute_uri makes it.
+func (s *Server) redirect(w http.ResponseWriter, r *http.Request, target string) {
 	if s.opts.AbsoluteLocation && strings.HasPrefix(target, "/") {
-		target = s.base + target
+		target = strings.SplitN(s.base, "://", 2)[0] + "://" + r.Host + target
 	}
 	w.Header().Set("Location", target)
 	w.WriteHeader(http.StatusFound)
