@@ -230,6 +230,10 @@ func (h *Helper) readWith(ctx context.Context, profile string, locked bool, get 
 		switch {
 		case err == nil && prefer(env, stored):
 			return stored, res, nil
+		case err == nil && locked && subject(stored) != "" && subject(env.Set) != "" && subject(stored) != subject(env.Set):
+			// A refresh would save the environment's set over another
+			// user's login: a profile holds one account.
+			return nil, res, &envError{fmt.Sprintf("%s is user %s's token set, and profile %q holds user %s's tokens: refreshing it would replace them; give it a profile of its own (--profile), or erase this one", env.Var, subject(env.Set), profile, subject(stored))}
 		case err == nil, errors.Is(err, ErrNotFound):
 		case locked:
 			return nil, res, err

@@ -744,6 +744,42 @@ func TestTokenSetRedactedInErrors(t *testing.T) {
 	assertNoSecret(t, "formatting", b.String(), set)
 }
 
+// TestEnvSetOfAnotherUser: an expired PRUSA_TOKENS_JSON of another user
+// than the profile's stored login is not refreshed (its save would replace
+// that login): invalid_request naming the variable, nothing sent, nothing
+// changed. A valid one is still served, and one of the same user still
+// refreshes over the stored set.
+func TestEnvSetOfAnotherUser(t *testing.T) {
+	e := newEnv(t, ModeFile, authtest.Options{Users: []authtest.User{{ID: 99, Email: "other@example.com", Password: "x"}}})
+	mine := e.mint(time.Hour)
+	e.store("default", mine)
+	path := e.h.file.File("default")
+	before, _ := os.ReadFile(path)
+	theirs := e.srv.Mint("other@example.com", -time.Minute)
+	data, _ := json.Marshal(theirs)
+	e.vars[EnvTokensJSON] = string(data)
+	_, err := e.get("default", 0, false)
+	if !errors.Is(err, ErrInvalidEnv) || !strings.Contains(err.Error(), EnvTokensJSON) || !strings.Contains(err.Error(), "--profile") {
+		t.Fatalf("err = %v, want an invalid environment naming %s", err, EnvTokensJSON)
+	}
+	assertNoSecret(t, "error", err.Error(), &theirs)
+	if after, _ := os.ReadFile(path); string(after) != string(before) || e.srv.Count(authtest.KindTokenRefresh) != 0 || !e.srv.ValidRefreshToken(theirs.RefreshToken) {
+		t.Fatal("the other user's set was refreshed, or the stored login changed")
+	}
+	valid := e.srv.Mint("other@example.com", time.Hour)
+	data, _ = json.Marshal(valid)
+	e.vars[EnvTokensJSON] = string(data)
+	if tok, err := e.get("default", 0, false); err != nil || tok.AccessToken != valid.AccessToken {
+		t.Fatalf("a valid PRUSA_TOKENS_JSON of another user: %v", err)
+	}
+	seed := e.mint(-time.Minute) // the stored user's, of another session
+	data, _ = json.Marshal(seed)
+	e.vars[EnvTokensJSON] = string(data)
+	if _, err := e.get("default", 0, false); err != nil || e.srv.Count(authtest.KindTokenRefresh) != 1 {
+		t.Fatalf("the same user's expired set: %v, %d refreshes", err, e.srv.Count(authtest.KindTokenRefresh))
+	}
+}
+
 // TestEnvRefreshNeedsAStore: an expired PRUSA_TOKENS_JSON is not refreshed
 // when the store cannot be reached: the refresh would spend the refresh
 // token and the new one could not be saved.
