@@ -131,6 +131,69 @@ func (s *FileStore) Get(ctx context.Context, profile string) (*auth.TokenSet, Re
 	return nil, res, &CorruptError{Path: path, Err: perr}
 }
 
+// Kept returns the token set that a save of the profile's file left in a
+// temp file when it could not replace the file (a *KeptError), if it is
+// stored's successor: of its user, with another refresh token, expiring no
+// earlier (a refresh within the second of a login gives the same exp); or
+// any, with nothing stored. Of several, the one that expires last, then
+// the last written, wins; the others go. It returns the temp file's name
+// too. The caller holds the profile's lock.
+func (s *FileStore) Kept(profile string, stored *auth.TokenSet) (*auth.TokenSet, string) {
+	dir, base := filepath.Split(s.File(profile))
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, ""
+	}
+	var storedExp time.Time
+	if stored != nil {
+		c, err := stored.Access()
+		if err != nil {
+			return nil, ""
+		}
+		storedExp = c.Expiry.Time
+	}
+	var best *auth.TokenSet
+	var bestExp, bestTime time.Time
+	var bestPath string
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), "."+base+".tmp-") {
+			continue
+		}
+		path := filepath.Join(dir, e.Name())
+		fi, err1 := e.Info()
+		b, err2 := readFile(path)
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		set, err := auth.ParseTokenSet(b) // a temp file still being written, or its reserved room, is not one
+		if err != nil {
+			continue
+		}
+		c, _ := set.Access()
+		exp := c.Expiry.Time
+		successor := stored == nil || subject(set) == subject(stored) && set.RefreshToken != stored.RefreshToken && !exp.Before(storedExp)
+		if !successor || best != nil && (exp.Before(bestExp) || exp.Equal(bestExp) && fi.ModTime().Before(bestTime)) {
+			os.Remove(path) // superseded
+			continue
+		}
+		if bestPath != "" {
+			os.Remove(bestPath)
+		}
+		best, bestExp, bestTime, bestPath = set, exp, fi.ModTime(), path
+	}
+	return best, bestPath
+}
+
+// Adopt puts the kept temp file tmp in the profile's place (see install).
+// The caller holds the profile's lock.
+func (s *FileStore) Adopt(profile, tmp string) error {
+	data, err := readFile(tmp)
+	if err != nil {
+		return err
+	}
+	return install(tmp, s.File(profile), data)
+}
+
 // CorruptError is a file that is not a token set.
 type CorruptError struct {
 	Path string
@@ -238,7 +301,7 @@ func (s *FileStore) pending(profile string, room int) (*pendingSet, error) {
 	if err := s.prepareDir(); err != nil {
 		return nil, err
 	}
-	p, err := createPending(s.File(profile), room, 0)
+	p, err := createPending(s.File(profile), room, 0, holdsTokenSet)
 	if err != nil {
 		return nil, err
 	}
@@ -255,7 +318,12 @@ func (w *pendingSet) commit(set *auth.TokenSet) (Result, error) {
 		w.p.abort()
 		return res, fmt.Errorf("%w: %w", ErrStorage, err)
 	}
-	return res, w.p.commit(data)
+	if err := w.p.commit(data); err != nil {
+		return res, err
+	}
+	dir, base := filepath.Split(w.p.path)
+	removeTemps(dir, base, 0, nil) // sets kept by earlier saves: this one supersedes them
+	return res, nil
 }
 
 func (w *pendingSet) release() { w.p.abort() }
@@ -267,7 +335,7 @@ const reserveBytes = 16 << 10
 // writeShared is writeAtomic for a file that processes write without a
 // lock (the etcd store's cache): it leaves other writers' temp files be.
 func writeShared(path string, data []byte) error {
-	p, err := createPending(path, 0, time.Minute)
+	p, err := createPending(path, 0, time.Minute, nil)
 	if err != nil {
 		return err
 	}
@@ -279,7 +347,7 @@ func writeShared(path string, data []byte) error {
 // synced. Temp files of path left by a crashed writer are removed first:
 // callers hold path's lock, so no one else is writing.
 func writeAtomic(path string, data []byte) error {
-	p, err := createPending(path, 0, 0)
+	p, err := createPending(path, 0, 0, nil)
 	if err != nil {
 		return err
 	}
@@ -300,12 +368,12 @@ type pendingFile struct {
 // createPending creates path's temp file and, with reserve > 0, fills it
 // with that many zero bytes, so that a full disk (or quota, or file size
 // limit) shows now rather than at commit.
-func createPending(path string, reserve int, staleAfter time.Duration) (*pendingFile, error) {
+func createPending(path string, reserve int, staleAfter time.Duration, keep func(path string) bool) (*pendingFile, error) {
 	dir, base := filepath.Split(path)
 	if dir == "" {
 		dir = "."
 	}
-	removeTemps(dir, base, staleAfter)
+	removeTemps(dir, base, staleAfter, keep)
 	// 0600, O_EXCL: it never follows a symlink planted at the temp name.
 	f, err := os.CreateTemp(dir, "."+base+".tmp-*")
 	if err != nil {
@@ -323,9 +391,10 @@ func createPending(path string, reserve int, staleAfter time.Duration) (*pending
 
 // removeTemps removes the temp files a crashed writer of base left in dir:
 // all of them where the caller holds the file's lock (staleAfter 0), else
-// those older than staleAfter, which no live writer still needs. Names are
-// matched literally (a glob would read a "[" in dir as a pattern).
-func removeTemps(dir, base string, staleAfter time.Duration) {
+// those older than staleAfter, which no live writer still needs; never one
+// that keep (if not nil) says to keep. Names are matched literally (a glob
+// would read a "[" in dir as a pattern).
+func removeTemps(dir, base string, staleAfter time.Duration, keep func(path string) bool) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return
@@ -340,13 +409,28 @@ func removeTemps(dir, base string, staleAfter time.Duration) {
 				continue
 			}
 		}
-		os.Remove(filepath.Join(dir, e.Name()))
+		if path := filepath.Join(dir, e.Name()); keep == nil || !keep(path) {
+			os.Remove(path)
+		}
 	}
 }
 
+// holdsTokenSet reports whether the file at path is a whole token set: a
+// profile's temp file that a save kept (see Kept), or that a writer killed
+// between its sync and its rename left, may hold the only live refresh
+// token.
+func holdsTokenSet(path string) bool {
+	b, err := readFile(path)
+	if err != nil {
+		return false
+	}
+	_, err = auth.ParseTokenSet(b)
+	return err == nil
+}
+
 // commit writes data over the temp file's start, cuts it there, syncs it,
-// renames it over path and syncs the directory. On failure the temp file
-// is removed and path left as it was.
+// and installs it at path (see install). Where writing or syncing fails,
+// the temp file is removed and path left as it was.
 func (p *pendingFile) commit(data []byte) error {
 	ok := false
 	defer func() {
@@ -366,15 +450,69 @@ func (p *pendingFile) commit(data []byte) error {
 	if err := p.f.Close(); err != nil {
 		return fmt.Errorf("%w: close %s: %w", ErrStorage, p.tmp, unwrapPath(err))
 	}
-	// rename replaces a symlink at path itself, never the file it points to.
-	if err := os.Rename(p.tmp, p.path); err != nil {
-		return fmt.Errorf("%w: rename to %s: %w", ErrStorage, p.path, unwrapPath(err))
-	}
 	ok = true
 	p.done = true
-	syncDir(filepath.Dir(p.path))
-	return nil
+	return install(p.tmp, p.path, data)
 }
+
+// rename is os.Rename; tests make it fail.
+var rename = os.Rename
+
+// install puts tmp, a written and synced temp file holding data, in
+// path's place. Where path is a mount point (a token file bind-mounted
+// into a container), which no rename may replace, data is written into
+// path itself, as the Python SDK writes its file; readers retry a partly
+// written file (see FileStore.Get). Where it still cannot be put there,
+// tmp stays, holding data: a *KeptError says where.
+func install(tmp, path string, data []byte) error {
+	// rename replaces a symlink at path itself, never the file it points to.
+	err := rename(tmp, path)
+	if err == nil {
+		syncDir(filepath.Dir(path))
+		return nil
+	}
+	if isBusy(err) {
+		if werr := writeInPlace(path, data); werr == nil {
+			os.Remove(tmp)
+			return nil
+		}
+	}
+	return &KeptError{Path: path, Kept: tmp, Err: unwrapPath(err)}
+}
+
+// writeInPlace writes data over the regular file at path, never through a
+// symlink, and syncs it.
+func writeInPlace(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|openNoFollow|openNonBlock, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return fmt.Errorf("%s is not a regular file", path)
+	}
+	if _, err := f.WriteAt(data, 0); err != nil {
+		return err
+	}
+	if err := f.Truncate(int64(len(data))); err != nil {
+		return err
+	}
+	return f.Sync()
+}
+
+// KeptError is a write whose data could not be put in place: it is kept,
+// whole and synced, in the temp file Kept beside Path.
+type KeptError struct {
+	Path, Kept string
+	Err        error
+}
+
+func (e *KeptError) Error() string {
+	return fmt.Sprintf("rename to %s: %v (the new content is kept in %s)", e.Path, e.Err, e.Kept)
+}
+
+func (e *KeptError) Is(target error) bool { return target == ErrStorage }
+func (e *KeptError) Unwrap() error        { return e.Err }
 
 // abort removes the temp file, unless commit renamed it.
 func (p *pendingFile) abort() {
@@ -439,13 +577,15 @@ func privateDir(dir string, warn func(msg string)) error {
 // files breaks locking).
 func (s *FileStore) Delete(_ context.Context, profile string) error {
 	err := os.Remove(s.File(profile))
+	dir, base := filepath.Split(s.File(profile))
+	removeTemps(dir, base, 0, nil) // kept sets too (see Kept)
 	if errors.Is(err, fs.ErrNotExist) {
 		return ErrNotFound
 	}
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrStorage, err)
 	}
-	syncDir(filepath.Dir(s.File(profile)))
+	syncDir(dir)
 	return nil
 }
 

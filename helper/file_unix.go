@@ -19,6 +19,9 @@ const (
 
 func isSymlinkErr(err error) bool { return errors.Is(err, syscall.ELOOP) }
 
+// isBusy reports a rename refused because its target is a mount point.
+func isBusy(err error) bool { return errors.Is(err, syscall.EBUSY) }
+
 // syncDir makes a rename in dir durable.
 func syncDir(dir string) {
 	if d, err := os.Open(dir); err == nil {

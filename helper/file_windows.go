@@ -13,5 +13,8 @@ const (
 
 func isSymlinkErr(error) bool { return false }
 
+// isBusy is false: Windows has no mount points at file paths.
+func isBusy(error) bool { return false }
+
 // syncDir is a no-op: Windows cannot sync a directory handle.
 func syncDir(string) {}

@@ -533,6 +533,16 @@ func (h *Helper) Kept(profile string) bool { return h.cfg.Etcd != nil && h.cfg.E
 func (h *Helper) readLocked(ctx context.Context, profile string) (_ *auth.TokenSet, _ Result, kept bool, _ error) {
 	stored, res, err := h.read(ctx, profile, true)
 	if h.cfg.Etcd == nil {
+		if res.Store == "file" && (err == nil || errors.Is(err, ErrLoginRequired)) {
+			if set, tmp := h.file.Kept(profile, stored); set != nil {
+				// A save that could not replace the file kept the set
+				// there: it is the newest, and its refresh token the live one.
+				if err := h.file.Adopt(profile, tmp); err != nil {
+					h.cfg.Warn(fmt.Sprintf("warning: using the tokens of profile %q kept in %s; %s still cannot take them (%v)", profile, tmp, res.Path, reason(err)))
+				}
+				return set, res, false, nil
+			}
+		}
 		return stored, res, false, err
 	}
 	r := h.cfg.Etcd.rescued(profile)
@@ -556,7 +566,13 @@ func (h *Helper) readLocked(ctx context.Context, profile string) (_ *auth.TokenS
 // answers with its token.
 func (h *Helper) save(ctx context.Context, profile string, save reservation, set *auth.TokenSet) (protocol.Token, error) {
 	res, err := save.commit(set)
-	if err != nil {
+	var kept *KeptError
+	switch {
+	case errors.As(err, &kept):
+		// The set is on disk, whole, beside the file: the next locked
+		// read takes it from there (readLocked).
+		h.cfg.Warn(fmt.Sprintf("warning: the new tokens of profile %q could not replace %s (%v); kept them in %s (mode 0600), where the next refresh takes them from", profile, kept.Path, kept.Err, kept.Kept))
+	case err != nil:
 		return protocol.Token{}, fmt.Errorf("saving the new tokens: %w", err)
 	}
 	markSaved(h.file.LockFile(profile), set.AccessToken)
