@@ -420,6 +420,12 @@ func (c *cli) classify(err error) *protocol.Error {
 			hint = "run this in the session that has the keyring (its D-Bus session bus, DBUS_SESSION_BUS_ADDRESS)"
 		}
 		return &protocol.Error{Code: protocol.StorageError, Message: msg, Hint: hint}
+	case errors.Is(err, helper.ErrEtcdAuth):
+		hint := "etcd asks for a user: set PRUSA_ETCD_USER (user:password), or pass --etcd-user"
+		if c.s.etcd.user != "" {
+			hint = "check the etcd user's password, and that its role has readwrite on the prefix " + protocol.ShellQuote(c.s.etcd.prefix+"/") + " (docs/stores.md, the role the prefix needs)"
+		}
+		return &protocol.Error{Code: protocol.StorageError, Message: msg, Hint: hint}
 	case errors.Is(err, helper.ErrStorage):
 		return &protocol.Error{Code: protocol.StorageError, Message: msg}
 	case errors.As(err, &re) && re.ErrorCode == "invalid_client":

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -9,6 +10,8 @@ import (
 	"time"
 
 	"github.com/prusa-credential-helper/prusa-credential-helper/auth/authtest"
+	"github.com/prusa-credential-helper/prusa-credential-helper/helper"
+	"github.com/prusa-credential-helper/prusa-credential-helper/protocol"
 )
 
 // unreachableBus is a session bus address where nothing answers: the
@@ -200,5 +203,19 @@ func TestCorruptFileWarningAndError(t *testing.T) {
 	// its own again.
 	if exit := p.run("", "get"); exit != 4 || !strings.Contains(p.stderr.String(), "\nhint: run: ") {
 		t.Fatalf("exit %d, stderr %q", exit, p.stderr.String())
+	}
+}
+
+// TestEtcdAuthHint: etcd's refusal of the user says what to set, or what
+// to check when a user is set.
+func TestEtcdAuthHint(t *testing.T) {
+	refused := fmt.Errorf("etcd at 127.0.0.1:2379 refused: etcdserver: user name is empty: %w", helper.ErrEtcdAuth)
+	c := newCLI(t, map[string]string{}, noTerminal{t}, "--store", "etcd://127.0.0.1:2379/farm", "get")
+	if pe := c.classify(refused); pe.Code != protocol.StorageError || !strings.Contains(pe.Hint, "set PRUSA_ETCD_USER") {
+		t.Errorf("no user: %s, hint %q", pe.Code, pe.Hint)
+	}
+	c = newCLI(t, map[string]string{"PRUSA_ETCD_USER": "farm:CANARY-pw"}, noTerminal{t}, "--store", "etcd://127.0.0.1:2379/farm", "get")
+	if pe := c.classify(refused); pe.Code != protocol.StorageError || !strings.Contains(pe.Hint, "readwrite on the prefix farm/") || strings.Contains(pe.Hint, "CANARY") {
+		t.Errorf("a user: %s, hint %q", pe.Code, pe.Hint)
 	}
 }

@@ -41,6 +41,10 @@ var ErrStoreUnreachable = errors.New("store unreachable")
 // writer's lock was lost with its lease: nothing was written.
 var ErrStoreConflict = errors.New("store conflict")
 
+// ErrEtcdAuth is returned (wrapped, with ErrStorage) when etcd refused the
+// user, or the user's role does not cover the prefix.
+var ErrEtcdAuth = errors.New("etcd refused the user")
+
 // EtcdSettings are the TLS and authentication settings of an etcd:// store
 // (--etcd-cacert, --etcd-cert, --etcd-key, --etcd-user). They reach the
 // companion through its environment, never its command line.
@@ -581,8 +585,18 @@ func (s *EtcdStore) call(ctx context.Context, req EtcdRequest) (*EtcdAnswer, err
 		return nil, fmt.Errorf("%s: %w", msg, context.DeadlineExceeded)
 	case EtcdConflict:
 		return nil, fmt.Errorf("%w: %w: %s", ErrStorage, ErrStoreConflict, msg)
+	case EtcdAuth:
+		return nil, &etcdAuthError{msg}
 	}
 	return nil, fmt.Errorf("%w: %s", ErrStorage, msg)
+}
+
+// etcdAuthError is an ErrEtcdAuth (and ErrStorage) with etcd's message.
+type etcdAuthError struct{ msg string }
+
+func (e *etcdAuthError) Error() string { return e.msg }
+func (e *etcdAuthError) Is(target error) bool {
+	return target == ErrEtcdAuth || target == ErrStorage
 }
 
 func (s *EtcdStore) unreachable(err error) error {

@@ -917,8 +917,12 @@ func TestAuth(t *testing.T) {
 	if strings.Contains(err.Error(), "pw-canary") {
 		t.Errorf("the error carries the password: %v", err)
 	}
-	if !strings.Contains(err.Error(), "authentication failed") {
+	if !strings.Contains(err.Error(), "authentication failed") || !errors.Is(err, helper.ErrEtcdAuth) {
 		t.Errorf("the error does not say authentication failed: %v", err)
+	}
+	// With no user at all, the same kind of refusal.
+	if _, _, err := s.host().Get(ctx, "default"); !errors.Is(err, helper.ErrEtcdAuth) {
+		t.Errorf("get with no user: %v, want etcd's refusal of the user", err)
 	}
 }
 
