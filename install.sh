@@ -4,6 +4,8 @@
 #
 #   ./install.sh                  build and install to ${PREFIX:-$HOME/.local}/bin
 #   ./install.sh --prefix DIR     install to DIR/bin
+#   ./install.sh --no-etcd        leave out the companion, for a CI job that
+#                                 never uses an etcd:// store (a faster build)
 #   ./install.sh --uninstall      remove it again (with the same prefix)
 #
 # Needs Go (the version go.mod names, or newer). Tokens are not touched:
@@ -13,12 +15,14 @@ set -eu
 cd "$(dirname "$0")"
 prefix=${PREFIX:-$HOME/.local}
 uninstall=0
+etcd=1
 while [ $# -gt 0 ]; do
 	case $1 in
 	--prefix) [ $# -ge 2 ] || { echo "install.sh: --prefix needs a directory" >&2; exit 2; }; prefix=$2; shift 2 ;;
 	--prefix=*) prefix=${1#--prefix=}; shift ;;
 	--uninstall) uninstall=1; shift ;;
-	-h|--help) sed -n '2,10s/^# \{0,1\}//p' "$0"; exit 0 ;;
+	--no-etcd) etcd=0; shift ;;
+	-h|--help) sed -n '2,12s/^# \{0,1\}//p' "$0"; exit 0 ;;
 	*) echo "install.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
 	esac
 done
@@ -71,7 +75,9 @@ build() {
 	echo "installed $2 ($version)"
 }
 build . "$target"
-build ./cmd/prusa-credential-helper-etcd "$companion"
+if [ "$etcd" = 1 ]; then
+	build ./cmd/prusa-credential-helper-etcd "$companion"
+fi
 
 case ":$PATH:" in
 *":$bin:"*) ;;
