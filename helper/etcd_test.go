@@ -189,8 +189,10 @@ func TestEtcdAnswerKinds(t *testing.T) {
 			return errors.Is(err, ErrStoreUnreachable) && errors.Is(err, context.DeadlineExceeded)
 		},
 		"conflict": func(err error) bool { return errors.Is(err, ErrStoreConflict) && errors.Is(err, ErrStorage) },
-		"auth":     func(err error) bool { return errors.Is(err, ErrEtcdAuth) && errors.Is(err, ErrStorage) && !errors.Is(err, ErrStoreUnreachable) },
-		"other":    func(err error) bool { return errors.Is(err, ErrStorage) && !errors.Is(err, ErrStoreConflict) },
+		"auth": func(err error) bool {
+			return errors.Is(err, ErrEtcdAuth) && errors.Is(err, ErrStorage) && !errors.Is(err, ErrStoreUnreachable)
+		},
+		"other": func(err error) bool { return errors.Is(err, ErrStorage) && !errors.Is(err, ErrStoreConflict) },
 	} {
 		path := fakeCompanion(t, `while read line; do echo '{"ok":false,"kind":"`+kind+`","error":"said `+kind+`"}'; done`+"\n")
 		s := &EtcdStore{Endpoints: []string{"127.0.0.1:1"}, Prefix: "farm", CacheDir: t.TempDir(), Companion: path}
