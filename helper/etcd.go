@@ -332,6 +332,12 @@ func (s *EtcdStore) warn(msg string) {
 // what is judged and printed with it) while its token stays valid for more
 // than MinMargin, without starting the companion; else the set in etcd.
 func (s *EtcdStore) Peek(ctx context.Context, profile string) (*auth.TokenSet, Result, error) {
+	s.mu.Lock()
+	_, err := s.companion() // missing, it is an error even where the cache would serve
+	s.mu.Unlock()
+	if err != nil {
+		return nil, Result{Store: ModeEtcd}, err
+	}
 	if set, ok := s.cached(profile); ok {
 		return set, Result{Store: ModeEtcd}, nil
 	}

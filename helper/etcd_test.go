@@ -109,7 +109,9 @@ func etcdTestToken(exp time.Time, jti string) string {
 
 func TestEtcdCacheFastPath(t *testing.T) {
 	now := time.Now()
-	s := &EtcdStore{Endpoints: []string{"127.0.0.1:1"}, Prefix: "farm", CacheDir: filepath.Join(t.TempDir(), "c"), Companion: "/nonexistent/companion"}
+	ran := filepath.Join(t.TempDir(), "ran")
+	s := &EtcdStore{Endpoints: []string{"127.0.0.1:1"}, Prefix: "farm", CacheDir: filepath.Join(t.TempDir(), "c"),
+		Companion: fakeCompanion(t, "touch "+ran+"\nexit 3\n")} // one that fails, and says it ran
 	valid := &auth.TokenSet{AccessToken: etcdTestToken(now.Add(2*time.Hour), "a"), RefreshToken: etcdTestToken(now.Add(720*time.Hour), "r"), TokenType: "Bearer"}
 	s.writeCache("default", valid)
 	b, err := os.ReadFile(filepath.Join(s.CacheDir, "default.json"))
@@ -135,10 +137,18 @@ func TestEtcdCacheFastPath(t *testing.T) {
 		}
 		s.Warn = nil
 	}
-	// Served without the companion (which does not exist).
+	// Served without running the companion.
 	got, _, err := s.Peek(context.Background(), "default")
 	if err != nil || got.AccessToken != valid.AccessToken || got.RefreshToken != "" || got.TokenType != "Bearer" {
 		t.Fatalf("Peek at the cache: %v, %v", got, err)
+	}
+	if _, err := os.Stat(ran); err == nil {
+		t.Fatal("the fast path ran the companion")
+	}
+	// But a missing companion is an error there too.
+	gone := &EtcdStore{Endpoints: s.Endpoints, Prefix: s.Prefix, CacheDir: s.CacheDir, Companion: "/nonexistent/companion"}
+	if _, _, err := gone.Peek(context.Background(), "default"); !errors.Is(err, ErrStorage) || !strings.Contains(err.Error(), EtcdCompanion) {
+		t.Errorf("Peek at the cache with no companion: %v", err)
 	}
 	// Get is the whole set: it always asks etcd.
 	if _, _, err := s.Get(context.Background(), "default"); !errors.Is(err, ErrStorage) {
