@@ -1,0 +1,62 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prusa-credential-helper/prusa-credential-helper/auth/authtest"
+)
+
+// TestBindMountedTokenFile: a token file bind-mounted into a container
+// (docker run -v tokens.json:/tokens.json) cannot be renamed over. A
+// refresh writes the new set into it, so the file outside holds the live
+// refresh token; nothing is kept beside it. It runs the helper in a mount
+// namespace of its own (unshare -m), as root.
+func TestBindMountedTokenFile(t *testing.T) {
+	if _, err := exec.LookPath("unshare"); err != nil || os.Geteuid() != 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("CI runs as root, with unshare")
+		}
+		t.Skip("needs root and unshare")
+	}
+	srv := newServer(t, authtest.Options{})
+	home := t.TempDir()
+	outside := filepath.Join(t.TempDir(), "prusa_tokens.json")
+	old := srv.Mint(userEmail, time.Hour)
+	b, _ := json.Marshal(old)
+	if err := os.WriteFile(outside, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	inside := filepath.Join(t.TempDir(), "tokens.json") // the container's path
+	if err := os.WriteFile(inside, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "unshare", "-m", "--propagation", "private", "sh", "-c",
+		`mount --bind "$1" "$2" && exec "$3" get --token-file "$2"`, "sh", outside, inside, binary)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "XDG_CONFIG_HOME=" + filepath.Join(home, ".config"), "PRUSA_ACCOUNT_URL=" + srv.URL}
+	cmd.Stdin = strings.NewReader(`{"force_refresh": true}`)
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("get in the namespace: %v\nstderr %s", err, stderr.String()) // stdout may hold a token
+	}
+	if stderr.Len() != 0 || strings.Contains(stdout.String(), old.AccessToken) || !strings.Contains(stdout.String(), `"success":true`) {
+		t.Fatalf("stderr %s; want a new token and no warning", stderr.String())
+	}
+	var now map[string]any
+	b, _ = os.ReadFile(outside)
+	if json.Unmarshal(b, &now) != nil || now["refresh_token"] == old.RefreshToken || !srv.ValidRefreshToken(now["refresh_token"].(string)) {
+		t.Fatal("the bind-mounted file does not hold the refreshed set")
+	}
+	if left, _ := filepath.Glob(filepath.Join(filepath.Dir(inside), ".tokens.json.tmp-*")); len(left) != 0 {
+		t.Fatalf("temp files left: %v", left)
+	}
+}
