@@ -524,6 +524,8 @@ func (h *Helper) keepForEtcd(ctx context.Context, profile string, set *auth.Toke
 func (h *Helper) Kept(profile string) bool { return h.cfg.Etcd != nil && h.cfg.Etcd.Kept(profile) }
 
 // readLocked is read under the profile's lock, which the caller holds.
+// With the file store, a set that a save could not put in place (see
+// FileStore.Kept) is returned in place of the file's, and put there.
 // With an etcd store, a set that keepForEtcd kept on this host is written
 // to etcd first when the profile's key is still at the revision the kept
 // set was to replace (as just read), and is returned in place of what was
