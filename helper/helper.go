@@ -670,6 +670,13 @@ func (h *Helper) StoreSet(ctx context.Context, profile string, set *auth.TokenSe
 		return Result{}, err
 	}
 	defer unlock()
+	if h.cfg.Mode == ModeFile {
+		// A corrupt file is moved aside, with its warning, not overwritten
+		// unseen: what it held may still be of use to someone.
+		if _, _, err := h.moveAside(ctx, profile, true, h.store.Get); err != nil && !errors.Is(err, ErrNotFound) && !errors.As(err, new(*CorruptError)) {
+			h.cfg.Debugf("store: reading the file it replaces: %v", err)
+		}
+	}
 	res, err := h.store.Set(ctx, profile, set)
 	if err != nil {
 		return res, err

@@ -521,3 +521,26 @@ func TestKeyringTornPartsOnTheFastPath(t *testing.T) {
 		t.Fatalf("%d refreshes with torn parts", n)
 	}
 }
+
+// TestStoreMovesACorruptFileAside: store over a corrupt file moves it
+// aside, with its warning, as get does, rather than overwrite it unseen.
+func TestStoreMovesACorruptFileAside(t *testing.T) {
+	e := newEnv(t, ModeFile, authtest.Options{})
+	os.MkdirAll(e.dir, 0o700)
+	path := e.h.file.File("default")
+	os.WriteFile(path, []byte("CANARY-garbage"), 0o600)
+	set := e.mint(0)
+	if _, err := e.h.StoreSet(context.Background(), "default", set); err != nil {
+		t.Fatal(err)
+	}
+	matches, _ := filepath.Glob(path + ".corrupt-*")
+	if len(matches) != 1 || !strings.Contains(e.warnings.String(), "moved it to default.json.corrupt-") || strings.Contains(e.warnings.String(), "CANARY") {
+		t.Fatalf("moved aside: %v, warnings %q", matches, e.warnings.String())
+	}
+	if b, _ := os.ReadFile(matches[0]); string(b) != "CANARY-garbage" {
+		t.Fatal("the corrupt file's bytes were not kept")
+	}
+	if got, _, err := e.h.file.Get(context.Background(), "default"); err != nil || got.AccessToken != set.AccessToken {
+		t.Fatalf("stored: %v", err)
+	}
+}
