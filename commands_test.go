@@ -219,3 +219,19 @@ func TestEtcdAuthHint(t *testing.T) {
 		t.Errorf("a user: %s, hint %q", pe.Code, pe.Hint)
 	}
 }
+
+// TestRoughDuration: days and hours above two days, so that 6 days less a
+// minute does not read as 5 days.
+func TestRoughDuration(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		6*24*time.Hour - time.Minute: "5 days 23h",
+		30 * 24 * time.Hour:          "30 days",
+		48 * time.Hour:               "2 days",
+		90 * time.Minute:             "1h30m",
+		90 * time.Second:             "1m30s",
+	} {
+		if got := roughDuration(d); got != want {
+			t.Errorf("roughDuration(%s) = %q, want %q", d, got, want)
+		}
+	}
+}
