@@ -106,9 +106,13 @@ func (c *cli) refresh(ctx context.Context) error {
 			fmt.Fprintf(c.stderr, "%s: not due (the refresh token is valid until %s)\n", p, protocol.FormatTime(e.RefreshExpires))
 			continue
 		}
-		tok, err := c.helper().Refresh(ctx, p)
+		tok, refreshed, err := c.helper().RefreshDue(ctx, p, c.s.within)
 		if err != nil {
 			fail(p, err)
+			continue
+		}
+		if !refreshed {
+			fmt.Fprintf(c.stderr, "%s: not due: refreshed meanwhile by another process (the access token is valid until %s)\n", p, protocol.FormatTime(tok.Expiry))
 			continue
 		}
 		did := "refreshed"

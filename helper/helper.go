@@ -647,16 +647,33 @@ func subject(set *auth.TokenSet) string {
 // Refresh refreshes the profile's set now, under its lock, whatever its
 // expiry, and returns the new token.
 func (h *Helper) Refresh(ctx context.Context, profile string) (protocol.Token, error) {
+	tok, _, err := h.RefreshDue(ctx, profile, 0)
+	return tok, err
+}
+
+// RefreshDue is Refresh of a set whose refresh token expires within
+// within (by the server's clock), as read under the lock; within 0: any.
+// A set that another process refreshed since it was listed is not due:
+// its token is returned, and refreshed false.
+func (h *Helper) RefreshDue(ctx context.Context, profile string, within time.Duration) (tok protocol.Token, refreshed bool, err error) {
 	unlock, err := h.lock(ctx, profile)
 	if err != nil {
-		return protocol.Token{}, err
+		return protocol.Token{}, false, err
 	}
 	defer unlock()
-	set, _, _, err := h.readLocked(ctx, profile)
+	set, res, kept, err := h.readLocked(ctx, profile)
 	if err != nil {
-		return protocol.Token{}, err
+		return protocol.Token{}, false, err
 	}
-	return h.refreshLocked(ctx, profile, set, true)
+	if within > 0 && !kept && !h.Kept(profile) {
+		r, rerr := set.RefreshClaims()
+		a, aerr := set.Access()
+		if rerr == nil && aerr == nil && r.Expiry.Time.Sub(set.ServerNow(h.cfg.Now())) > within {
+			return token(profile, res.Store, set, a.Expiry.Time), false, nil
+		}
+	}
+	tok, err = h.refreshLocked(ctx, profile, set, true)
+	return tok, err == nil, err
 }
 
 // StoreSet validates a token set and saves it under the profile's lock. A

@@ -673,6 +673,16 @@ func TestRefreshNow(t *testing.T) {
 	if _, err := e.h.Refresh(context.Background(), "none"); !errors.Is(err, ErrLoginRequired) {
 		t.Fatalf("refresh of nothing: %v", err)
 	}
+	// RefreshDue judges again under the lock: "later" has 3 days left, so
+	// within 2 days it is not due (as when another process refreshed it
+	// since refresh --all listed it), and within 4 days it is.
+	tok, refreshed, err := e.h.RefreshDue(context.Background(), "later", 48*time.Hour)
+	if err != nil || refreshed || tok.AccessToken == "" || e.srv.Count(authtest.KindTokenRefresh) != 1 {
+		t.Fatalf("not due: refreshed %v, %v, %d refreshes", refreshed, err, e.srv.Count(authtest.KindTokenRefresh))
+	}
+	if _, refreshed, err := e.h.RefreshDue(context.Background(), "later", 96*time.Hour); err != nil || !refreshed || e.srv.Count(authtest.KindTokenRefresh) != 2 {
+		t.Fatalf("due: refreshed %v, %v", refreshed, err)
+	}
 }
 
 // TestAutoFastPathSkipsAStalledKeyring: in auto mode, a set in the file
