@@ -578,7 +578,6 @@ func (h *Helper) save(ctx context.Context, profile string, save reservation, set
 		return protocol.Token{}, fmt.Errorf("saving the new tokens: %w", err)
 	}
 	markSaved(h.file.LockFile(profile), set.AccessToken)
-	h.saved(ctx, set)
 	c, err := set.Access()
 	if err != nil {
 		return protocol.Token{}, fmt.Errorf("new access token: %w", err) // never: Refresh and Login validate
@@ -586,6 +585,7 @@ func (h *Helper) save(ctx context.Context, profile string, save reservation, set
 	if h.debug {
 		h.cfg.Debugf("saved %s to %s (clock offset %s)", auth.Describe(set.AccessToken), res.Store, set.ClockOffset)
 	}
+	h.saved(ctx, set) // after saying so: its own lines come second
 	return token(profile, res.Store, set, c.Expiry.Time), nil
 }
 
