@@ -4,6 +4,7 @@
 package links
 
 import (
+	_ "embed" // the helper embeds its VERSION
 	"encoding/base32"
 	"flag"
 	"net/http"
