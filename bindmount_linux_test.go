@@ -60,3 +60,38 @@ func TestBindMountedTokenFile(t *testing.T) {
 		t.Fatalf("temp files left: %v", left)
 	}
 }
+
+// TestReadOnlyBindMountedTokenFile: a token file bind-mounted read-only
+// cannot take a refreshed set: the refresh fails before its request, and
+// the refresh token stays unspent.
+func TestReadOnlyBindMountedTokenFile(t *testing.T) {
+	if _, err := exec.LookPath("unshare"); err != nil || os.Geteuid() != 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("CI runs as root, with unshare")
+		}
+		t.Skip("needs root and unshare")
+	}
+	srv := newServer(t, authtest.Options{})
+	home := t.TempDir()
+	outside := filepath.Join(t.TempDir(), "prusa_tokens.json")
+	old := srv.Mint(userEmail, time.Hour)
+	b, _ := json.Marshal(old)
+	os.WriteFile(outside, b, 0o600)
+	inside := filepath.Join(t.TempDir(), "tokens.json")
+	os.WriteFile(inside, nil, 0o600)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "unshare", "-m", "--propagation", "private", "sh", "-c",
+		`mount --bind "$1" "$2" && mount -o remount,ro,bind "$2" && exec "$3" get --token-file "$2"`, "sh", outside, inside, binary)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "XDG_CONFIG_HOME=" + filepath.Join(home, ".config"), "PRUSA_ACCOUNT_URL=" + srv.URL}
+	cmd.Stdin = strings.NewReader(`{"force_refresh": true}`)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(stderr.String(), "mount point that cannot be written") {
+		t.Fatalf("get: %v, stderr %s; want storage_error before the request", err, stderr.String())
+	}
+	if n := srv.Count(authtest.KindTokenRefresh); n != 0 || !srv.ValidRefreshToken(old.RefreshToken) {
+		t.Fatalf("%d refreshes: the refresh token was spent", n)
+	}
+}

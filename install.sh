@@ -77,6 +77,9 @@ build() {
 build . "$target"
 if [ "$etcd" = 1 ]; then
 	build ./cmd/prusa-credential-helper-etcd "$companion"
+elif [ -e "$companion" ]; then
+	rm -f "$companion" # an older one would not match this helper
+	echo "removed $companion (--no-etcd)"
 fi
 
 case ":$PATH:" in

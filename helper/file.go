@@ -156,16 +156,15 @@ func (s *FileStore) Kept(profile string, stored *auth.TokenSet) (*auth.TokenSet,
 	var bestExp, bestTime time.Time
 	var bestPath string
 	for _, e := range entries {
-		if !strings.HasPrefix(e.Name(), "."+base+".tmp-") {
+		if !isTempOf(e.Name(), base) {
 			continue
 		}
 		path := filepath.Join(dir, e.Name())
-		fi, err1 := e.Info()
-		b, err2 := readFile(path)
-		if err1 != nil || err2 != nil {
+		fi, err := e.Info()
+		if err != nil {
 			continue
 		}
-		set, err := auth.ParseTokenSet(b) // a temp file still being written, or its reserved room, is not one
+		set, err := tempSet(path)
 		if err != nil {
 			continue
 		}
@@ -301,6 +300,9 @@ func (s *FileStore) pending(profile string, room int) (*pendingSet, error) {
 	if err := s.prepareDir(); err != nil {
 		return nil, err
 	}
+	if err := checkMountPoint(s.File(profile)); err != nil {
+		return nil, err
+	}
 	p, err := createPending(s.File(profile), room, 0, holdsTokenSet)
 	if err != nil {
 		return nil, err
@@ -399,9 +401,8 @@ func removeTemps(dir, base string, staleAfter time.Duration, keep func(path stri
 	if err != nil {
 		return
 	}
-	prefix := "." + base + ".tmp-"
 	for _, e := range entries {
-		if !strings.HasPrefix(e.Name(), prefix) {
+		if !isTempOf(e.Name(), base) {
 			continue
 		}
 		if staleAfter > 0 {
@@ -420,12 +421,28 @@ func removeTemps(dir, base string, staleAfter time.Duration, keep func(path stri
 // between its sync and its rename left, may hold the only live refresh
 // token.
 func holdsTokenSet(path string) bool {
+	_, err := tempSet(path)
+	return err == nil
+}
+
+// tempSet reads the token set in the temp file at path. A writer killed
+// between writing the set over its reserved room and cutting the room off
+// left zero bytes after it; a temp file still being written, or its
+// reserved room alone, is not a set.
+func tempSet(path string) (*auth.TokenSet, error) {
 	b, err := readFile(path)
 	if err != nil {
-		return false
+		return nil, err
 	}
-	_, err = auth.ParseTokenSet(b)
-	return err == nil
+	return auth.ParseTokenSet(bytes.TrimRight(b, "\x00"))
+}
+
+// isTempOf reports whether name is a temp file of base's, as createPending
+// names them: "." + base + ".tmp-" and digits (so that profile p's are not
+// confused with those of a profile named p.json.tmp-ci).
+func isTempOf(name, base string) bool {
+	rest, ok := strings.CutPrefix(name, "."+base+".tmp-")
+	return ok && rest != "" && strings.Trim(rest, "0123456789") == ""
 }
 
 // commit writes data over the temp file's start, cuts it there, syncs it,
@@ -467,17 +484,24 @@ var rename = os.Rename
 func install(tmp, path string, data []byte) error {
 	// rename replaces a symlink at path itself, never the file it points to.
 	err := rename(tmp, path)
+	for try := 0; err != nil && renameMayPass(err) && try < 10; try++ {
+		time.Sleep(50 * time.Millisecond) // another process has the file open (Windows)
+		err = rename(tmp, path)
+	}
 	if err == nil {
 		syncDir(filepath.Dir(path))
 		return nil
 	}
+	err = unwrapPath(err)
 	if isBusy(err) {
-		if werr := writeInPlace(path, data); werr == nil {
+		werr := writeInPlace(path, data)
+		if werr == nil {
 			os.Remove(tmp)
 			return nil
 		}
+		err = fmt.Errorf("a mount point, and writing it in place: %w", unwrapPath(werr))
 	}
-	return &KeptError{Path: path, Kept: tmp, Err: unwrapPath(err)}
+	return &KeptError{Path: path, Kept: tmp, Err: err}
 }
 
 // writeInPlace writes data over the regular file at path, never through a
@@ -498,6 +522,21 @@ func writeInPlace(path string, data []byte) error {
 		return err
 	}
 	return f.Sync()
+}
+
+// checkMountPoint makes sure that the file at path is not on a read-only
+// file system while its directory takes new files: a token file
+// bind-mounted read-only (see install), which no refreshed set could
+// replace. It fails before a refresh spends the refresh token.
+func checkMountPoint(path string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|openNoFollow|openNonBlock, 0)
+	if err == nil {
+		return f.Close()
+	}
+	if isReadOnlyFS(err) {
+		return fmt.Errorf("%w: %s is a mount point that cannot be written: %w", ErrStorage, path, unwrapPath(err))
+	}
+	return nil // absent, or not ours to write: the rename decides
 }
 
 // KeptError is a write whose data could not be put in place: it is kept,
@@ -529,6 +568,9 @@ func (p *pendingFile) abort() {
 // login checks it before it spends a session on a set it cannot keep.)
 func (s *FileStore) CheckWritable(profile string) error {
 	if err := s.prepareDir(); err != nil {
+		return err
+	}
+	if err := checkMountPoint(s.File(profile)); err != nil {
 		return err
 	}
 	dir := filepath.Dir(s.File(profile))

@@ -22,6 +22,12 @@ func isSymlinkErr(err error) bool { return errors.Is(err, syscall.ELOOP) }
 // isBusy reports a rename refused because its target is a mount point.
 func isBusy(err error) bool { return errors.Is(err, syscall.EBUSY) }
 
+// renameMayPass is false: a rename fails here for reasons that stay.
+func renameMayPass(error) bool { return false }
+
+// isReadOnlyFS reports an open refused by a read-only file system.
+func isReadOnlyFS(err error) bool { return errors.Is(err, syscall.EROFS) }
+
 // syncDir makes a rename in dir durable.
 func syncDir(dir string) {
 	if d, err := os.Open(dir); err == nil {

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -535,15 +536,21 @@ func (h *Helper) Kept(profile string) bool { return h.cfg.Etcd != nil && h.cfg.E
 func (h *Helper) readLocked(ctx context.Context, profile string) (_ *auth.TokenSet, _ Result, kept bool, _ error) {
 	stored, res, err := h.read(ctx, profile, true)
 	if h.cfg.Etcd == nil {
-		if res.Store == "file" && (err == nil || errors.Is(err, ErrLoginRequired)) {
-			if set, tmp := h.file.Kept(profile, stored); set != nil {
-				// A save that could not replace the file kept the set
-				// there: it is the newest, and its refresh token the live one.
-				if err := h.file.Adopt(profile, tmp); err != nil {
-					h.cfg.Warn(fmt.Sprintf("warning: using the tokens of profile %q kept in %s; %s still cannot take them (%v)", profile, tmp, res.Path, reason(err)))
-				}
-				return set, res, false, nil
+		// Judged against what was read (the file, the keyring, the
+		// environment's set), or against nothing where nothing could be
+		// read (a torn in-place write that cannot be moved aside, say).
+		var against *auth.TokenSet
+		if err == nil {
+			against = stored
+		}
+		if set, tmp := h.file.Kept(profile, against); set != nil {
+			// A save that could not replace the file kept the set there:
+			// it is the newest, and its refresh token the live one.
+			fres := Result{Store: "file", Path: h.file.File(profile)}
+			if err := h.file.Adopt(profile, tmp); err != nil {
+				h.cfg.Warn(fmt.Sprintf("warning: using the tokens of profile %q kept in %s; %s still cannot take them (%v)", profile, tmp, fres.Path, reason(err)))
 			}
+			return set, fres, false, nil
 		}
 		return stored, res, false, err
 	}
@@ -695,6 +702,12 @@ func (h *Helper) StoreSet(ctx context.Context, profile string, set *auth.TokenSe
 		}
 	}
 	res, err := h.store.Set(ctx, profile, set)
+	if kept := (*KeptError)(nil); errors.As(err, &kept) {
+		// Nothing is spent here: the set given to store stays with the
+		// caller, who is told it was not saved.
+		os.Remove(kept.Kept)
+		return res, fmt.Errorf("%w: rename to %s: %v", ErrStorage, kept.Path, kept.Err)
+	}
 	if err != nil {
 		return res, err
 	}

@@ -4,6 +4,8 @@ package helper
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -130,4 +132,66 @@ func TestRefreshSaveThatCannotReplaceTheFile(t *testing.T) {
 			t.Fatalf("stored: %v, %d temp files, mode %v", err, len(temps(e)), fi.Mode())
 		}
 	})
+}
+
+// TestKeptSetsOfTheirOwnProfile: a profile's temp files are "." + file +
+// ".tmp-" and digits, so profile p neither takes nor removes those of a
+// profile named p.json.tmp-ci; a kept temp file cut short of its
+// truncation (the set, then zeros) still counts.
+func TestKeptSetsOfTheirOwnProfile(t *testing.T) {
+	e := newEnv(t, ModeFile, authtest.Options{})
+	other := e.mint(0)
+	b, _ := json.Marshal(other)
+	os.MkdirAll(e.dir, 0o700)
+	theirs := filepath.Join(e.dir, ".p.json.tmp-ci.json.tmp-123")
+	os.WriteFile(theirs, b, 0o600)
+	if set, _ := e.h.file.Kept("p", nil); set != nil {
+		t.Fatal("p took another profile's kept set")
+	}
+	if _, err := e.h.file.Set(context.Background(), "p", e.mint(0)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(theirs); err != nil {
+		t.Fatal("a save of p removed another profile's kept set")
+	}
+	padded := filepath.Join(e.dir, ".p.json.tmp-42")
+	os.WriteFile(padded, append(append([]byte{}, b...), make([]byte, 4096)...), 0o600)
+	if !holdsTokenSet(padded) {
+		t.Fatal("a set followed by its reservation's zeros is not kept")
+	}
+}
+
+// TestKeptSetAfterAnEnvironmentRefresh: with PRUSA_TOKENS_JSON, a refresh
+// whose save was kept is taken by the next locked read; the spent
+// environment token is not sent again.
+func TestKeptSetAfterAnEnvironmentRefresh(t *testing.T) {
+	e := newEnv(t, ModeFile, authtest.Options{})
+	seed := e.mint(30 * time.Second)
+	data, _ := json.Marshal(seed)
+	e.vars[EnvTokensJSON] = string(data)
+	rename = func(string, string) error { return &os.LinkError{Op: "rename", Err: syscall.EPERM} }
+	t.Cleanup(func() { rename = os.Rename })
+	tok, err := e.get("default", 0, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok2, err := e.get("default", 0, false)
+	if err != nil || tok2.AccessToken != tok.AccessToken || e.srv.Count(authtest.KindTokenRefresh) != 1 {
+		t.Fatalf("second get: %v, %d refreshes", err, e.srv.Count(authtest.KindTokenRefresh))
+	}
+}
+
+// TestStoreThatCannotReplaceTheFile: store's set is the caller's: a
+// failed rename is an error, and nothing is kept to be taken later.
+func TestStoreThatCannotReplaceTheFile(t *testing.T) {
+	e := newEnv(t, ModeFile, authtest.Options{})
+	e.store("default", e.mint(0))
+	rename = func(string, string) error { return &os.LinkError{Op: "rename", Err: syscall.EPERM} }
+	t.Cleanup(func() { rename = os.Rename })
+	if _, err := e.h.StoreSet(context.Background(), "default", e.mint(0)); !errors.Is(err, ErrStorage) || strings.Contains(err.Error(), "kept") {
+		t.Fatalf("store: %v", err)
+	}
+	if m, _ := filepath.Glob(filepath.Join(e.dir, ".default.json.tmp-*")); len(m) != 0 {
+		t.Fatalf("kept: %v", m)
+	}
 }

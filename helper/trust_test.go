@@ -511,9 +511,9 @@ func TestTempCleanupLiteral(t *testing.T) {
 	mine := filepath.Join(root, "a[b]")
 	os.MkdirAll(other, 0o700)
 	os.MkdirAll(mine, 0o700)
-	theirs := filepath.Join(other, ".default.json.tmp-0123456789abcdef")
+	theirs := filepath.Join(other, ".default.json.tmp-0123456789")
 	os.WriteFile(theirs, []byte("another writer's"), 0o600)
-	stale := filepath.Join(mine, ".default.json.tmp-fedcba9876543210")
+	stale := filepath.Join(mine, ".default.json.tmp-9876543210")
 	os.WriteFile(stale, []byte("crashed"), 0o600)
 	if err := writeAtomic(filepath.Join(mine, "default.json"), []byte("{}")); err != nil {
 		t.Fatal(err)
