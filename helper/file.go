@@ -300,7 +300,7 @@ func (s *FileStore) pending(profile string, room int) (*pendingSet, error) {
 	if err := s.prepareDir(); err != nil {
 		return nil, err
 	}
-	if err := checkMountPoint(s.File(profile)); err != nil {
+	if err := checkNotReadOnly(s.File(profile)); err != nil {
 		return nil, err
 	}
 	p, err := createPending(s.File(profile), room, 0, holdsTokenSet)
@@ -524,11 +524,11 @@ func writeInPlace(path string, data []byte) error {
 	return f.Sync()
 }
 
-// checkMountPoint makes sure that the file at path is not on a read-only
+// checkNotReadOnly makes sure that the file at path is not on a read-only
 // file system while its directory takes new files: a token file
 // bind-mounted read-only (see install), which no refreshed set could
 // replace. It fails before a refresh spends the refresh token.
-func checkMountPoint(path string) error {
+func checkNotReadOnly(path string) error {
 	f, err := os.OpenFile(path, os.O_WRONLY|openNoFollow|openNonBlock, 0)
 	if err == nil {
 		return f.Close()
@@ -570,7 +570,7 @@ func (s *FileStore) CheckWritable(profile string) error {
 	if err := s.prepareDir(); err != nil {
 		return err
 	}
-	if err := checkMountPoint(s.File(profile)); err != nil {
+	if err := checkNotReadOnly(s.File(profile)); err != nil {
 		return err
 	}
 	dir := filepath.Dir(s.File(profile))
