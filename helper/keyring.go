@@ -111,7 +111,7 @@ func call[T any](ctx context.Context, f func() (T, error)) (T, error) {
 		return r.v, nil
 	case <-ctx.Done():
 		var zero T
-		return zero, &UnavailableError{Reason: "keyring did not answer in time (is it locked?)", stalled: true}
+		return zero, &UnavailableError{Reason: "keyring did not answer in time; it may be locked", stalled: true}
 	}
 }
 
