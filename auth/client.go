@@ -9,9 +9,11 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -238,11 +240,33 @@ func (c *Client) tokenClient() *http.Client {
 	return &hc
 }
 
+// onceSent is ctx for a token request, except that once the request is
+// sent, ctx's cancellation (an interrupt) no longer ends it: the server may
+// have spent the refresh token or the code already, and only its answer,
+// saved, keeps the session. ctx's deadline (the time budget) still does.
+func onceSent(ctx context.Context) (context.Context, context.CancelFunc) {
+	base, cancelDeadline := context.WithoutCancel(ctx), context.CancelFunc(func() {})
+	if dl, ok := ctx.Deadline(); ok {
+		base, cancelDeadline = context.WithDeadline(base, dl)
+	}
+	inner, cancel := context.WithCancel(base)
+	var sent atomic.Bool
+	inner = httptrace.WithClientTrace(inner, &httptrace.ClientTrace{WroteRequest: func(httptrace.WroteRequestInfo) { sent.Store(true) }})
+	stopWatch := context.AfterFunc(ctx, func() {
+		if !sent.Load() {
+			cancel()
+		}
+	})
+	return inner, func() { stopWatch(); cancel(); cancelDeadline() }
+}
+
 func (c *Client) postTokenOnce(ctx context.Context, form url.Values) (*tokenAnswer, error) {
 	u, err := url.Parse(c.TokenURL())
 	if err != nil {
 		return nil, err
 	}
+	ctx, stop := onceSent(ctx)
+	defer stop()
 	ctx, answered := traceAnswer(ctx)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), strings.NewReader(form.Encode()))
 	if err != nil {
@@ -275,6 +299,9 @@ func (c *Client) postTokenOnce(ctx context.Context, form url.Values) (*tokenAnsw
 	if err != nil {
 		return nil, err
 	}
+	// What the helper records about a set is its own to say: an answer
+	// that carries those fields does not set them.
+	set.ClockOffset, set.ReplacedEnv, set.AccountURL = 0, "", ""
 	a := &tokenAnswer{set: set}
 	if server, ok := serverTime(resp.Header, set); ok {
 		if a.offset, a.dated = estimateOffset(server, local); a.dated {

@@ -3,6 +3,7 @@ package auth
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -419,5 +420,62 @@ func TestLoopbackAndOrigin(t *testing.T) {
 		if got := originOf(u); got != want {
 			t.Errorf("originOf(%s) = %s, want %s", raw, got, want)
 		}
+	}
+}
+
+// TestAnswerThatDoesNotFit: a set too large to keep loses what the helper
+// can do without (unknown fields, then the identity token), so that the set
+// saved can be read back; one too large even so is refused. The fields
+// the helper keeps about a set are never taken from an answer. All this
+// for the refresh and the code exchange alike.
+func TestAnswerThatDoesNotFit(t *testing.T) {
+	pad := strings.Repeat("CANARY-pad", MaxSetSize/10)
+	exp := time.Now().Add(time.Hour).Unix()
+	bigID := makeJWT(rs256, fmt.Sprintf(`{"sub":"1","exp":%d,"user":{"pad":%q}}`, exp, pad))
+	bigAccess := makeJWT(rs256, fmt.Sprintf(`{"sub":"1","exp":%d,"type":"access","pad":%q}`, exp, pad))
+	for _, tt := range []struct {
+		name, body string
+		extra, id  bool // kept
+		tooLarge   bool
+	}{
+		{"bookkeeping fields", answerJSON("1", time.Now().Add(time.Hour), `,"replaced_env_sha256":"CANARY-hash","clock_offset":3000,"account_url":"https://elsewhere.example","x":1`), true, false, false},
+		{"a large unknown field", answerJSON("1", time.Now().Add(time.Hour), `,"x_pad":"`+pad+`"`), false, false, false},
+		{"a large identity token", answerJSON("1", time.Now().Add(time.Hour), `,"x":1,"id_token":"`+bigID+`"`), false, false, false},
+		{"a large access token", `{"access_token":"` + bigAccess + `"}`, false, false, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var log strings.Builder
+			c := tokenServer(t, func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, tt.body) })
+			c.Debugf = func(format string, args ...any) { fmt.Fprintf(&log, format+"\n", args...) }
+			refreshed, rerr := c.Refresh(context.Background(), storedSet(time.Now()))
+			loggedIn, lerr := c.Login(context.Background(), LoginInput{Email: "a@b.c", Password: "CANARY-pw"})
+			for what, r := range map[string]struct {
+				set TokenSet
+				err error
+			}{"refresh": {refreshed, rerr}, "code exchange": {loggedIn, lerr}} {
+				if tt.tooLarge {
+					if !errors.Is(r.err, ErrServer) || r.set.AccessToken != "" {
+						t.Errorf("%s: err = %v, want ErrServer and no set", what, r.err)
+					}
+					continue
+				}
+				if r.err != nil {
+					t.Fatalf("%s: %v", what, r.err)
+				}
+				b, _ := json.Marshal(r.set)
+				if _, err := ParseTokenSet(b); err != nil || len(b) > MaxSetSize {
+					t.Errorf("%s: the kept set (%d bytes) does not read back: %v", what, len(b), err)
+				}
+				if (len(r.set.Extra) > 0) != tt.extra || (r.set.IDToken != "") != tt.id {
+					t.Errorf("%s: unknown fields kept %t, identity token kept %t; want %t, %t", what, len(r.set.Extra) > 0, r.set.IDToken != "", tt.extra, tt.id)
+				}
+				if r.set.ReplacedEnv != "" || r.set.AccountURL != c.AccountURL || r.set.ClockOffset > time.Minute {
+					t.Errorf("%s: bookkeeping from the answer: replaced %q, account %q, offset %s", what, r.set.ReplacedEnv, r.set.AccountURL, r.set.ClockOffset)
+				}
+			}
+			if strings.Contains(log.String(), "CANARY") {
+				t.Error("the debug log quotes the answer")
+			}
+		})
 	}
 }

@@ -164,6 +164,10 @@ func (c *Client) Login(ctx context.Context, in LoginInput) (TokenSet, error) {
 	if answer.dated {
 		set.ClockOffset = answer.offset
 	}
+	set, err = c.fit(set)
+	if err != nil {
+		return TokenSet{}, fmt.Errorf("login: code exchange: %w", err)
+	}
 	return set, nil
 }
 

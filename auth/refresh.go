@@ -68,5 +68,9 @@ func (c *Client) Refresh(ctx context.Context, set TokenSet) (TokenSet, error) {
 	if answer.dated {
 		out.ClockOffset = answer.offset
 	}
+	out, err = c.fit(out)
+	if err != nil {
+		return TokenSet{}, fmt.Errorf("refresh: %w", err)
+	}
 	return out, nil
 }

@@ -247,3 +247,40 @@ func TestTokenEndpointRefusesGET(t *testing.T) {
 		t.Fatalf("GET /o/token/: %d Allow=%q", resp.StatusCode, resp.Header.Get("Allow"))
 	}
 }
+
+// TestRefreshInterruptedOnceSent: an interrupt (ctx cancelled) before the
+// request goes out stops it; once it is out, the answer is still read, as
+// the server has already spent the refresh token. The time budget (ctx's
+// deadline) ends it either way (TestRefreshTimeout).
+func TestRefreshInterruptedOnceSent(t *testing.T) {
+	srv := authtest.NewServer(authtest.Options{Users: users()})
+	defer srv.Close()
+	c := newClient(srv, nil)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := c.Refresh(ctx, srv.Mint(canaryEmail, -time.Minute)); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled before: err = %v, want context.Canceled", err)
+	}
+	if n := srv.Count(authtest.KindTokenRefresh); n != 0 {
+		t.Fatalf("cancelled before: %d requests, want none", n)
+	}
+
+	old := srv.Mint(canaryEmail, -time.Minute)
+	srv.FailToken(authtest.Fault{AfterProcessing: true, Pass: true, Delay: 500 * time.Millisecond})
+	ctx, cancel = context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		for srv.Count(authtest.KindTokenRefresh) == 0 {
+			time.Sleep(time.Millisecond)
+		}
+		cancel() // the server has carried the refresh out; its answer waits
+	}()
+	got, err := c.Refresh(ctx, old)
+	if err != nil {
+		t.Fatalf("cancelled once sent: err = %v, want the answer", err)
+	}
+	if ctx.Err() == nil || !srv.ValidRefreshToken(got.RefreshToken) || srv.ValidRefreshToken(old.RefreshToken) {
+		t.Fatal("cancelled once sent: not the rotated set, or not cancelled meanwhile")
+	}
+}

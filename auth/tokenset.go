@@ -341,6 +341,37 @@ func (s TokenSet) Merge(answer TokenSet) TokenSet {
 	return out
 }
 
+// MaxSetSize bounds a token set as the helper keeps it, in bytes of its
+// JSON: every store keeps and reads back a set this large, and store takes
+// no larger one. A real set is about 5 KB.
+const MaxSetSize = 64 << 10
+
+// TooLarge reports whether the set's JSON exceeds MaxSetSize.
+func (s TokenSet) TooLarge() bool {
+	b, err := json.Marshal(s)
+	return err != nil || len(b) > MaxSetSize
+}
+
+// fit makes a set that an answer brought fit MaxSetSize, so that it can
+// be read back once saved: first without the fields the helper does not
+// know, then without its identity token. A set too large even so is
+// ErrServer.
+func (c *Client) fit(s TokenSet) (TokenSet, error) {
+	if !s.TooLarge() {
+		return s, nil
+	}
+	s.Extra = nil
+	dropped := "its unknown fields"
+	if s.TooLarge() {
+		s.IDToken, dropped = "", "its unknown fields and identity token"
+	}
+	if s.TooLarge() {
+		return TokenSet{}, fmt.Errorf("%w: the answer's tokens are too large to keep (over %d bytes)", ErrServer, MaxSetSize)
+	}
+	c.debugf("the new set exceeds %d bytes: dropped %s", MaxSetSize, dropped)
+	return s, nil
+}
+
 // String describes the set without any secret.
 func (s TokenSet) String() string {
 	return "auth.TokenSet{access: " + Describe(s.AccessToken) + ", refresh: " + Describe(s.RefreshToken) + ", id: " + Describe(s.IDToken) + "}"

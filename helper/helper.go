@@ -334,11 +334,15 @@ type storeSet struct {
 }
 
 func (w storeSet) commit(set *auth.TokenSet) (Result, error) {
-	res, err := w.h.store.Set(w.ctx, w.profile, set)
+	// A set the server has issued is saved whatever ended the command
+	// meanwhile (an interrupt, the budget): each store call has its own
+	// timeout.
+	ctx := context.WithoutCancel(w.ctx)
+	res, err := w.h.store.Set(ctx, w.profile, set)
 	if err == nil || res.Store != "keyring" {
 		return res, err
 	}
-	fres, ferr := w.h.file.Set(w.ctx, w.profile, set)
+	fres, ferr := w.h.file.Set(ctx, w.profile, set)
 	if ferr != nil {
 		return res, fmt.Errorf("%w (and the file store: %w)", err, ferr)
 	}
@@ -688,6 +692,9 @@ func (h *Helper) RefreshDue(ctx context.Context, profile string, within time.Dur
 func (h *Helper) StoreSet(ctx context.Context, profile string, set *auth.TokenSet) (Result, error) {
 	if err := set.Validate(); err != nil {
 		return Result{}, err
+	}
+	if set.TooLarge() { // a store could not give it back whole
+		return Result{}, fmt.Errorf("%w: over %d bytes as stored", auth.ErrInvalidTokenSet, auth.MaxSetSize)
 	}
 	unlock, err := h.lock(ctx, profile)
 	if err != nil {

@@ -291,6 +291,36 @@ func TestGetRefreshesOnceAndSaves(t *testing.T) {
 	}
 }
 
+// TestInterruptedOnceSent: a command interrupted after its refresh
+// request went out (ctx cancelled) still reads the answer and saves it,
+// where it belongs: the server has spent the old refresh token.
+func TestInterruptedOnceSent(t *testing.T) {
+	for _, mode := range []string{ModeFile, ModeKeyring} {
+		t.Run(mode, func(t *testing.T) {
+			e := newEnv(t, mode, authtest.Options{})
+			old := e.mint(30 * time.Second) // inside the 60 s margin
+			e.store("default", old)
+			e.srv.FailToken(authtest.Fault{AfterProcessing: true, Pass: true, Delay: 300 * time.Millisecond})
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			go func() {
+				for e.srv.Count(authtest.KindTokenRefresh) == 0 {
+					time.Sleep(time.Millisecond)
+				}
+				cancel()
+			}()
+			tok, err := e.h.Get(ctx, "default", 0, false)
+			if err != nil || tok.Store != mode {
+				t.Fatalf("get: %v, from %q; want the new token, saved in %s", err, tok.Store, mode)
+			}
+			stored, _, err := e.h.store.Get(context.Background(), "default")
+			if err != nil || stored.AccessToken != tok.AccessToken || !e.srv.ValidRefreshToken(stored.RefreshToken) || e.warnings.Len() > 0 {
+				t.Fatalf("the refreshed set was not saved in %s: %v; warnings %q", mode, err, e.warnings)
+			}
+		})
+	}
+}
+
 func TestGetMinTTLAndForce(t *testing.T) {
 	e := newEnv(t, ModeFile, authtest.Options{})
 	set := e.mint(10 * time.Minute)
@@ -565,6 +595,9 @@ func TestStoreValidates(t *testing.T) {
 		{AccessToken: "garbage"},
 		{AccessToken: good.AccessToken, RefreshToken: other.RefreshToken},
 		{AccessToken: good.AccessToken, IDToken: "a.b.c"},
+		// Under 64 KiB as given, over it as stored (encoding/json writes
+		// each "<" as \u003c): no store could give it back whole.
+		{AccessToken: good.AccessToken, Extra: map[string]json.RawMessage{"x": json.RawMessage(`"` + strings.Repeat("<", auth.MaxSetSize/6+1) + `"`)}},
 	}
 	for i, s := range bad {
 		if _, err := e.h.StoreSet(context.Background(), "default", s); !errors.Is(err, auth.ErrInvalidTokenSet) {

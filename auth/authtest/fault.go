@@ -28,7 +28,8 @@ type Fault struct {
 	// the client never learns it.
 	AfterProcessing bool
 	// Pass: after Delay, carry out the request and give its real answer:
-	// a slow answer, not a failed one.
+	// a slow answer, not a failed one. With AfterProcessing, the request
+	// is carried out first and its answer waits Delay.
 	Pass bool
 }
 

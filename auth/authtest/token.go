@@ -32,7 +32,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f, ok := s.nextFault()
-	if ok && f.Pass {
+	if ok && f.Pass && !f.AfterProcessing {
 		if !f.wait(r) {
 			return
 		}
@@ -43,6 +43,12 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	status, body := s.grant(r)
+	if ok && f.Pass { // carried out, then answered late
+		if !f.wait(r) {
+			return
+		}
+		ok = false
+	}
 	if ok {
 		f.apply(w, r, body)
 		return
