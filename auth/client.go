@@ -13,7 +13,9 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -43,6 +45,9 @@ type Client struct {
 	// Debugf, if set, receives redacted diagnostics: methods, paths and
 	// statuses, never a query, body, cookie or token.
 	Debugf func(format string, args ...any)
+
+	once sync.Once
+	own  *http.Client // the client made for a Client without HTTP
 }
 
 func (c *Client) now() time.Time {
@@ -62,7 +67,39 @@ func (c *Client) httpClient() *http.Client {
 	if c.HTTP != nil {
 		return c.HTTP
 	}
-	return &http.Client{}
+	c.once.Do(func() { c.own = newHTTPClient(c.AccountURL) })
+	return c.own
+}
+
+// newHTTPClient is the HTTP client of a Client without one: that of
+// http.DefaultTransport (proxies from the environment and all), except
+// that a proxy's refusal of a CONNECT is told by its status alone (its
+// text may echo the request, Proxy-Authorization and all), and that for
+// an http:// account URL it connects to loopback addresses only: a name
+// such as localhost is only as loopback as the resolver makes it.
+func newHTTPClient(accountURL string) *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.OnProxyConnectResponse = func(_ context.Context, proxy *url.URL, _ *http.Request, resp *http.Response) error {
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("the proxy %s refused the connection (%d %s)", proxy.Host, resp.StatusCode, http.StatusText(resp.StatusCode))
+		}
+		return nil
+	}
+	if u, err := url.Parse(accountURL); err == nil && strings.EqualFold(u.Scheme, "http") {
+		d := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second, Control: loopbackOnly}
+		t.DialContext = d.DialContext
+	}
+	return &http.Client{Transport: t}
+}
+
+// loopbackOnly refuses a connection to an address that is not loopback
+// (net.Dialer's Control: it runs before the connection is made).
+func loopbackOnly(_, address string, _ syscall.RawConn) error {
+	host, _, err := net.SplitHostPort(address)
+	if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("%s is not a loopback address, and an http:// account URL is for loopback only", host)
+	}
+	return nil
 }
 
 func (c *Client) endpoint(path string) string {

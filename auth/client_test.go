@@ -479,3 +479,49 @@ func TestAnswerThatDoesNotFit(t *testing.T) {
 		})
 	}
 }
+
+// TestPlainHTTPReachesLoopbackOnly: with an http:// account URL, the
+// client connects to loopback addresses only, whatever the URL's host name
+// resolved to; refused before a packet is sent (192.0.2.1 is TEST-NET-1).
+func TestPlainHTTPReachesLoopbackOnly(t *testing.T) {
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer hs.Close()
+	c := newHTTPClient("http://localhost:8080")
+	resp, err := c.Get(hs.URL)
+	if err != nil {
+		t.Fatalf("loopback: %v", err)
+	}
+	resp.Body.Close()
+	for _, addr := range []string{"192.0.2.1:9", "[2001:db8::1]:9"} {
+		_, err := c.Get("http://" + addr + "/")
+		if err == nil || !strings.Contains(err.Error(), "not a loopback address") {
+			t.Errorf("%s: err = %v, want a refusal", addr, err)
+		}
+	}
+	if _, err := newHTTPClient("https://account.example").Transport.(*http.Transport).DialContext(context.Background(), "tcp", hs.Listener.Addr().String()); err != nil {
+		t.Errorf("https: %v", err) // no such rule for https
+	}
+}
+
+// TestProxyRefusalIsNotQuoted: a proxy that refuses the CONNECT with a
+// status text that echoes the request (Proxy-Authorization and all) is
+// named by its status alone.
+func TestProxyRefusalIsNotQuoted(t *testing.T) {
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		fmt.Fprintf(conn, "HTTP/1.1 407 CANARY-echo %s\r\nContent-Length: 0\r\n\r\n", r.Header.Get("Proxy-Authorization"))
+	}))
+	defer proxy.Close()
+	c := &Client{AccountURL: "https://account.example", ClientID: DefaultClientID, RedirectURI: DefaultRedirectURI, UserAgent: "test"}
+	pu, _ := url.Parse(proxy.URL)
+	pu.User = url.UserPassword("u", "CANARY-proxy-password")
+	c.httpClient().Transport.(*http.Transport).Proxy = http.ProxyURL(pu)
+	_, err := c.Refresh(context.Background(), storedSet(time.Now()))
+	if !errors.Is(err, ErrNetwork) || !strings.Contains(err.Error(), "407") || strings.Contains(err.Error(), "CANARY") || strings.Contains(err.Error(), "dTpD") {
+		t.Fatalf("err = %v, want ErrNetwork naming 407 and quoting nothing", err)
+	}
+}
