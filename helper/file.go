@@ -223,7 +223,8 @@ func (s *FileStore) MoveAside(ce *CorruptError) error {
 // readFile reads a token file: never through a symlink in its last
 // component (a link planted at the token path is not followed into another
 // file), never from a FIFO, device or other non-regular file (opened
-// without blocking, then refused), and at most maxFileSize+1 bytes.
+// without blocking, then refused), never one another user owns, and at
+// most maxFileSize+1 bytes.
 func readFile(path string) ([]byte, error) {
 	f, err := os.OpenFile(path, os.O_RDONLY|openNoFollow|openNonBlock, 0)
 	if err != nil {
@@ -239,6 +240,10 @@ func readFile(path string) ([]byte, error) {
 	}
 	if !fi.Mode().IsRegular() {
 		return nil, &fs.PathError{Op: "open", Path: path, Err: notRegular(fi.Mode())}
+	}
+	if uid, other := otherOwner(fi); other {
+		// Whoever owns it chose the tokens in it: its account, not ours.
+		return nil, &fs.PathError{Op: "open", Path: path, Err: fmt.Errorf("is owned by another user (uid %d)", uid)}
 	}
 	// Room for the file as it is now: one read and one allocation, where
 	// io.ReadAll would start at 512 bytes and grow.

@@ -35,3 +35,15 @@ func syncDir(dir string) {
 		d.Close()
 	}
 }
+
+// otherOwner returns the owner of the file fi describes when that is
+// another user than this process's (not root, which reads every user's
+// files on purpose).
+func otherOwner(fi os.FileInfo) (uid int, other bool) {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return 0, false
+	}
+	euid := os.Geteuid()
+	return int(st.Uid), euid != 0 && int(st.Uid) != euid
+}

@@ -4,6 +4,7 @@ package helper
 
 import (
 	"errors"
+	"os"
 	"syscall"
 )
 
@@ -34,3 +35,6 @@ func renameMayPass(err error) bool {
 
 // syncDir is a no-op: Windows cannot sync a directory handle.
 func syncDir(string) {}
+
+// otherOwner is false: Windows guards a user's profile by its ACLs.
+func otherOwner(os.FileInfo) (int, bool) { return 0, false }

@@ -29,7 +29,8 @@ func lockFile(ctx context.Context, path string) (unlock func(), err error) {
 		// not ours), and never wait on a FIFO's open.
 		return nil, fmt.Errorf("%w: lock %s: not a regular file", ErrStorage, path)
 	}
-	l := flock.New(path, flock.SetPermissions(0o600))
+	// O_NOFOLLOW: what Lstat saw may have been swapped for a symlink since.
+	l := flock.New(path, flock.SetPermissions(0o600), flock.SetFlag(os.O_CREATE|os.O_RDONLY|openNoFollow|openNonBlock))
 	ok, err := l.TryLockContext(ctx, lockPoll)
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		return nil, fmt.Errorf("waiting for another process that holds %s: %w", path, err)
@@ -37,10 +38,28 @@ func lockFile(ctx context.Context, path string) (unlock func(), err error) {
 	if err != nil || !ok {
 		return nil, fmt.Errorf("%w: lock %s: %w", ErrStorage, path, unwrapPath(err))
 	}
-	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
-		os.Chmod(path, 0o600) // made by someone else, or before: 0600 like the store's files
+	fi, err := l.Stat() // of the file locked
+	if err != nil || !fi.Mode().IsRegular() {
+		l.Unlock()
+		return nil, fmt.Errorf("%w: lock %s: not a regular file", ErrStorage, path)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		tighten(path, fi) // made by someone else, or before: 0600 like the store's files
 	}
 	return func() { l.Unlock() }, nil
+}
+
+// tighten makes the file at path 0600 if it is still the file fi
+// describes, through a descriptor: never a file a symlink put there.
+func tighten(path string, fi os.FileInfo) {
+	f, err := os.OpenFile(path, os.O_RDONLY|openNoFollow|openNonBlock, 0)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	if now, err := f.Stat(); err == nil && os.SameFile(fi, now) {
+		f.Chmod(0o600)
+	}
 }
 
 // markSaved writes the time of a refresh's or login's save, made under

@@ -200,6 +200,38 @@ func TestSymlinkedLockIsRefused(t *testing.T) {
 	}
 }
 
+// TestTightenOnlyTheFileLocked: a lock file swapped, after it was locked,
+// for a symlink or another file is not made 0600: the helper tightens the
+// file it locked, through a descriptor, and no other.
+func TestTightenOnlyTheFileLocked(t *testing.T) {
+	dir := t.TempDir()
+	lock, victim := filepath.Join(dir, "p.lock"), filepath.Join(dir, "victim")
+	os.WriteFile(victim, nil, 0o644)
+	for name, swap := range map[string]func() error{
+		"symlink":      func() error { return os.Symlink(victim, lock) },
+		"another file": func() error { return os.WriteFile(lock, nil, 0o644) },
+	} {
+		os.WriteFile(lock, nil, 0o644)
+		held, _ := os.Open(lock) // as the lock holds it: its inode stays its own
+		fi, _ := held.Stat()
+		os.Remove(lock)
+		if err := swap(); err != nil {
+			t.Fatal(err)
+		}
+		tighten(lock, fi)
+		held.Close()
+		if mode(t, victim) != 0o644 || name == "another file" && mode(t, lock) != 0o644 {
+			t.Errorf("%s: a file that was not the one locked was tightened", name)
+		}
+		os.Remove(lock)
+	}
+	os.WriteFile(lock, nil, 0o644)
+	fi, _ := os.Stat(lock)
+	if tighten(lock, fi); mode(t, lock) != 0o600 {
+		t.Errorf("the file locked is %o, want 0600", mode(t, lock))
+	}
+}
+
 func TestFileStoreSymlinks(t *testing.T) {
 	e := newEnv(t, ModeFile, authtest.Options{})
 	os.MkdirAll(e.dir, 0o700)

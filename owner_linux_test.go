@@ -1,0 +1,64 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prusa-credential-helper/prusa-credential-helper/auth/authtest"
+)
+
+// TestTokenFileOfAnotherUser: a token file that another user owns is not
+// served, even where it is readable: whoever owns it chose its tokens, and
+// with them the account the caller's requests would act on. It is a
+// storage error, not "logged out". Root, which reads users' files on
+// purpose, is served. Needs root to run the helper as nobody (setpriv).
+func TestTokenFileOfAnotherUser(t *testing.T) {
+	if _, err := exec.LookPath("setpriv"); err != nil || os.Geteuid() != 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("CI runs as root, with setpriv")
+		}
+		t.Skip("needs root and setpriv")
+	}
+	srv := newServer(t, authtest.Options{})
+	dir, err := os.MkdirTemp("", "pch-owner-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	os.Chmod(dir, 0o755) // nobody may look in
+	set := srv.Mint(userEmail, time.Hour)
+	b, _ := json.Marshal(set)
+	path := filepath.Join(dir, "tokens.json")
+	if err := os.WriteFile(path, b, 0o644); err != nil { // root's, readable by all
+		t.Fatal(err)
+	}
+	run := func(as ...string) (string, string, int) {
+		cmd := exec.Command(as[0], append(as[1:], binary, "get", "--token-file", path)...)
+		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "PRUSA_ACCOUNT_URL=" + srv.URL}
+		var out, errOut strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, &errOut
+		err := cmd.Run()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return out.String(), errOut.String(), code
+	}
+	stdout, stderr, code := run("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups")
+	if code != 1 || !strings.Contains(stdout, `"code":"storage_error"`) || !strings.Contains(stderr, "owned by another user (uid 0)") {
+		t.Fatalf("as nobody: exit %d, stderr %q; want storage_error naming the owner", code, stderr)
+	}
+	if strings.Contains(stdout+stderr, set.AccessToken) {
+		t.Fatal("the other user's token was printed")
+	}
+	if stdout, _, code := run("env"); code != 0 || !strings.Contains(stdout, set.AccessToken) {
+		t.Fatalf("as root: exit %d, want the token", code)
+	}
+}
