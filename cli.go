@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -335,6 +336,22 @@ func (c *cli) totpHint() string {
 		return "check PRUSA_TOTP_SECRET; logins to one account use up its codes, one per 30 s step: run at most two at once"
 	}
 	return "a code works once and changes every 30 s: use the next one, from a device whose clock is right"
+}
+
+// warnPlainEtcd warns, in the commands a person runs (login, status), of
+// an etcd store on another machine reached without TLS: its token sets,
+// refresh tokens and all, cross the network in clear.
+func (c *cli) warnPlainEtcd() {
+	e := c.s.etcd
+	if c.s.store != helper.ModeEtcd || e.caCert != "" || e.cert != "" {
+		return
+	}
+	for _, ep := range e.endpoints {
+		if host, _, err := net.SplitHostPort(ep); err != nil || !auth.IsLoopback(host) {
+			c.warnf("etcd at %s is reached without TLS: the token sets cross the network in clear; give etcd's CA with --etcd-cacert or PRUSA_ETCD_CACERT", ep)
+			return
+		}
+	}
 }
 
 // checkKeyringReachable refuses --store keyring where there is no session

@@ -127,6 +127,7 @@ func (c *cli) status(ctx context.Context) error {
 	if err := c.checkKeyringReachable(); err != nil {
 		return err
 	}
+	c.warnPlainEtcd()
 	entry, found, err := c.helper().Status(ctx, profile)
 	if err != nil {
 		return err

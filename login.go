@@ -24,6 +24,7 @@ func (c *cli) login(ctx context.Context) error {
 	if _, err := c.helper().CheckWritable(ctx, profile); err != nil {
 		return err
 	}
+	c.warnPlainEtcd()
 	var tty terminal
 	openTTY := func(what string) (terminal, error) {
 		if tty != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -244,6 +245,35 @@ func TestNoBusRefreshAll(t *testing.T) {
 		exit := p.run("", args...)
 		if exit != 1 || !strings.Contains(p.stderr.String(), `"kr"`) || !strings.Contains(p.stderr.String(), "\nhint: run this in the session that has the keyring") {
 			t.Errorf("%v: exit %d stderr %q", args, exit, p.stderr.String())
+		}
+	}
+}
+
+// TestPlainEtcdWarning: login and status warn of an etcd store on another
+// machine reached without TLS; loopback etcd, or a CA given, is quiet.
+func TestPlainEtcdWarning(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		warn bool
+	}{
+		{[]string{"--store", "etcd://127.0.0.1:2379,[::1]:2379,localhost:2379/farm"}, false},
+		{[]string{"--store", "etcd://127.0.0.1:2379,etcd.example:2379/farm"}, true},
+		{[]string{"--store", "etcd://10.1.2.3:2379/farm"}, true},
+		{[]string{"--store", "etcd://10.1.2.3:2379/farm", "--etcd-cacert", "/etc/ca.pem"}, false},
+		{[]string{"--store", "file"}, false},
+	} {
+		s, _, err := parseArgs(append([]string{"status"}, tt.args...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var stderr bytes.Buffer
+		c := &cli{env: &env{stderr: &stderr, getenv: func(string) string { return "" }, configDir: t.TempDir}, s: s}
+		if err := c.resolve(); err != nil {
+			t.Fatalf("%v: %v", tt.args, err)
+		}
+		c.warnPlainEtcd()
+		if got := strings.Contains(stderr.String(), "without TLS"); got != tt.warn {
+			t.Errorf("%v: warned %t, want %t (%q)", tt.args, got, tt.warn, stderr.String())
 		}
 	}
 }
