@@ -434,7 +434,7 @@ func (c *cli) classify(err error) *protocol.Error {
 		if ue := (*helper.UnavailableError)(nil); errors.As(err, &ue) && ue.Hint != "" {
 			hint = ue.Hint
 		} else if ue != nil && ue.NoBus {
-			hint = "run this in the session that has the keyring (its D-Bus session bus, DBUS_SESSION_BUS_ADDRESS)"
+			hint = "run this in the session that has the keyring (its D-Bus session bus, DBUS_SESSION_BUS_ADDRESS); on a machine without one, see docs/stores.md, a keyring on a headless machine"
 		}
 		return &protocol.Error{Code: protocol.StorageError, Message: msg, Hint: hint}
 	case errors.Is(err, helper.ErrEtcdAuth):

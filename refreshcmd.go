@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 
+	"github.com/prusa-credential-helper/prusa-credential-helper/auth"
 	"github.com/prusa-credential-helper/prusa-credential-helper/helper"
 	"github.com/prusa-credential-helper/prusa-credential-helper/protocol"
 )
@@ -102,7 +103,8 @@ func (c *cli) refresh(ctx context.Context) error {
 		}
 		e := latest[p]
 		// By the server's clock, as get judges the tokens.
-		if c.s.within > 0 && !e.RefreshExpires.IsZero() && e.RefreshExpires.Sub(now.Add(e.ClockOffset)) > c.s.within && !c.helper().Kept(p) {
+		otherServer := e.AccountURL != "" && !auth.SameServer(e.AccountURL, c.s.accountURL) // due now: see RefreshDue
+		if c.s.within > 0 && !e.RefreshExpires.IsZero() && e.RefreshExpires.Sub(now.Add(e.ClockOffset)) > c.s.within && !otherServer && !c.helper().Kept(p) {
 			fmt.Fprintf(c.stderr, "%s: not due (the refresh token is valid until %s)\n", p, protocol.FormatTime(e.RefreshExpires))
 			continue
 		}

@@ -339,7 +339,7 @@ func (s *EtcdStore) Peek(ctx context.Context, profile string) (*auth.TokenSet, R
 		return nil, Result{Store: ModeEtcd}, err
 	}
 	if set, ok := s.cached(profile); ok {
-		return set, Result{Store: ModeEtcd}, nil
+		return set, Result{Store: ModeEtcd, Path: s.cacheFile(profile)}, nil
 	}
 	return s.Get(ctx, profile)
 }

@@ -299,11 +299,15 @@ func (h *Helper) Get(ctx context.Context, profile string, minTTL time.Duration, 
 	if err != nil {
 		return protocol.Token{}, err
 	}
-	rescued := h.cfg.Mode == ModeKeyring && res.Store == "file"
+	rescued := h.rescued(profile, res)
 	now = set.ServerNow(now) // tokens are judged by the server's clock
 	if c, err := set.Access(); err == nil && !force && !rescued && auth.ValidFor(c.Expiry.Time, now, margin) {
 		if h.debug {
-			h.cfg.Debugf("fast path: %s from %s, valid for %s (clock offset %s)", auth.Describe(set.AccessToken), res.Store, c.Expiry.Time.Sub(now).Round(time.Second), set.ClockOffset)
+			from := res.Store
+			if res.Path != "" {
+				from += " (" + res.Path + ")"
+			}
+			h.cfg.Debugf("fast path: %s from %s, valid for %s (clock offset %s)", auth.Describe(set.AccessToken), from, c.Expiry.Time.Sub(now).Round(time.Second), set.ClockOffset)
 		}
 		return token(profile, res.Store, set, c.Expiry.Time), nil
 	}
@@ -445,10 +449,23 @@ func (h *Helper) slow(ctx context.Context, profile, current string, margin time.
 	if h.debug {
 		h.cfg.Debugf("no refresh needed: %s", auth.Describe(set.AccessToken))
 	}
-	if h.cfg.Mode == ModeKeyring && res.Store == "file" {
+	if h.rescued(profile, res) {
 		return h.moveBack(ctx, profile, set, exp)
 	}
 	return token(profile, res.Store, set, exp), nil
+}
+
+// rescued reports whether the set read (res) is one that a save meant for
+// the keyring kept in the file (see storeSet): in keyring mode, a set in
+// the file of a profile that the keyring's index names. A profile that
+// was only ever in the file (logged in where there was no keyring) stays
+// there.
+func (h *Helper) rescued(profile string, res Result) bool {
+	if h.cfg.Mode != ModeKeyring || res.Store != "file" {
+		return false
+	}
+	names, err := h.keyring.Profiles()
+	return err != nil || slices.Contains(names, profile)
 }
 
 // moveBack moves a set that a refresh kept in the file (the keyring would
@@ -676,7 +693,10 @@ func (h *Helper) RefreshDue(ctx context.Context, profile string, within time.Dur
 	if err != nil {
 		return protocol.Token{}, false, err
 	}
-	if within > 0 && !kept && !h.Kept(profile) {
+	// A set of another account server is never renewed here: it is due
+	// now, so that a keep-alive says so at once rather than on the day
+	// its refresh token runs out.
+	if within > 0 && !kept && !h.Kept(profile) && !errors.Is(h.cfg.Auth.Refreshable(*set), auth.ErrOtherServer) {
 		r, rerr := set.RefreshClaims()
 		a, aerr := set.Access()
 		if rerr == nil && aerr == nil && r.Expiry.Time.Sub(set.ServerNow(h.cfg.Now())) > within {

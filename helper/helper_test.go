@@ -321,6 +321,41 @@ func TestInterruptedOnceSent(t *testing.T) {
 	}
 }
 
+// TestKeyringRescueAndMoveBack: a refreshed set the keyring will not take
+// is kept in the file and moved back into the keyring by the next get
+// that can; a profile that was only ever in the file (a login where there
+// was no keyring) stays there when a get asks for the keyring.
+func TestKeyringRescueAndMoveBack(t *testing.T) {
+	e := newEnv(t, ModeKeyring, authtest.Options{})
+	e.store("default", e.mint(30*time.Second)) // inside the 60 s margin
+	e.kr.limit = 10                            // the keyring refuses every write
+	tok, err := e.get("default", 0, false)
+	if err != nil || tok.Store != "file" || !strings.Contains(e.warnings.String(), "did not take the new tokens") {
+		t.Fatalf("refresh: %v, in %q, warnings %q; want it kept in the file", err, tok.Store, e.warnings)
+	}
+	e.kr.limit = 2560
+	e.warnings.Reset()
+	again, err := e.get("default", 0, false)
+	if err != nil || again.AccessToken != tok.AccessToken || again.Store != "keyring" || !strings.Contains(e.warnings.String(), "back into the keyring") {
+		t.Fatalf("next get: %v, from %q, warnings %q; want the set moved back", err, again.Store, e.warnings)
+	}
+	if _, err := os.Stat(e.h.file.File("default")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatal("the file is left after the move back")
+	}
+
+	e.cfg.Mode = ModeFile
+	e.store("fileonly", e.mint(time.Hour))
+	e.cfg.Mode = ModeKeyring
+	e.warnings.Reset()
+	tok, err = e.get("fileonly", 0, false)
+	if err != nil || tok.Store != "file" || e.warnings.Len() > 0 {
+		t.Fatalf("file-only profile: %v, from %q, warnings %q; want it served from the file as it is", err, tok.Store, e.warnings)
+	}
+	if _, err := os.Stat(e.h.file.File("fileonly")); err != nil {
+		t.Fatal("a file-only profile was moved")
+	}
+}
+
 func TestGetMinTTLAndForce(t *testing.T) {
 	e := newEnv(t, ModeFile, authtest.Options{})
 	set := e.mint(10 * time.Minute)

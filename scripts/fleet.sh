@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The fleet benchmark of the etcd store (issue 13.7): 8 "hosts" of 8 helper
+# The fleet benchmark of the etcd store: 8 "hosts" of 8 helper
 # processes each (own HOME and local cache per host, no common lock file)
 # share one account through one etcd, embedded in scripts/fleet, against
 # the account emulator. When the token expires, exactly one refresh request
