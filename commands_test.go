@@ -51,21 +51,34 @@ func TestUnreachableKeyringCommands(t *testing.T) {
 	}
 }
 
-// TestEraseKeyringModeClearsTheFile: erase --store keyring where no
-// keyring can be reached still removes the file store's copy (erase clears
-// every store whatever --store says), then says the keyring could not be
-// asked.
+// TestEraseKeyringModeClearsTheFile: erase where no keyring can be
+// reached removes the file store's copy, whatever --store says (erase
+// clears every store it may be in), and answers the same for every
+// --store: done, where no keyring may hold the profile (no index names
+// it); else a storage error that says the file copy is gone.
 func TestEraseKeyringModeClearsTheFile(t *testing.T) {
 	srv := newServer(t, authtest.Options{})
 	home := t.TempDir()
+	index := filepath.Join(home, ".config", "prusa-credential-helper", ".keyring-profiles")
 	for _, vars := range []map[string]string{nil, unreachableBus(t)} {
-		storeIn(t, filepath.Join(home, ".config"), "default", srv.Mint(userEmail, 0))
-		r := execHelper(t, home, vars, "", "erase", "--store", "keyring")
-		if r.exit != 1 || !strings.Contains(r.stderr, "removed the file store's copy, but the keyring") {
-			t.Errorf("bus %v: exit %d, stderr %q; want a storage error that says the file copy is gone", vars, r.exit, r.stderr)
-		}
-		if _, err := os.Stat(tokenFile(home, "default")); !os.IsNotExist(err) {
-			t.Errorf("bus %v: the file copy is still there: %v", vars, err)
+		for _, indexed := range []bool{false, true} {
+			for _, store := range []string{"keyring", "auto", "file"} {
+				storeIn(t, filepath.Join(home, ".config"), "default", srv.Mint(userEmail, 0))
+				os.Remove(index)
+				if indexed {
+					os.WriteFile(index, []byte("default\n"), 0o600)
+				}
+				r := execHelper(t, home, vars, "", "erase", "--store", store)
+				switch {
+				case indexed && (r.exit != 1 || !strings.Contains(r.stderr, "removed the file store's copy, but the keyring")):
+					t.Errorf("bus %v, indexed, --store %s: exit %d, stderr %q; want a storage error that says the file copy is gone", vars, store, r.exit, r.stderr)
+				case !indexed && (r.exit != 0 || !strings.Contains(r.stdout, `"erased":true`)):
+					t.Errorf("bus %v, not indexed, --store %s: exit %d, stdout %q, stderr %q; want it erased", vars, store, r.exit, r.stdout, r.stderr)
+				}
+				if _, err := os.Stat(tokenFile(home, "default")); !os.IsNotExist(err) {
+					t.Errorf("bus %v, --store %s: the file copy is still there: %v", vars, store, err)
+				}
+			}
 		}
 	}
 }

@@ -33,10 +33,10 @@ const saveCommandTimeout = 30 * time.Second
 //   - an unquoted # at the start of a word begins a comment: the rest of
 //     the line is ignored (a # inside a word, a#b, is part of it).
 //
-// Anything a shell would expand or treat as an operator is refused when it
-// is not quoted or escaped, rather than passed on literally where the user
-// meant a shell's: | & ; < > ( ) and `, and $ (outside single quotes).
-// Globs (* ? [) and ~ are passed as they are. A user who wants a shell
+// Nothing is expanded: $, ` and globs (* ? [) and ~ are passed as they
+// are. A shell's operators, which end a word there and could only be
+// passed on literally here where the user meant a shell's, are refused
+// when not quoted or escaped: | & ; < > ( ). A user who wants a shell
 // writes sh -c '…'.
 func splitWords(s string) ([]string, error) {
 	var words []string
@@ -86,25 +86,20 @@ func splitWords(s string) ([]string, error) {
 					closed = true
 					break
 				}
-				switch c {
-				case '\\':
-					if i+1 < len(s) && strings.IndexByte("\\\"$`\n", s[i+1]) >= 0 {
-						i++
-						if s[i] != '\n' {
-							word.WriteByte(s[i])
-						}
-						continue
+				if c == '\\' && i+1 < len(s) && strings.IndexByte("\\\"$`\n", s[i+1]) >= 0 {
+					i++
+					if s[i] != '\n' {
+						word.WriteByte(s[i])
 					}
-				case '$', '`':
-					return nil, fmt.Errorf("%c in double quotes would be expanded by a shell: quote it with \\%c or single quotes (no expansion is done)", c, c)
+					continue
 				}
 				word.WriteByte(c)
 			}
 			if !closed {
 				return nil, errors.New("unterminated double quote")
 			}
-		case strings.IndexByte("|&;<>()`$", c) >= 0:
-			return nil, fmt.Errorf("unquoted %c: no pipes, redirections or expansions are done (quote it, or use sh -c '…')", c)
+		case strings.IndexByte("|&;<>()", c) >= 0:
+			return nil, fmt.Errorf("unquoted %c: no pipes or redirections are done (quote it, or use sh -c '…')", c)
 		default:
 			word.WriteByte(c)
 			inWord = true

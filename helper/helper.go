@@ -817,7 +817,7 @@ func (h *Helper) Erase(ctx context.Context, profile string) (Erased, error) {
 	case errors.Is(err, ErrUnavailable):
 		// As for Get: the keyring may hold the profile when the index names
 		// it, or when there is no index and the file held nothing.
-		if h.cfg.Mode == ModeKeyring || kr.MayHold(profile, out.Any(), err) {
+		if kr.MayHold(profile, out.Any(), err) {
 			did := "removed nothing: "
 			if out.Any() {
 				did = "removed the file store's copy, but "
