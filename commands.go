@@ -139,10 +139,14 @@ func (c *cli) status(ctx context.Context) error {
 	if c.helper().Kept(profile) {
 		c.warnf("etcd has not taken the last refreshed tokens of profile %q: they are kept on this host, and other hosts cannot refresh until it writes them; run: %s", profile, c.commandLine("refresh", profile))
 	}
-	if found && !entry.RefreshExpires.IsZero() && now.Before(entry.RefreshExpires) && entry.RefreshExpires.Sub(now) < 7*24*time.Hour {
-		c.warnf("the refresh token of profile %q expires in %s; run: %s (or log in again)", profile, roughDuration(entry.RefreshExpires.Sub(now)), c.commandLine("refresh", profile))
-	}
 	accessOK := !entry.AccessExpires.IsZero() && now.Before(entry.AccessExpires)
+	switch left := entry.RefreshExpires.Sub(now); {
+	case !found || entry.RefreshExpires.IsZero():
+	case left > 0 && left < 7*24*time.Hour:
+		c.warnf("the refresh token of profile %q expires in %s; run: %s (or log in again)", profile, roughDuration(left), c.commandLine("refresh", profile))
+	case left <= 0 && accessOK:
+		c.warnf("the refresh token of profile %q has expired: the access token serves until %s, then a login is needed; run: %s", profile, protocol.FormatTime(entry.AccessExpires), c.commandLine("login", profile))
+	}
 	refreshOK := !entry.RefreshExpires.IsZero() && now.Before(entry.RefreshExpires)
 	loginRequired := !accessOK && !refreshOK
 	// A set of another account server is refreshed only there: said, but

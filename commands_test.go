@@ -115,6 +115,12 @@ func TestStatusWarnings(t *testing.T) {
 		t.Errorf("refresh expiring: exit %d, stderr %q", r.exit, r.stderr)
 	}
 	assertNoTokens(t, "stderr", r.stderr, setTokens(set)...)
+	spent := canarySet(now.Add(time.Hour), now.Add(-time.Minute)) // the access token outlives it
+	storeIn(t, filepath.Join(home, ".config"), "default", spent)
+	if r := execHelper(t, home, nil, "", "status"); r.exit != 0 || !strings.Contains(r.stderr, "refresh token of profile \"default\" has expired: the access token serves until") {
+		t.Errorf("refresh expired, access valid: exit %d, stderr %q", r.exit, r.stderr)
+	}
+	storeIn(t, filepath.Join(home, ".config"), "default", set)
 	env := map[string]string{"PRUSA_TOKEN": set["access_token"].(string)}
 	r = execHelper(t, home, env, "", "status")
 	if r.exit != 0 || !strings.Contains(r.stderr, "PRUSA_TOKEN is set and is used instead of the stored credentials") {

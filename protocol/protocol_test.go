@@ -167,6 +167,13 @@ func TestWriteListAndStatus(t *testing.T) {
 	if b.String() != `{"profile":"default","store":"keyring","login_required":true}`+"\n" {
 		t.Errorf("status: %s", b.String())
 	}
+	// A set whose access token has no sub still has a user_id: a string.
+	exp := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	b.Reset()
+	WriteList(&b, []Profile{{Profile: "p", Store: "file", AccessExpires: exp}})
+	if b.String() != `{"version":1,"success":true,"profiles":[{"profile":"p","store":"file","user_id":"","access_expires_at":"2026-12-01T12:00:00Z"}]}`+"\n" {
+		t.Errorf("list of a set without sub: %s", b.String())
+	}
 }
 
 func FuzzReadRequest(f *testing.F) {

@@ -162,18 +162,18 @@ type Profile struct {
 }
 
 type profileJSON struct {
-	Profile          string `json:"profile"`
-	Store            string `json:"store"`
-	UserID           string `json:"user_id,omitempty"`
-	Email            string `json:"email,omitempty"`
-	AccessExpiresAt  string `json:"access_expires_at,omitempty"`
-	RefreshExpiresAt string `json:"refresh_expires_at,omitempty"`
+	Profile          string  `json:"profile"`
+	Store            string  `json:"store"`
+	UserID           *string `json:"user_id,omitempty"` // of every set, "" for a token without sub
+	Email            string  `json:"email,omitempty"`
+	AccessExpiresAt  string  `json:"access_expires_at,omitempty"`
+	RefreshExpiresAt string  `json:"refresh_expires_at,omitempty"`
 }
 
 func (p Profile) json() profileJSON {
-	j := profileJSON{Profile: p.Profile, Store: p.Store, UserID: p.UserID, Email: p.Email}
-	if !p.AccessExpires.IsZero() {
-		j.AccessExpiresAt = FormatTime(p.AccessExpires)
+	j := profileJSON{Profile: p.Profile, Store: p.Store, Email: p.Email}
+	if !p.AccessExpires.IsZero() { // a set: every set has an access token, with an exp
+		j.UserID, j.AccessExpiresAt = &p.UserID, FormatTime(p.AccessExpires)
 	}
 	if !p.RefreshExpires.IsZero() {
 		j.RefreshExpiresAt = FormatTime(p.RefreshExpires)
