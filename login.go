@@ -111,6 +111,10 @@ const maxPasswordTries = 3
 
 // saveLogin stores a new login's set and says so.
 func (c *cli) saveLogin(ctx context.Context, profile, email string, set *auth.TokenSet) error {
+	// The code is spent: the set is saved whatever ended ctx meanwhile
+	// (an interrupt, the budget), within a lock wait of its own.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.s.timeout)
+	defer cancel()
 	saved, err := c.helper().StoreSet(ctx, profile, set)
 	if err != nil {
 		return err

@@ -140,6 +140,34 @@ func TestLoginInterruptedAtPrompt(t *testing.T) {
 	}
 }
 
+// TestLoginInterruptedAfterTheCodeExchange: an interrupt once the code
+// exchange is out no longer loses the login: the code is spent, so the
+// answer is read and the set saved, and login succeeds.
+func TestLoginInterruptedAfterTheCodeExchange(t *testing.T) {
+	srv := newServer(t, authtest.Options{})
+	vars := map[string]string{"PRUSA_ACCOUNT_URL": srv.URL, "PRUSA_EMAIL": userEmail, "PRUSA_PASSWORD": userPassword, "PRUSA_TOTP_SECRET": userTOTPSecret}
+	config := t.TempDir()
+	p := newInProcess(config, vars, time.Now, nil)
+	srv.FailToken(authtest.Fault{AfterProcessing: true, Pass: true, Delay: 300 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		for srv.Count(authtest.KindTokenCode) == 0 {
+			time.Sleep(time.Millisecond)
+		}
+		cancel() // the user presses Ctrl-C while the answer is on its way
+	}()
+	p.ctx = ctx
+	if exit := p.run("", "login", "--store", "file"); exit != 0 || !strings.Contains(p.stderr.String(), "Logged in as") {
+		t.Fatalf("exit %d stderr %q; want the login saved", exit, p.stderr.String())
+	}
+	var set auth.TokenSet
+	b, _ := os.ReadFile(filepath.Join(config, prog, "default.json"))
+	if err := json.Unmarshal(b, &set); err != nil || !srv.ValidRefreshToken(set.RefreshToken) || ctx.Err() == nil {
+		t.Fatalf("stored: %v; want the login's live set, saved after the interrupt", err)
+	}
+}
+
 // TestServerEchoesNotLogged: a server (or something on the way) that
 // sends, after its answer, bytes echoing the login's form on the idle
 // connection makes Go's HTTP client log them: the helper shows none.

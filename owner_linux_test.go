@@ -15,8 +15,9 @@ import (
 // TestTokenFileOfAnotherUser: a token file that another user owns is not
 // served, even where it is readable: whoever owns it chose its tokens, and
 // with them the account the caller's requests would act on. It is a
-// storage error, not "logged out". Root, which reads users' files on
-// purpose, is served. Needs root to run the helper as nobody (setpriv).
+// storage error, not "logged out". One that root owns is served (a Docker
+// or Kubernetes secret), and root, which reads users' files on purpose,
+// is served any. Needs root to run the helper as nobody (setpriv).
 func TestTokenFileOfAnotherUser(t *testing.T) {
 	if _, err := exec.LookPath("setpriv"); err != nil || os.Geteuid() != 0 {
 		if os.Getenv("CI") == "true" {
@@ -51,14 +52,21 @@ func TestTokenFileOfAnotherUser(t *testing.T) {
 		}
 		return out.String(), errOut.String(), code
 	}
-	stdout, stderr, code := run("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups")
-	if code != 1 || !strings.Contains(stdout, `"code":"storage_error"`) || !strings.Contains(stderr, "owned by another user (uid 0)") {
-		t.Fatalf("as nobody: exit %d, stderr %q; want storage_error naming the owner", code, stderr)
+	nobody := []string{"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"}
+	if stdout, stderr, code := run(nobody...); code != 0 || !strings.Contains(stdout, set.AccessToken) {
+		t.Fatalf("root's file, as nobody: exit %d, stderr %q; want the token", code, stderr)
+	}
+	if err := os.Chown(path, 1, 1); err != nil { // daemon's
+		t.Fatal(err)
+	}
+	stdout, stderr, code := run(nobody...)
+	if code != 1 || !strings.Contains(stdout, `"code":"storage_error"`) || !strings.Contains(stderr, "owned by another user (uid 1)") {
+		t.Fatalf("daemon's file, as nobody: exit %d, stderr %q; want storage_error naming the owner", code, stderr)
 	}
 	if strings.Contains(stdout+stderr, set.AccessToken) {
 		t.Fatal("the other user's token was printed")
 	}
 	if stdout, _, code := run("env"); code != 0 || !strings.Contains(stdout, set.AccessToken) {
-		t.Fatalf("as root: exit %d, want the token", code)
+		t.Fatalf("daemon's file, as root: exit %d, want the token", code)
 	}
 }

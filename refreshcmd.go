@@ -103,9 +103,12 @@ func (c *cli) refresh(ctx context.Context) error {
 		}
 		e := latest[p]
 		// By the server's clock, as get judges the tokens.
-		otherServer := e.AccountURL != "" && !auth.SameServer(e.AccountURL, c.s.accountURL) // due now: see RefreshDue
-		if c.s.within > 0 && !e.RefreshExpires.IsZero() && e.RefreshExpires.Sub(now.Add(e.ClockOffset)) > c.s.within && !otherServer && !c.helper().Kept(p) {
-			fmt.Fprintf(c.stderr, "%s: not due (the refresh token is valid until %s)\n", p, protocol.FormatTime(e.RefreshExpires))
+		if c.s.within > 0 && !e.RefreshExpires.IsZero() && e.RefreshExpires.Sub(now.Add(e.ClockOffset)) > c.s.within && !c.helper().Kept(p) {
+			elsewhere := "" // said now, not only once it is due: a run here cannot renew it
+			if e.AccountURL != "" && !auth.SameServer(e.AccountURL, c.s.accountURL) {
+				elsewhere = "; it is refreshed only at " + e.AccountURL
+			}
+			fmt.Fprintf(c.stderr, "%s: not due (the refresh token is valid until %s)%s\n", p, protocol.FormatTime(e.RefreshExpires), elsewhere)
 			continue
 		}
 		tok, refreshed, err := c.helper().RefreshDue(ctx, p, c.s.within)

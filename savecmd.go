@@ -33,11 +33,13 @@ const saveCommandTimeout = 30 * time.Second
 //   - an unquoted # at the start of a word begins a comment: the rest of
 //     the line is ignored (a # inside a word, a#b, is part of it).
 //
-// Nothing is expanded: $, ` and globs (* ? [) and ~ are passed as they
-// are. A shell's operators, which end a word there and could only be
-// passed on literally here where the user meant a shell's, are refused
-// when not quoted or escaped: | & ; < > ( ). A user who wants a shell
-// writes sh -c '…'.
+// Nothing is expanded: $NAME, globs (* ? [) and ~ are passed as they are,
+// and so is everything inside quotes. What a shell would split otherwise
+// than these rules do, or not pass on as words at all, is refused when not
+// quoted or escaped, rather than passed on where a shell's meaning was
+// meant: the operators | & ; < > ( ), and ` $( ${, whose substitutions a
+// shell reads as one word whatever spaces they hold. A user who wants a
+// shell writes sh -c '…'.
 func splitWords(s string) ([]string, error) {
 	var words []string
 	var word strings.Builder
@@ -98,6 +100,12 @@ func splitWords(s string) ([]string, error) {
 			if !closed {
 				return nil, errors.New("unterminated double quote")
 			}
+		case c == '`' || c == '$' && strings.HasPrefix(s[i+1:], "(") || c == '$' && strings.HasPrefix(s[i+1:], "{"):
+			what := s[i : i+1]
+			if c == '$' {
+				what = s[i : i+2]
+			}
+			return nil, fmt.Errorf("unquoted %s: a shell would substitute it, as one word whatever spaces it holds; nothing is substituted here (quote it, or use sh -c '…')", what)
 		case strings.IndexByte("|&;<>()", c) >= 0:
 			return nil, fmt.Errorf("unquoted %c: no pipes or redirections are done (quote it, or use sh -c '…')", c)
 		default:

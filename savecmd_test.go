@@ -54,9 +54,13 @@ func TestSplitWords(t *testing.T) {
 		{in: `a; b`, wantErr: "unquoted ;"},
 		{in: `a && b`, wantErr: "unquoted &"},
 		{in: `(a)`, wantErr: "unquoted ("},
-		// No expansion: as written, quoted or not.
-		{in: `echo $HOME "$HOME/x" ${A:-b}`, want: []string{"echo", "$HOME", "$HOME/x", "${A:-b}"}},
-		{in: "echo `id` \"`id`\"", want: []string{"echo", "`id`", "`id`"}},
+		// No expansion: as written, and inside quotes whatever they hold.
+		{in: `echo $HOME "$HOME/x" $ a$`, want: []string{"echo", "$HOME", "$HOME/x", "$", "a$"}},
+		{in: "echo \"`id -u` $(a b) ${A:-a b}\" '`x`'", want: []string{"echo", "`id -u` $(a b) ${A:-a b}", "`x`"}},
+		// A shell reads these as one word, spaces and all: refused.
+		{in: "echo `a b`", wantErr: "unquoted `"},
+		{in: `echo $(a b)`, wantErr: "unquoted $("},
+		{in: `echo ${A:-a b}`, wantErr: "unquoted ${"},
 		{in: `sh -c "cat > \"$DIR/set.json\""`, want: []string{"sh", "-c", `cat > "$DIR/set.json"`}},
 	}
 	for _, tt := range tests {

@@ -281,7 +281,11 @@ func (c *Client) tokenClient() *http.Client {
 // sent, ctx's cancellation (an interrupt) no longer ends it: the server may
 // have spent the refresh token or the code already, and only its answer,
 // saved, keeps the session. ctx's deadline (the time budget) still does.
-func onceSent(ctx context.Context) (context.Context, context.CancelFunc) {
+// A ctx already done is its error: the request is not made.
+func onceSent(ctx context.Context) (context.Context, context.CancelFunc, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, nil, err
+	}
 	base, cancelDeadline := context.WithoutCancel(ctx), context.CancelFunc(func() {})
 	if dl, ok := ctx.Deadline(); ok {
 		base, cancelDeadline = context.WithDeadline(base, dl)
@@ -290,11 +294,13 @@ func onceSent(ctx context.Context) (context.Context, context.CancelFunc) {
 	var sent atomic.Bool
 	inner = httptrace.WithClientTrace(inner, &httptrace.ClientTrace{WroteRequest: func(httptrace.WroteRequestInfo) { sent.Store(true) }})
 	stopWatch := context.AfterFunc(ctx, func() {
-		if !sent.Load() {
+		// The deadline ends base as well, as a timeout: the watch passes
+		// on an interrupt alone.
+		if !sent.Load() && errors.Is(ctx.Err(), context.Canceled) {
 			cancel()
 		}
 	})
-	return inner, func() { stopWatch(); cancel(); cancelDeadline() }
+	return inner, func() { stopWatch(); cancel(); cancelDeadline() }, nil
 }
 
 func (c *Client) postTokenOnce(ctx context.Context, form url.Values) (*tokenAnswer, error) {
@@ -302,7 +308,10 @@ func (c *Client) postTokenOnce(ctx context.Context, form url.Values) (*tokenAnsw
 	if err != nil {
 		return nil, err
 	}
-	ctx, stop := onceSent(ctx)
+	ctx, stop, err := onceSent(ctx)
+	if err != nil {
+		return nil, netError("POST", u, err, false)
+	}
 	defer stop()
 	ctx, answered := traceAnswer(ctx)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), strings.NewReader(form.Encode()))

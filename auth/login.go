@@ -164,11 +164,7 @@ func (c *Client) Login(ctx context.Context, in LoginInput) (TokenSet, error) {
 	if answer.dated {
 		set.ClockOffset = answer.offset
 	}
-	set, err = c.fit(set)
-	if err != nil {
-		return TokenSet{}, fmt.Errorf("login: code exchange: %w", err)
-	}
-	return set, nil
+	return c.fit(set), nil
 }
 
 // decodeNext percent-decodes a login form's next field once when it is

@@ -354,22 +354,20 @@ func (s TokenSet) TooLarge() bool {
 
 // fit makes a set that an answer brought fit MaxSetSize, so that it can
 // be read back once saved: first without the fields the helper does not
-// know, then without its identity token. A set too large even so is
-// ErrServer.
-func (c *Client) fit(s TokenSet) (TokenSet, error) {
+// know, then without its identity token. A set too large even so is kept
+// as it is: the server has spent what it replaced, and the file store
+// reads back far more.
+func (c *Client) fit(s TokenSet) TokenSet {
 	if !s.TooLarge() {
-		return s, nil
+		return s
 	}
 	s.Extra = nil
 	dropped := "its unknown fields"
 	if s.TooLarge() {
 		s.IDToken, dropped = "", "its unknown fields and identity token"
 	}
-	if s.TooLarge() {
-		return TokenSet{}, fmt.Errorf("%w: the answer's tokens are too large to keep (over %d bytes)", ErrServer, MaxSetSize)
-	}
 	c.debugf("the new set exceeds %d bytes: dropped %s", MaxSetSize, dropped)
-	return s, nil
+	return s
 }
 
 // String describes the set without any secret.

@@ -37,13 +37,15 @@ func syncDir(dir string) {
 }
 
 // otherOwner returns the owner of the file fi describes when that is
-// another user than this process's (not root, which reads every user's
-// files on purpose).
+// another user than this process's. Root is no other user: it can act as
+// anyone anyway, and gives out files on purpose (Docker's and Kubernetes'
+// secrets are root's, read-only); nor is any user to root, which reads
+// every user's files on purpose.
 func otherOwner(fi os.FileInfo) (uid int, other bool) {
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	if !ok {
 		return 0, false
 	}
 	euid := os.Geteuid()
-	return int(st.Uid), euid != 0 && int(st.Uid) != euid
+	return int(st.Uid), euid != 0 && st.Uid != 0 && int(st.Uid) != euid
 }

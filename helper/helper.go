@@ -693,10 +693,7 @@ func (h *Helper) RefreshDue(ctx context.Context, profile string, within time.Dur
 	if err != nil {
 		return protocol.Token{}, false, err
 	}
-	// A set of another account server is never renewed here: it is due
-	// now, so that a keep-alive says so at once rather than on the day
-	// its refresh token runs out.
-	if within > 0 && !kept && !h.Kept(profile) && !errors.Is(h.cfg.Auth.Refreshable(*set), auth.ErrOtherServer) {
+	if within > 0 && !kept && !h.Kept(profile) {
 		r, rerr := set.RefreshClaims()
 		a, aerr := set.Access()
 		if rerr == nil && aerr == nil && r.Expiry.Time.Sub(set.ServerNow(h.cfg.Now())) > within {
