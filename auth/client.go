@@ -278,8 +278,9 @@ func (c *Client) tokenClient() *http.Client {
 }
 
 // onceSent is ctx for a token request, except that once the request is
-// sent, ctx's cancellation (an interrupt) no longer ends it: the server may
-// have spent the refresh token or the code already, and only its answer,
+// being sent (its headers written: the server cannot have it earlier),
+// ctx's cancellation (an interrupt) no longer ends it: the server may have
+// spent the refresh token or the code already, and only its answer,
 // saved, keeps the session. ctx's deadline (the time budget) still does.
 // A ctx already done is its error: the request is not made.
 func onceSent(ctx context.Context) (context.Context, context.CancelFunc, error) {
@@ -292,7 +293,7 @@ func onceSent(ctx context.Context) (context.Context, context.CancelFunc, error) 
 	}
 	inner, cancel := context.WithCancel(base)
 	var sent atomic.Bool
-	inner = httptrace.WithClientTrace(inner, &httptrace.ClientTrace{WroteRequest: func(httptrace.WroteRequestInfo) { sent.Store(true) }})
+	inner = httptrace.WithClientTrace(inner, &httptrace.ClientTrace{WroteHeaders: func() { sent.Store(true) }})
 	stopWatch := context.AfterFunc(ctx, func() {
 		// The deadline ends base as well, as a timeout: the watch passes
 		// on an interrupt alone.

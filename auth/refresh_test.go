@@ -275,8 +275,9 @@ func TestRefreshInterruptedOnceSent(t *testing.T) {
 	srv.FailToken(authtest.Fault{AfterProcessing: true, Pass: true, Delay: 500 * time.Millisecond})
 	ctx, cancel = context.WithCancel(context.Background())
 	defer cancel()
+	before := srv.Count(authtest.KindTokenRefresh)
 	go func() {
-		for srv.Count(authtest.KindTokenRefresh) == 0 {
+		for srv.Count(authtest.KindTokenRefresh) == before {
 			time.Sleep(time.Millisecond)
 		}
 		cancel() // the server has carried the refresh out; its answer waits
