@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -18,8 +17,8 @@ import (
 // namespace of its own (unshare -m, as root), on a token file bind-mounted
 // from outside (read-only with ro), as a container sees a file given with
 // docker run -v. It returns the server, the set stored outside, that
-// file's path, and the run's stdout, stderr and error.
-func bindMounted(t *testing.T, ro bool) (srv *authtest.Server, old auth.TokenSet, outside, stdout, stderr string, err error) {
+// file's path, and the run.
+func bindMounted(t *testing.T, ro bool) (srv *authtest.Server, old auth.TokenSet, outside string, r result) {
 	if _, err := exec.LookPath("unshare"); err != nil || os.Geteuid() != 0 {
 		if os.Getenv("CI") == "true" {
 			t.Fatal("CI runs as root, with unshare")
@@ -42,31 +41,25 @@ func bindMounted(t *testing.T, ro bool) (srv *authtest.Server, old auth.TokenSet
 	if ro {
 		remount = ` && mount -o remount,ro,bind "$2"`
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "unshare", "-m", "--propagation", "private", "sh", "-c",
-		`mount --bind "$1" "$2"`+remount+` && exec "$3" get --token-file "$2"`, "sh", outside, inside, binary)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "XDG_CONFIG_HOME=" + filepath.Join(home, ".config"), "PRUSA_ACCOUNT_URL=" + srv.URL}
-	cmd.Stdin = strings.NewReader(`{"force_refresh": true}`)
-	var out, errOut strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	err = cmd.Run()
+	namespace := []string{"unshare", "-m", "--propagation", "private", "sh", "-c",
+		`mount --bind "$1" "$2"` + remount + ` && shift 2 && exec "$@"`, "sh", outside, inside}
+	r = execHelperAs(t, namespace, home, map[string]string{"PRUSA_ACCOUNT_URL": srv.URL}, `{"force_refresh": true}`, "get", "--token-file", inside)
 	if left, _ := filepath.Glob(filepath.Join(filepath.Dir(inside), ".tokens.json.tmp-*")); len(left) != 0 {
 		t.Errorf("temp files left: %v", left)
 	}
-	return srv, old, outside, out.String(), errOut.String(), err
+	return srv, old, outside, r
 }
 
 // TestBindMountedTokenFile: a bind-mounted token file cannot be renamed
 // over. A refresh writes the new set into it, so the file outside holds
 // the live refresh token; nothing is kept beside it.
 func TestBindMountedTokenFile(t *testing.T) {
-	srv, old, outside, stdout, stderr, err := bindMounted(t, false)
-	if err != nil {
-		t.Fatalf("get in the namespace: %v\nstderr %s", err, stderr) // stdout may hold a token
+	srv, old, outside, r := bindMounted(t, false)
+	if r.exit != 0 {
+		t.Fatalf("get in the namespace: exit %d\nstderr %s", r.exit, r.stderr) // stdout may hold a token
 	}
-	if stderr != "" || strings.Contains(stdout, old.AccessToken) || !strings.Contains(stdout, `"success":true`) {
-		t.Fatalf("stderr %s; want a new token and no warning", stderr)
+	if r.stderr != "" || strings.Contains(r.stdout, old.AccessToken) || !strings.Contains(r.stdout, `"success":true`) {
+		t.Fatalf("stderr %s; want a new token and no warning", r.stderr)
 	}
 	var now map[string]any
 	b, _ := os.ReadFile(outside)
@@ -79,9 +72,9 @@ func TestBindMountedTokenFile(t *testing.T) {
 // cannot take a refreshed set: the refresh fails before its request, and
 // the refresh token stays unspent.
 func TestReadOnlyBindMountedTokenFile(t *testing.T) {
-	srv, old, _, _, stderr, err := bindMounted(t, true)
-	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(stderr, "mount point that cannot be written") {
-		t.Fatalf("get: %v, stderr %s; want storage_error before the request", err, stderr)
+	srv, old, _, r := bindMounted(t, true)
+	if r.exit != 1 || !strings.Contains(r.stderr, "mount point that cannot be written") {
+		t.Fatalf("get: exit %d, stderr %s; want storage_error before the request", r.exit, r.stderr)
 	}
 	if n := srv.Count(authtest.KindTokenRefresh); n != 0 || !srv.ValidRefreshToken(old.RefreshToken) {
 		t.Fatalf("%d refreshes: the refresh token was spent", n)

@@ -151,7 +151,7 @@ func (c *cli) status(ctx context.Context) error {
 	loginRequired := !accessOK && !refreshOK
 	// A set of another account server is refreshed only there: said, but
 	// the exit code judges the tokens alone.
-	elsewhere := entry.AccountURL != "" && !auth.SameServer(entry.AccountURL, c.s.accountURL)
+	elsewhere := c.otherServer(entry)
 	if c.s.json {
 		if err := protocol.WriteStatus(c.stdout, entry, loginRequired); err != nil {
 			return err
@@ -185,6 +185,12 @@ func (c *cli) status(ctx context.Context) error {
 		return &silentExit{protocol.ExitLoginRequired}
 	}
 	return nil
+}
+
+// otherServer reports whether the profile's set records another account
+// server than this run's, where alone it is refreshed.
+func (c *cli) otherServer(p protocol.Profile) bool {
+	return p.AccountURL != "" && !auth.SameServer(p.AccountURL, c.s.accountURL)
 }
 
 // expiryLine tells when a token expires, relative to now.

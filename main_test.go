@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -59,9 +60,17 @@ type result struct {
 // terminal, as CI does.
 func execHelper(t *testing.T, home string, vars map[string]string, stdin string, args ...string) result {
 	t.Helper()
+	return execHelperAs(t, nil, home, vars, stdin, args...)
+}
+
+// execHelperAs is execHelper with the binary run through a wrapper
+// command, such as setpriv to run it as another user (nil: none).
+func execHelperAs(t *testing.T, wrapper []string, home string, vars map[string]string, stdin string, args ...string) result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, binary, args...)
+	argv := append(append(slices.Clone(wrapper), binary), args...)
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "XDG_CONFIG_HOME=" + filepath.Join(home, ".config")}
 	for k, v := range vars {
 		cmd.Env = append(cmd.Env, k+"="+v)

@@ -39,18 +39,8 @@ func TestTokenFileOfAnotherUser(t *testing.T) {
 		t.Fatal(err)
 	}
 	run := func(as ...string) (string, string, int) {
-		cmd := exec.Command(as[0], append(as[1:], binary, "get", "--token-file", path)...)
-		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "PRUSA_ACCOUNT_URL=" + srv.URL}
-		var out, errOut strings.Builder
-		cmd.Stdout, cmd.Stderr = &out, &errOut
-		err := cmd.Run()
-		code := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		return out.String(), errOut.String(), code
+		r := execHelperAs(t, as, dir, map[string]string{"PRUSA_ACCOUNT_URL": srv.URL}, "", "get", "--token-file", path)
+		return r.stdout, r.stderr, r.exit
 	}
 	nobody := []string{"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"}
 	if stdout, stderr, code := run(nobody...); code != 0 || !strings.Contains(stdout, set.AccessToken) {
@@ -66,7 +56,7 @@ func TestTokenFileOfAnotherUser(t *testing.T) {
 	if strings.Contains(stdout+stderr, set.AccessToken) {
 		t.Fatal("the other user's token was printed")
 	}
-	if stdout, _, code := run("env"); code != 0 || !strings.Contains(stdout, set.AccessToken) {
+	if stdout, _, code := run(); code != 0 || !strings.Contains(stdout, set.AccessToken) {
 		t.Fatalf("daemon's file, as root: exit %d, want the token", code)
 	}
 }

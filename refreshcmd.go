@@ -7,7 +7,6 @@ import (
 	"maps"
 	"slices"
 
-	"github.com/prusa-credential-helper/prusa-credential-helper/auth"
 	"github.com/prusa-credential-helper/prusa-credential-helper/helper"
 	"github.com/prusa-credential-helper/prusa-credential-helper/protocol"
 )
@@ -105,7 +104,7 @@ func (c *cli) refresh(ctx context.Context) error {
 		// By the server's clock, as get judges the tokens.
 		if c.s.within > 0 && !e.RefreshExpires.IsZero() && e.RefreshExpires.Sub(now.Add(e.ClockOffset)) > c.s.within && !c.helper().Kept(p) {
 			elsewhere := "" // said now, not only once it is due: a run here cannot renew it
-			if e.AccountURL != "" && !auth.SameServer(e.AccountURL, c.s.accountURL) {
+			if c.otherServer(e) {
 				elsewhere = "; it is refreshed only at " + e.AccountURL
 			}
 			fmt.Fprintf(c.stderr, "%s: not due (the refresh token is valid until %s)%s\n", p, protocol.FormatTime(e.RefreshExpires), elsewhere)
