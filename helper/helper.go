@@ -316,9 +316,14 @@ func (h *Helper) Get(ctx context.Context, profile string, minTTL time.Duration, 
 
 // reserve makes room for the refreshed set before the request that spends
 // the old refresh token (see reserver); where the store reserves nothing,
-// the set goes through its Set.
-func (h *Helper) reserve(ctx context.Context, profile string) (reservation, error) {
-	if r, ok := h.store.(reserver); ok {
+// the set goes through its Set. A set read from the file (from) in keyring
+// mode that the keyring never held stays in the file (see rescued).
+func (h *Helper) reserve(ctx context.Context, profile string, from Result) (reservation, error) {
+	store := h.store
+	if h.cfg.Mode == ModeKeyring && from.Store == "file" && !h.rescued(profile, from) {
+		store = h.file
+	}
+	if r, ok := store.(reserver); ok {
 		w, err := r.reserve(ctx, profile)
 		if err != nil || w != nil {
 			return w, err
@@ -407,7 +412,7 @@ func (h *Helper) slow(ctx context.Context, profile, current string, margin time.
 	now := set.ServerNow(h.cfg.Now())
 	c, err := set.Access()
 	if err != nil {
-		return h.refreshLocked(ctx, profile, set, force)
+		return h.refreshLocked(ctx, profile, set, res, force)
 	}
 	exp := c.Expiry.Time
 	// A token that cannot be renewed here (no refresh token, an expired
@@ -427,7 +432,7 @@ func (h *Helper) slow(ctx context.Context, profile, current string, margin time.
 		// longer a lifetime.
 	case stuck && h.cfg.Login == nil:
 	default:
-		tok, err := h.refreshLocked(ctx, profile, set, force)
+		tok, err := h.refreshLocked(ctx, profile, set, res, force)
 		if err != nil && stuck {
 			// The auto-login that was to renew it failed (or was not
 			// for another server's tokens): the token still serves.
@@ -476,23 +481,32 @@ func (h *Helper) moveBack(ctx context.Context, profile string, set *auth.TokenSe
 		h.cfg.Debugf("keyring still refuses: %v", err)
 		return token(profile, "file", set, exp), nil
 	}
-	if err := h.file.Delete(ctx, profile); err != nil && !errors.Is(err, ErrNotFound) {
+	if err := h.leaveFile(ctx, profile); err != nil {
 		return protocol.Token{}, err
 	}
-	h.cfg.Warn(fmt.Sprintf("moved the tokens of profile %q from %s back into the keyring", profile, h.file.File(profile)))
 	return token(profile, "keyring", set, exp), nil
 }
 
-// refreshLocked refreshes set and saves the result; the caller holds the
-// lock and has re-read set under it.
-func (h *Helper) refreshLocked(ctx context.Context, profile string, set *auth.TokenSet, force bool) (protocol.Token, error) {
+// leaveFile removes a rescued set's file once the keyring holds the
+// profile's set again, and says so.
+func (h *Helper) leaveFile(ctx context.Context, profile string) error {
+	if err := h.file.Delete(ctx, profile); err != nil && !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	h.cfg.Warn(fmt.Sprintf("moved the tokens of profile %q from %s back into the keyring", profile, h.file.File(profile)))
+	return nil
+}
+
+// refreshLocked refreshes set, read from the store from names, and saves
+// the result; the caller holds the lock and has re-read set under it.
+func (h *Helper) refreshLocked(ctx context.Context, profile string, set *auth.TokenSet, from Result, force bool) (protocol.Token, error) {
 	if h.debug {
 		h.cfg.Debugf("refreshing %s with %s (clock offset %s)", auth.Describe(set.AccessToken), auth.Describe(set.RefreshToken), set.ClockOffset)
 	}
 	if err := h.cfg.Auth.Refreshable(*set); err != nil {
 		return h.autoLogin(ctx, profile, set, refreshFailed(profile, err)) // no request, so nothing to save
 	}
-	save, err := h.reserve(ctx, profile)
+	save, err := h.reserve(ctx, profile, from)
 	if err != nil {
 		return protocol.Token{}, err // before the request: the refresh token is not spent
 	}
@@ -517,6 +531,13 @@ func (h *Helper) refreshLocked(ctx context.Context, profile string, set *auth.To
 	tok, err := h.save(ctx, profile, save, &fresh)
 	if err != nil && h.cfg.Etcd != nil {
 		return h.keepForEtcd(ctx, profile, &fresh, err)
+	}
+	if err == nil && h.cfg.Mode == ModeKeyring && from.Store == "file" && tok.Store == "keyring" {
+		// A rescued set (see reserve), renewed into the keyring: the
+		// file holds the spent one.
+		if lerr := h.leaveFile(context.WithoutCancel(ctx), profile); lerr != nil {
+			h.cfg.Debugf("removing the rescued file: %v", lerr)
+		}
 	}
 	return tok, err
 }
@@ -637,7 +658,7 @@ func (h *Helper) autoLogin(ctx context.Context, profile string, old *auth.TokenS
 		return protocol.Token{}, why
 	}
 	h.cfg.Debugf("auto-login: %v", why)
-	save, err := h.reserve(ctx, profile)
+	save, err := h.reserve(ctx, profile, Result{})
 	if err != nil {
 		return protocol.Token{}, err
 	}
@@ -700,7 +721,7 @@ func (h *Helper) RefreshDue(ctx context.Context, profile string, within time.Dur
 			return token(profile, res.Store, set, a.Expiry.Time), false, nil
 		}
 	}
-	tok, err = h.refreshLocked(ctx, profile, set, true)
+	tok, err = h.refreshLocked(ctx, profile, set, res, true)
 	return tok, err == nil, err
 }
 

@@ -354,6 +354,38 @@ func TestKeyringRescueAndMoveBack(t *testing.T) {
 	if _, err := os.Stat(e.h.file.File("fileonly")); err != nil {
 		t.Fatal("a file-only profile was moved")
 	}
+
+	// A refresh saves each where it was: a file-only profile in the
+	// file, a rescued one in the keyring, and the spent file goes.
+	e.cfg.Mode = ModeFile
+	e.store("fileonly", e.mint(30*time.Second)) // inside the 60 s margin
+	e.cfg.Mode = ModeKeyring
+	e.warnings.Reset()
+	tok, err = e.get("fileonly", 0, false)
+	if err != nil || tok.Store != "file" || e.warnings.Len() > 0 {
+		t.Fatalf("file-only refresh: %v, into %q, warnings %q; want it saved in the file", err, tok.Store, e.warnings)
+	}
+	if stored, _, err := e.h.file.Get(context.Background(), "fileonly"); err != nil || stored.AccessToken != tok.AccessToken {
+		t.Fatalf("file-only refresh: the file does not hold the new set: %v", err)
+	}
+	e.store("default", e.mint(30*time.Second))
+	e.kr.limit = 10
+	if tok, err := e.get("default", 0, false); err != nil || tok.Store != "file" {
+		t.Fatalf("rescue: %v, in %q", err, tok.Store)
+	}
+	e.kr.limit = 2560
+	e.warnings.Reset()
+	refreshes := e.srv.Count(authtest.KindTokenRefresh)
+	tok, err = e.get("default", 0, true) // a refresh of the rescued set, not a move
+	if e.srv.Count(authtest.KindTokenRefresh) != refreshes+1 {
+		t.Fatal("the rescued set was not refreshed")
+	}
+	if err != nil || tok.Store != "keyring" || !strings.Contains(e.warnings.String(), "back into the keyring") {
+		t.Fatalf("rescued refresh: %v, into %q, warnings %q; want it in the keyring", err, tok.Store, e.warnings)
+	}
+	if _, err := os.Stat(e.h.file.File("default")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatal("the spent rescued file is left")
+	}
 }
 
 func TestGetMinTTLAndForce(t *testing.T) {
