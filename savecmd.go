@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -147,7 +146,7 @@ func (c *cli) saveHook() func(ctx context.Context, set *auth.TokenSet) {
 // job needs), but an interrupt (ctx canceled) does. It is killed with the
 // processes it started.
 func (sc *saveCommand) run(ctx context.Context, set *auth.TokenSet) {
-	body, err := json.Marshal(set)
+	body, err := set.MarshalJSON()
 	if err != nil {
 		sc.warn("save command not run: " + err.Error())
 		return

@@ -231,8 +231,8 @@ func (s *EtcdStore) writeCache(profile string, set *auth.TokenSet) {
 	err := privateDir(s.CacheDir, s.warn)
 	if err == nil {
 		var data []byte
-		data, err = json.Marshal(auth.TokenSet{AccessToken: set.AccessToken, TokenType: set.TokenType,
-			ClockOffset: set.ClockOffset, ReplacedEnv: set.ReplacedEnv})
+		data, err = auth.TokenSet{AccessToken: set.AccessToken, TokenType: set.TokenType,
+			ClockOffset: set.ClockOffset, ReplacedEnv: set.ReplacedEnv}.MarshalJSON()
 		if err == nil {
 			err = writeShared(s.cacheFile(profile), data)
 		}
@@ -401,7 +401,7 @@ func (s *EtcdStore) rev(profile string, rev int64) {
 // token. A refused write wraps ErrStoreConflict and ErrStorage.
 func (s *EtcdStore) Set(ctx context.Context, profile string, set *auth.TokenSet) (Result, error) {
 	res := Result{Store: "etcd"}
-	data, err := json.Marshal(set)
+	data, err := set.MarshalJSON()
 	if err != nil {
 		return res, fmt.Errorf("%w: %w", ErrStorage, err)
 	}

@@ -3,7 +3,6 @@ package helper
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -320,7 +319,7 @@ type pendingSet struct{ p *pendingFile }
 
 func (w *pendingSet) commit(set *auth.TokenSet) (Result, error) {
 	res := Result{Store: "file", Path: w.p.path}
-	data, err := json.Marshal(set)
+	data, err := set.MarshalJSON()
 	if err != nil {
 		w.p.abort()
 		return res, fmt.Errorf("%w: %w", ErrStorage, err)

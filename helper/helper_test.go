@@ -664,7 +664,9 @@ func TestStoreValidates(t *testing.T) {
 		{AccessToken: good.AccessToken, IDToken: "a.b.c"},
 		// Under 64 KiB as given, over it as stored (encoding/json writes
 		// each "<" as \u003c): no store could give it back whole.
-		{AccessToken: good.AccessToken, Extra: map[string]json.RawMessage{"x": json.RawMessage(`"` + strings.Repeat("<", auth.MaxSetSize/6+1) + `"`)}},
+		{AccessToken: good.AccessToken, Scope: strings.Repeat("<", auth.MaxSetSize/6+1)},
+		// An unknown field that is not JSON: no store could read it back.
+		{AccessToken: good.AccessToken, Extra: map[string]json.RawMessage{"x": json.RawMessage(`{"a":`)}},
 	}
 	for i, s := range bad {
 		if _, err := e.h.StoreSet(context.Background(), "default", s); !errors.Is(err, auth.ErrInvalidTokenSet) {

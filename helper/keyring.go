@@ -364,7 +364,7 @@ func moveOrder(m map[string]json.RawMessage) []string {
 // split lays a token set out as a main item and part items in slot, each
 // at most limit bytes.
 func split(set *auth.TokenSet, limit int, slot string) (main string, parts []string) {
-	full, _ := json.Marshal(set)
+	full, _ := set.MarshalJSON()
 	if len(full) <= limit {
 		return string(full), nil
 	}
