@@ -952,6 +952,34 @@ func TestChildEnviron(t *testing.T) {
 // set in the keyring has an access token that lives longer (here: a
 // store of a short-lived set; a refresh's rescue in the same second as the
 // keyring's set, a tie, goes to the file too).
+// TestAutoRefreshMovesAFileSetToTheKeyring: in auto mode, a set saved to
+// the file while the keyring was away goes to the keyring with its first
+// refresh once the keyring answers again, and the file, whose refresh
+// token that refresh spent, goes.
+func TestAutoRefreshMovesAFileSetToTheKeyring(t *testing.T) {
+	e := newEnv(t, ModeAuto, authtest.Options{})
+	e.kr.err = errors.New(`Object does not exist at path "/org/freedesktop/secrets/collection/login"`)
+	old := e.mint(30 * time.Second) // within the margin: the next get refreshes
+	if saved, err := e.h.StoreSet(context.Background(), "default", old); err != nil || saved.Store != "file" {
+		t.Fatalf("store with the keyring away: %+v %v", saved, err)
+	}
+	e.kr.err = nil
+	tok, err := e.get("default", 0, false)
+	if err != nil || tok.AccessToken == old.AccessToken || tok.Store != "keyring" {
+		t.Fatalf("get: %+v %v; want a refreshed token, saved in the keyring", tok, err)
+	}
+	if _, err := os.Stat(e.h.file.File("default")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the file with the spent refresh token is still there (%v)", err)
+	}
+	again, err := e.get("default", 0, false)
+	if err != nil || again.AccessToken != tok.AccessToken || again.Store != "keyring" {
+		t.Fatalf("second get: %+v %v; want the refreshed token from the keyring", again, err)
+	}
+	if n := e.srv.Count(authtest.KindTokenRefresh); n != 1 {
+		t.Fatalf("%d refresh requests, want 1", n)
+	}
+}
+
 func TestAutoNewerFileSetWins(t *testing.T) {
 	e := newEnv(t, ModeAuto, authtest.Options{})
 	older := e.mint(2 * time.Hour)
