@@ -149,6 +149,18 @@ func TestTokenSetRoundTrip(t *testing.T) {
 	if string(out2) != string(out) {
 		t.Fatalf("second round trip differs:\n%s\n%s", out, out2)
 	}
+	// What the stores write: MarshalJSON's bytes as they are, the same but
+	// for unknown fields, which keep what json.Marshal would escape.
+	if direct, err := set.MarshalJSON(); err != nil || string(direct) != want {
+		t.Fatalf("MarshalJSON: %v\n got %s\nwant %s", err, direct, want)
+	}
+	html, err := ParseTokenSet([]byte(`{"access_token":"` + access + `", "note": { "a": "x<y&z" }}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if direct, err := html.MarshalJSON(); err != nil || string(direct) != `{"access_token":"`+access+`","note":{"a":"x<y&z"}}` {
+		t.Fatalf("MarshalJSON of an unknown field with < and &: %v, %s", err, direct)
+	}
 }
 
 // TestTokenSetUnusableClockOffset: a clock_offset that cannot be used is
