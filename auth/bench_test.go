@@ -33,3 +33,16 @@ func BenchmarkParseTokenSet(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkMarshalTokenSet is what every save encodes.
+func BenchmarkMarshalTokenSet(b *testing.B) {
+	set, err := ParseTokenSet([]byte(`{"access_token":"` + benchToken + `","refresh_token":"` + benchToken + `","id_token":"` + benchToken + `","expires_in":7200,"token_type":"Bearer","scope":"basic_info connect","shared_session_key":"s1"}`))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if _, err := set.MarshalJSON(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -221,7 +221,7 @@ func tokenSetOf(m map[string]any, b []byte) (*TokenSet, error) {
 // valid, so the stores call it directly: json.Marshal(s) would only check
 // and copy it again (about 0.15 ms of a refresh, in a fresh process).
 func (s TokenSet) MarshalJSON() ([]byte, error) {
-	b := []byte{'{'}
+	b := append(make([]byte, 0, 512+len(s.AccessToken)+len(s.RefreshToken)+len(s.IDToken)), '{') // a real set in one allocation
 	add := func(name string, v []byte) {
 		if len(b) > 1 {
 			b = append(b, ',')
