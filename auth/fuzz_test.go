@@ -89,6 +89,17 @@ func FuzzTokenSet(f *testing.F) {
 		if !bytes.Equal(out, out2) {
 			t.Fatalf("round trip not stable:\n%s\n%s", out, out2)
 		}
+		// What the stores write: MarshalJSON's own bytes, which json.Marshal
+		// above only checked and compacted.
+		direct, err := s.MarshalJSON()
+		var compact bytes.Buffer
+		if err != nil || json.Compact(&compact, direct) != nil || !bytes.Equal(compact.Bytes(), direct) {
+			t.Fatalf("MarshalJSON gave %s (%v): not compact, valid JSON", direct, err)
+		}
+		var fromDirect TokenSet
+		if err := json.Unmarshal(direct, &fromDirect); err != nil || !reflect.DeepEqual(knownOnly(fromDirect), knownOnly(again)) || len(fromDirect.Extra) != len(again.Extra) {
+			t.Fatalf("MarshalJSON's bytes read back otherwise (%v):\n%s\n%s", err, direct, out)
+		}
 		// The known fields come out as encoding/json writes a struct of them.
 		known, _ := json.Marshal(knownOnly(s))
 		if ref := structEncoding(s); !bytes.Equal(known, ref) {
