@@ -330,8 +330,7 @@ func (s *KeyringStore) get1(ctx context.Context, profile string, mainOnly bool) 
 			m[k] = v
 		}
 	}
-	full, _ := json.Marshal(m)
-	set, err := auth.ParseTokenSet(full)
+	set, err := auth.ParseTokenSet(encode(m))
 	if err != nil {
 		return nil, fmt.Errorf("%w: keyring item of profile %q: %s", ErrStorage, profile, reason(err))
 	}
@@ -362,11 +361,15 @@ func moveOrder(m map[string]json.RawMessage) []string {
 }
 
 // split lays a token set out as a main item and part items in slot, each
-// at most limit bytes.
-func split(set *auth.TokenSet, limit int, slot string) (main string, parts []string) {
-	full, _ := set.MarshalJSON()
+// at most limit bytes. A set that needs more than maxParts parts is an
+// error: Get would refuse its index.
+func split(set *auth.TokenSet, limit int, slot string) (main string, parts []string, _ error) {
+	full, err := set.MarshalJSON()
+	if err != nil {
+		return "", nil, fmt.Errorf("%w: %w", ErrStorage, err)
+	}
 	if len(full) <= limit {
-		return string(full), nil
+		return string(full), nil, nil
 	}
 	var m map[string]json.RawMessage
 	json.Unmarshal(full, &m)
@@ -382,11 +385,14 @@ func split(set *auth.TokenSet, limit int, slot string) (main string, parts []str
 		delete(m, k)
 		// The reference the main item gains, at its widest N.
 		ref, _ := json.Marshal(overflow{Gen: strings.Repeat("0", 12), N: maxParts, Slot: slot, Moved: names})
-		if b, _ := json.Marshal(m); len(b)+len(`,"`+overflowKey+`":`)+len(ref) <= limit {
+		if len(encode(m))+len(`,"`+overflowKey+`":`)+len(ref) <= limit {
 			break
 		}
 	}
-	blob, _ := json.Marshal(moved)
+	blob := encode(moved)
+	if len(blob) > maxParts*limit {
+		return "", nil, fmt.Errorf("%w: the token set is %d bytes, more than %d keyring items of %d bytes hold", ErrStorage, len(full), maxParts, limit)
+	}
 	gen := genOf(blob)
 	for len(blob) > 0 {
 		n := min(limit, len(blob))
@@ -394,8 +400,18 @@ func split(set *auth.TokenSet, limit int, slot string) (main string, parts []str
 		blob = blob[n:]
 	}
 	m[overflowKey], _ = json.Marshal(overflow{Gen: gen, N: len(parts), Slot: slot, Moved: names})
-	b, _ := json.Marshal(m)
-	return string(b), parts
+	return string(encode(m)), parts, nil
+}
+
+// encode is json.Marshal of a set's fields without its HTML escapes: the
+// items hold them as MarshalJSON wrote them, and as TooLarge measured them,
+// not with each "<" of an unknown field six bytes long.
+func encode(v map[string]json.RawMessage) []byte {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	enc.Encode(v) // raw values from MarshalJSON: valid
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n"))
 }
 
 // Set writes the parts to the slot the current main item does not use,
@@ -409,17 +425,20 @@ func (s *KeyringStore) set1(ctx context.Context, profile string, set *auth.Token
 	if errors.Is(err, ErrUnavailable) {
 		return err
 	}
+	slot := slots[0]
+	if old != nil && old.Slot == slots[0] {
+		slot = slots[1]
+	}
+	main, parts, err := split(set, s.limit, slot)
+	if err != nil {
+		return err
+	}
 	// The index first: one that names a profile the keyring lacks costs a
 	// storage error while the keyring is away; a profile in the keyring
 	// the index lacks would read as logged out then.
 	if err := s.index(profile, true); err != nil {
 		return err
 	}
-	slot := slots[0]
-	if old != nil && old.Slot == slots[0] {
-		slot = slots[1]
-	}
-	main, parts := split(set, s.limit, slot)
 	for i, p := range parts {
 		if err := s.set(ctx, partName(profile, slot, i), p); err != nil {
 			return err

@@ -5,6 +5,9 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -338,6 +341,63 @@ func TestKeyringHugeAccessToken(t *testing.T) {
 	}
 }
 
+// TestKeyringHoldsWhatStoreTakes: a set that store takes (under
+// auth.MaxSetSize as MarshalJSON writes it) reads back whole from the
+// keyring, an unknown field full of "<" included: the items hold the set
+// as MarshalJSON wrote it, not with each "<" six bytes long (which made
+// such a set more parts than Get takes).
+func TestKeyringHoldsWhatStoreTakes(t *testing.T) {
+	e := newEnv(t, ModeKeyring, authtest.Options{})
+	set := e.mint(time.Hour)
+	set.Extra = map[string]json.RawMessage{"note": json.RawMessage(`"` + strings.Repeat("<", 25000) + `"`)}
+	if set.TooLarge() {
+		t.Fatal("the test's set is too large for store")
+	}
+	if saved, err := e.h.StoreSet(context.Background(), "default", set); err != nil || saved.Store != "keyring" {
+		t.Fatalf("store: %+v %v", saved, err)
+	}
+	got, _, err := e.h.keyring.Get(context.Background(), "default")
+	if err != nil || got.AccessToken != set.AccessToken || string(got.Extra["note"]) != string(set.Extra["note"]) {
+		t.Fatalf("read back: %v", err)
+	}
+}
+
+// TestKeyringRefusesASetItCannotGiveBack: a set larger than the keyring's
+// parts hold (a server's answer that fit could not shrink) is a storage
+// error, with nothing written, rather than items Get refuses; a refresh
+// then keeps the new set in the file, and get serves it from there.
+func TestKeyringRefusesASetItCannotGiveBack(t *testing.T) {
+	e := newEnv(t, ModeKeyring, authtest.Options{})
+	old := e.mint(30 * time.Second) // within the margin: the next get refreshes
+	e.store("default", old)
+	before := e.state()
+	huge := *e.mint(time.Hour)
+	huge.Extra = map[string]json.RawMessage{"pad": json.RawMessage(`"` + strings.Repeat("p", maxParts*MaxKeyringItem) + `"`)}
+	if _, err := e.h.keyring.Set(context.Background(), "default", &huge); !errors.Is(err, ErrStorage) {
+		t.Fatalf("Set of a %d-part set: %v, want a storage error", maxParts+1, err)
+	}
+	if e.state() != before {
+		t.Fatal("the refused Set changed the keyring")
+	}
+	// A refresh whose answer is as large, in its access token.
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := e.srv.Mint(email, time.Hour)
+		c, _ := n.Access()
+		big := makeToken(t, map[string]any{"sub": string(c.Subject), "exp": time.Now().Add(time.Hour).Unix(), "pad": strings.Repeat("p", maxParts*MaxKeyringItem)})
+		fmt.Fprintf(w, `{"access_token":%q,"refresh_token":%q,"token_type":"Bearer","expires_in":3600}`, big, n.RefreshToken)
+	}))
+	defer srv.Close()
+	e.cfg.Auth = &auth.Client{HTTP: srv.Client(), AccountURL: srv.URL, ClientID: auth.DefaultClientID, RedirectURI: auth.DefaultRedirectURI}
+	tok, err := e.get("default", 0, false)
+	if err != nil || tok.AccessToken == old.AccessToken || tok.Store != "file" || !strings.Contains(e.warnings.String(), "did not take") {
+		t.Fatalf("refreshing get: %+v %v (warnings %q); want the new token, kept in the file", tok, err, e.warnings)
+	}
+	again, err := e.get("default", 0, false)
+	if err != nil || again.AccessToken != tok.AccessToken {
+		t.Fatalf("next get: %+v %v; want the refreshed token", again, err)
+	}
+}
+
 func makeToken(t *testing.T, claims map[string]any) string {
 	t.Helper()
 	b, _ := json.Marshal(claims)
@@ -432,7 +492,7 @@ func TestKeyringCrashAtEveryCall(t *testing.T) {
 	}
 	// ... also when a killed Set left the larger set's parts in the slot
 	// the next Set writes to.
-	_, bigParts := split(big, 700, "a")
+	_, bigParts, _ := split(big, 700, "a")
 	if _, err := (&KeyringStore{IndexDir: healthy.IndexDir, api: &dyingKeyring{kr, 1 + len(bigParts)}, limit: 700}).Set(ctx, "p", big); err == nil {
 		t.Fatal("the dying Set finished")
 	}
