@@ -2,10 +2,14 @@ package main
 
 import (
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -195,4 +199,29 @@ func TestUnboundSetRefreshesAnywhere(t *testing.T) {
 	if json.Unmarshal(now, &set) != nil || set["account_url"] != srv.URL {
 		t.Fatalf("after a refresh the set records account_url %v, want %s", set["account_url"], srv.URL)
 	}
+}
+
+// TestLoopbackAccountURLSkipsTheProxy: with HTTP_PROXY and HTTPS_PROXY
+// set, a refresh at a loopback account URL spelt http://LOCALHOST (which
+// Go's proxy rules take for another host) goes straight to the server:
+// the proxy sees no request, so no refresh token through it in clear.
+func TestLoopbackAccountURLSkipsTheProxy(t *testing.T) {
+	var proxied atomic.Int32
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		proxied.Add(1)
+		http.Error(w, "no", http.StatusBadGateway)
+	}))
+	defer proxy.Close()
+	srv := newServer(t, authtest.Options{})
+	u, _ := url.Parse(srv.URL)
+	upper := "http://LOCALHOST:" + u.Port()
+	home := t.TempDir()
+	set := srv.Mint(userEmail, 30*time.Second) // inside get's margin: get refreshes
+	storeIn(t, filepath.Join(home, ".config"), "default", set)
+	vars := map[string]string{"PRUSA_ACCOUNT_URL": upper, "HTTP_PROXY": proxy.URL, "HTTPS_PROXY": proxy.URL, "http_proxy": proxy.URL}
+	r := execHelper(t, home, vars, "", "get", "--store", "file", "--format", "token")
+	if r.exit != 0 || strings.TrimSpace(r.stdout) == set.AccessToken || proxied.Load() != 0 {
+		t.Fatalf("get: exit %d, %d requests through the proxy, stderr %q; want a refreshed token and none", r.exit, proxied.Load(), r.stderr)
+	}
+	assertNoTokens(t, "stderr", r.stderr, set.AccessToken, set.RefreshToken)
 }

@@ -73,12 +73,14 @@ func (c *Client) httpClient() *http.Client {
 
 // newHTTPClient is the HTTP client of a Client without one: that of
 // http.DefaultTransport (proxies from the environment and all), except
-// that a proxy's refusal of a CONNECT is told by its status alone (its
-// text may echo the request, Proxy-Authorization and all), and that for
-// an http:// account URL it connects to loopback addresses only: a name
-// such as localhost is only as loopback as the resolver makes it.
+// that no proxy serves a loopback host (see noLoopbackProxy), that a
+// proxy's refusal of a CONNECT is told by its status alone (its text may
+// echo the request, Proxy-Authorization and all), and that for an http://
+// account URL it connects to loopback addresses only: a name such as
+// localhost is only as loopback as the resolver makes it.
 func newHTTPClient(accountURL string) *http.Client {
 	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.Proxy = noLoopbackProxy
 	t.OnProxyConnectResponse = func(_ context.Context, proxy *url.URL, _ *http.Request, resp *http.Response) error {
 		if resp.StatusCode != http.StatusOK {
 			return fmt.Errorf("the proxy %s refused the connection (%d %s)", proxy.Host, resp.StatusCode, http.StatusText(resp.StatusCode))
@@ -90,6 +92,17 @@ func newHTTPClient(accountURL string) *http.Client {
 		t.DialContext = d.DialContext
 	}
 	return &http.Client{Transport: t}
+}
+
+// noLoopbackProxy is the environment's proxy (http.ProxyFromEnvironment)
+// for any host but this machine's own, in any spelling: that one passes
+// over "localhost" in lower case alone, and would send a login to
+// http://LOCALHOST, password and all, through the proxy in clear.
+func noLoopbackProxy(r *http.Request) (*url.URL, error) {
+	if IsLoopback(r.URL.Hostname()) {
+		return nil, nil
+	}
+	return http.ProxyFromEnvironment(r)
 }
 
 // loopbackOnly refuses a connection to an address that is not loopback
