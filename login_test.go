@@ -168,6 +168,38 @@ func TestLoginInterruptedAfterTheCodeExchange(t *testing.T) {
 	}
 }
 
+// TestRefreshInterruptedOnceSentHandsTheSetOn: a refresh interrupted
+// while its request is out saves the new set and runs the save command
+// with it (on an ephemeral CI runner that command's copy is the one that
+// lives on), exit 0, without an "interrupted" warning.
+func TestRefreshInterruptedOnceSentHandsTheSetOn(t *testing.T) {
+	needSh(t)
+	srv := newServer(t, authtest.Options{})
+	vars := map[string]string{"PRUSA_ACCOUNT_URL": srv.URL, "PRUSA_EMAIL": userEmail, "PRUSA_PASSWORD": userPassword, "PRUSA_TOTP_SECRET": userTOTPSecret}
+	config := t.TempDir()
+	if p := newInProcess(config, vars, time.Now, nil); p.run("", "login", "--store", "file") != 0 {
+		t.Fatalf("login: %s", p.stderr.String())
+	}
+	out := filepath.Join(t.TempDir(), "handed-on.json")
+	p := newInProcess(config, vars, time.Now, nil)
+	srv.FailToken(authtest.Fault{AfterProcessing: true, Pass: true, Delay: 300 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		for srv.Count(authtest.KindTokenRefresh) == 0 {
+			time.Sleep(time.Millisecond)
+		}
+		cancel() // the job is cancelled while the answer is on its way
+	}()
+	p.ctx = ctx
+	exit := p.run("", "refresh", "--store", "file", "--save-command", `sh -c 'cat > "$1"' sh `+out)
+	var handed auth.TokenSet
+	b, _ := os.ReadFile(out)
+	if err := json.Unmarshal(b, &handed); exit != 0 || err != nil || !srv.ValidRefreshToken(handed.RefreshToken) || ctx.Err() == nil || strings.Contains(p.stderr.String(), "interrupted") {
+		t.Fatalf("exit %d, handed on %d bytes (%v), stderr %q; want the live set handed on", exit, len(b), err, p.stderr.String())
+	}
+}
+
 // TestServerEchoesNotLogged: a server (or something on the way) that
 // sends, after its answer, bytes echoing the login's form on the idle
 // connection makes Go's HTTP client log them: the helper shows none.

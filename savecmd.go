@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prusa-credential-helper/prusa-credential-helper/auth"
@@ -143,8 +144,11 @@ func (c *cli) saveHook() func(ctx context.Context, set *auth.TokenSet) {
 //
 // The command has its own timeout: the end of ctx's deadline does not cut
 // it short (the set is saved by then, and handing it on is what the next
-// job needs), but an interrupt (ctx canceled) does. It is killed with the
-// processes it started.
+// job needs), but an interrupt (ctx canceled) while it runs does. An
+// interrupt that came before (while the request was out, which a refresh
+// and a login finish) does not: the set it hands on replaces one whose
+// refresh token the server has spent. It is killed with the processes it
+// started.
 func (sc *saveCommand) run(ctx context.Context, set *auth.TokenSet) {
 	body, err := set.MarshalJSON()
 	if err != nil {
@@ -157,12 +161,16 @@ func (sc *saveCommand) run(ctx context.Context, set *auth.TokenSet) {
 	}
 	runCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 	defer cancel()
-	stop := context.AfterFunc(ctx, func() {
-		if ctx.Err() == context.Canceled {
-			cancel()
-		}
-	})
-	defer stop()
+	var interrupted atomic.Bool
+	if ctx.Err() == nil {
+		stop := context.AfterFunc(ctx, func() {
+			if ctx.Err() == context.Canceled {
+				interrupted.Store(true)
+				cancel()
+			}
+		})
+		defer stop()
+	}
 	cmd := exec.CommandContext(runCtx, sc.argv[0], sc.argv[1:]...)
 	cmd.Stdin = bytes.NewReader(body)
 	cmd.Env = helper.ChildEnviron(os.Environ()) // the new set is all it needs
@@ -176,7 +184,7 @@ func (sc *saveCommand) run(ctx context.Context, set *auth.TokenSet) {
 	}
 	what := err.Error()
 	switch {
-	case ctx.Err() == context.Canceled:
+	case interrupted.Load():
 		what = "interrupted"
 	case runCtx.Err() != nil:
 		what = fmt.Sprintf("killed after %s", timeout)

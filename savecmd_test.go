@@ -237,8 +237,9 @@ func TestSaveCommandMissing(t *testing.T) {
 }
 
 // TestSaveCommandOutlivesTheBudget: a get whose --timeout budget is spent
-// by the time the set is saved still hands the set on; an interrupt stops
-// the command.
+// by the time the set is saved still hands the set on, and so does a
+// refresh interrupted before the command started (while its request was
+// out); an interrupt while the command runs stops it.
 func TestSaveCommandOutlivesTheBudget(t *testing.T) {
 	needSh(t)
 	b, _ := json.Marshal(canarySet(time.Now().Add(time.Hour), time.Now().Add(24*time.Hour)))
@@ -253,12 +254,19 @@ func TestSaveCommandOutlivesTheBudget(t *testing.T) {
 	if got, err := os.ReadFile(out); err != nil || string(got) != string(want) || len(warnings) != 0 {
 		t.Fatalf("after the budget: %d bytes (want %d), %v, warnings %q", len(got), len(want), err, warnings)
 	}
-	interrupted, cancel := context.WithCancel(context.Background())
+	os.Remove(out)
+	before, cancel := context.WithCancel(context.Background())
 	cancel()
+	sc.run(before, set)
+	if got, err := os.ReadFile(out); err != nil || string(got) != string(want) || len(warnings) != 0 {
+		t.Fatalf("after an interrupt before it: %d bytes (want %d), %v, warnings %q", len(got), len(want), err, warnings)
+	}
+	during, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(200*time.Millisecond, cancel)
 	sc.argv = []string{"sh", "-c", "sleep 30"}
-	sc.run(interrupted, set)
+	sc.run(during, set)
 	if len(warnings) != 1 || !strings.Contains(warnings[0], "interrupted") {
-		t.Fatalf("after an interrupt: warnings %q", warnings)
+		t.Fatalf("after an interrupt while it ran: warnings %q", warnings)
 	}
 }
 
