@@ -14,7 +14,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -305,12 +304,21 @@ func onceSent(ctx context.Context) (context.Context, context.CancelFunc, error) 
 		base, cancelDeadline = context.WithDeadline(base, dl)
 	}
 	inner, cancel := context.WithCancel(base)
-	var sent atomic.Bool
-	inner = httptrace.WithClientTrace(inner, &httptrace.ClientTrace{WroteHeaders: func() { sent.Store(true) }})
+	// The watch looks and cancels under mu, which the hook waits for: a
+	// request is never cancelled after the hook let it go on.
+	var mu sync.Mutex
+	sent := false
+	inner = httptrace.WithClientTrace(inner, &httptrace.ClientTrace{WroteHeaders: func() {
+		mu.Lock()
+		sent = true
+		mu.Unlock()
+	}})
 	stopWatch := context.AfterFunc(ctx, func() {
+		mu.Lock()
+		defer mu.Unlock()
 		// The deadline ends base as well, as a timeout: the watch passes
 		// on an interrupt alone.
-		if !sent.Load() && errors.Is(ctx.Err(), context.Canceled) {
+		if !sent && errors.Is(ctx.Err(), context.Canceled) {
 			cancel()
 		}
 	})
