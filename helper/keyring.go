@@ -343,16 +343,17 @@ func genOf(b []byte) string {
 }
 
 // moveOrder is the order in which fields leave the main item when it is too
-// large: the identity token first, then unknown fields, the refresh token
-// and the rest, and fastFields last, so that a main item that kept the
-// access token kept all of them.
+// large: an unknown field that has the index's name first (the index takes
+// its place), the identity token, then other unknown fields, the refresh
+// token and the rest, and fastFields last, so that a main item that kept
+// the access token kept all of them.
 func moveOrder(m map[string]json.RawMessage) []string {
-	order := []string{"id_token"}
+	order := []string{overflowKey, "id_token"}
 	last := []string{"refresh_token", "scope", "shared_session_key", "expires_in"}
 	last = append(last, fastFields...)
 	var extra []string
 	for k := range m {
-		if k != "id_token" && !slices.Contains(last, k) {
+		if !slices.Contains(order, k) && !slices.Contains(last, k) {
 			extra = append(extra, k)
 		}
 	}
@@ -368,7 +369,7 @@ func split(set *auth.TokenSet, limit int, slot string) (main string, parts []str
 	if err != nil {
 		return "", nil, fmt.Errorf("%w: %w", ErrStorage, err)
 	}
-	if len(full) <= limit {
+	if _, clash := set.Extra[overflowKey]; len(full) <= limit && !clash {
 		return string(full), nil, nil
 	}
 	var m map[string]json.RawMessage

@@ -362,6 +362,27 @@ func TestKeyringHoldsWhatStoreTakes(t *testing.T) {
 	}
 }
 
+// TestKeyringKeepsAFieldNamedLikeItsIndex: an unknown field named
+// "_overflow", the main item's own key for its index, is kept like any
+// other, in a set small enough for one item and in a large one.
+func TestKeyringKeepsAFieldNamedLikeItsIndex(t *testing.T) {
+	e := newEnv(t, ModeKeyring, authtest.Options{})
+	small := &auth.TokenSet{AccessToken: e.mint(time.Hour).AccessToken}
+	for name, set := range map[string]*auth.TokenSet{"small": small, "large": e.mint(time.Hour)} {
+		set.Extra = map[string]json.RawMessage{overflowKey: json.RawMessage(`{"n":1}`)}
+		if _, err := e.h.keyring.Set(context.Background(), "default", set); err != nil {
+			t.Fatalf("%s: Set: %v", name, err)
+		}
+		got, _, err := e.h.keyring.Get(context.Background(), "default")
+		if err != nil || string(got.Extra[overflowKey]) != `{"n":1}` || got.AccessToken != set.AccessToken {
+			t.Fatalf("%s: Get: %v, the field read back as %s", name, err, got.Extra[overflowKey])
+		}
+		if got, _, err := e.h.keyring.Peek(context.Background(), "default"); err != nil || got.AccessToken != set.AccessToken {
+			t.Fatalf("%s: Peek: %v", name, err)
+		}
+	}
+}
+
 // TestKeyringRefusesASetItCannotGiveBack: a set larger than the keyring's
 // parts hold (a server's answer that fit could not shrink) is a storage
 // error, with nothing written, rather than items Get refuses; a refresh
