@@ -374,6 +374,12 @@ func split(set *auth.TokenSet, limit int, slot string) (main string, parts []str
 	}
 	var m map[string]json.RawMessage
 	json.Unmarshal(full, &m)
+	// fits reports whether what is left of m fits one item with the
+	// reference it gains, at its widest N.
+	fits := func(names []string) bool {
+		ref, _ := json.Marshal(overflow{Gen: strings.Repeat("0", 12), N: maxParts, Slot: slot, Moved: names})
+		return len(encode(m))+len(`,"`+overflowKey+`":`)+len(ref) <= limit
+	}
 	moved := map[string]json.RawMessage{}
 	var names []string
 	for _, k := range moveOrder(m) {
@@ -384,11 +390,15 @@ func split(set *auth.TokenSet, limit int, slot string) (main string, parts []str
 		moved[k] = v
 		names = append(names, k)
 		delete(m, k)
-		// The reference the main item gains, at its widest N.
-		ref, _ := json.Marshal(overflow{Gen: strings.Repeat("0", 12), N: maxParts, Slot: slot, Moved: names})
-		if len(encode(m))+len(`,"`+overflowKey+`":`)+len(ref) <= limit {
+		if fits(names) {
 			break
 		}
+	}
+	if !fits(names) {
+		// Too many fields to name (hundreds of unknown ones): every one
+		// went, and the main item names none, so every read takes the
+		// parts too.
+		names = nil
 	}
 	blob := encode(moved)
 	if len(blob) > maxParts*limit {
@@ -401,7 +411,7 @@ func split(set *auth.TokenSet, limit int, slot string) (main string, parts []str
 		blob = blob[n:]
 	}
 	m[overflowKey], _ = json.Marshal(overflow{Gen: gen, N: len(parts), Slot: slot, Moved: names})
-	return string(encode(m)), parts, nil
+	return string(encode(m)), parts, nil // within limit: fits said so
 }
 
 // encode is json.Marshal of a set's fields without its HTML escapes: the

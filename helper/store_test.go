@@ -383,6 +383,37 @@ func TestKeyringKeepsAFieldNamedLikeItsIndex(t *testing.T) {
 	}
 }
 
+// TestKeyringHoldsManyUnknownFields: a set with hundreds of unknown
+// fields, which store takes, reads back whole from the keyring: their
+// names do not fit the main item's reference, which then names none, and
+// a cached get reads the parts too.
+func TestKeyringHoldsManyUnknownFields(t *testing.T) {
+	e := newEnv(t, ModeKeyring, authtest.Options{})
+	set := e.mint(time.Hour)
+	set.Extra = map[string]json.RawMessage{}
+	for i := range 300 {
+		set.Extra[fmt.Sprintf("field_with_a_long_name_%03d", i)] = json.RawMessage(`1`)
+	}
+	if set.TooLarge() {
+		t.Fatal("the test's set is too large for store")
+	}
+	if saved, err := e.h.StoreSet(context.Background(), "default", set); err != nil || saved.Store != "keyring" {
+		t.Fatalf("store: %+v %v", saved, err)
+	}
+	for k, v := range e.kr.snapshot() {
+		if len(v) > MaxKeyringItem {
+			t.Errorf("item %s has %d bytes", k, len(v))
+		}
+	}
+	got, _, err := e.h.keyring.Get(context.Background(), "default")
+	if err != nil || len(got.Extra) != 300 || got.AccessToken != set.AccessToken {
+		t.Fatalf("Get: %v, %d unknown fields", err, len(got.Extra))
+	}
+	if tok, err := e.get("default", 0, false); err != nil || tok.AccessToken != set.AccessToken {
+		t.Fatalf("get: %v", err)
+	}
+}
+
 // TestKeyringRefusesASetItCannotGiveBack: a set larger than the keyring's
 // parts hold (a server's answer that fit could not shrink) is a storage
 // error, with nothing written, rather than items Get refuses; a refresh
