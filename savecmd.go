@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/prusa-credential-helper/prusa-credential-helper/auth"
@@ -147,8 +149,8 @@ func (c *cli) saveHook() func(ctx context.Context, set *auth.TokenSet) {
 // job needs), but an interrupt (ctx canceled) while it runs does. An
 // interrupt that came before (while the request was out, which a refresh
 // and a login finish) does not: the set it hands on replaces one whose
-// refresh token the server has spent. It is killed with the processes it
-// started.
+// refresh token the server has spent; a new one then does. It is killed
+// with the processes it started.
 func (sc *saveCommand) run(ctx context.Context, set *auth.TokenSet) {
 	body, err := set.MarshalJSON()
 	if err != nil {
@@ -170,6 +172,21 @@ func (sc *saveCommand) run(ctx context.Context, set *auth.TokenSet) {
 			}
 		})
 		defer stop()
+	} else {
+		// ctx tells of the interrupt that came before, and of no other
+		// (the command has a process group of its own, so a terminal's
+		// Ctrl-C does not reach it): a new one stops it.
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+		defer signal.Stop(sig)
+		go func() {
+			select {
+			case <-sig:
+				interrupted.Store(true)
+				cancel()
+			case <-runCtx.Done():
+			}
+		}()
 	}
 	cmd := exec.CommandContext(runCtx, sc.argv[0], sc.argv[1:]...)
 	cmd.Stdin = bytes.NewReader(body)
