@@ -289,12 +289,13 @@ func (c *Client) tokenClient() *http.Client {
 	return &hc
 }
 
-// onceSent is ctx for a token request, except that once the request is
-// being sent (its headers written: the server cannot have it earlier),
-// ctx's cancellation (an interrupt) no longer ends it: the server may have
-// spent the refresh token or the code already, and only its answer,
-// saved, keeps the session. ctx's deadline (the time budget) still does.
-// A ctx already done is its error: the request is not made.
+// onceSent is ctx for a token request, except that once the request has
+// its connection (it is written right after, and a cancellation then
+// cannot be sure to stop it before the server has it), ctx's cancellation
+// (an interrupt) no longer ends it: the server may have spent the refresh
+// token or the code already, and only its answer, saved, keeps the
+// session. ctx's deadline (the time budget) still does. A ctx already done
+// is its error: the request is not made.
 func onceSent(ctx context.Context) (context.Context, context.CancelFunc, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, nil, err
@@ -308,7 +309,7 @@ func onceSent(ctx context.Context) (context.Context, context.CancelFunc, error) 
 	// request is never cancelled after the hook let it go on.
 	var mu sync.Mutex
 	sent := false
-	inner = httptrace.WithClientTrace(inner, &httptrace.ClientTrace{WroteHeaders: func() {
+	inner = httptrace.WithClientTrace(inner, &httptrace.ClientTrace{GotConn: func(httptrace.GotConnInfo) {
 		mu.Lock()
 		sent = true
 		mu.Unlock()

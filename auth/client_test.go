@@ -550,4 +550,12 @@ func TestBudgetBeforeTheRequestIsATimeout(t *testing.T) {
 			t.Fatalf("err = %v, want context.DeadlineExceeded alone", err)
 		}
 	}
+	// And an interrupt there, before the request has a connection, ends
+	// it: nothing can have reached the server.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	time.AfterFunc(20*time.Millisecond, cancel)
+	if _, err := c.Refresh(ctx, storedSet(time.Now())); !errors.Is(err, context.Canceled) {
+		t.Fatalf("interrupted in the handshake: err = %v, want context.Canceled", err)
+	}
 }
