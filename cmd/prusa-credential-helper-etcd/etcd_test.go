@@ -21,6 +21,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -1097,7 +1098,7 @@ func TestFleetRefreshesOnce(t *testing.T) {
 	s.secrets = append(s.secrets, distinct...)
 }
 
-// A Ctrl-C (sent to the whole process group) and a helper gone while a
+// A Ctrl-C or a SIGTERM (sent to the whole process group) and a helper gone while a
 // request is in flight (its answer meets a closed pipe) must not kill the
 // companion before it ends its session: the lock it still holds is freed
 // when its lease expires (a 2 s lease here), as for a helper killed in the
@@ -1111,10 +1112,12 @@ func TestCompanionSurvivesInterruptAndGoneHelper(t *testing.T) {
 
 	holder := startRaw(t, c.endpoints, "2s", &s.stderr)
 	holder.mustOK(`{"op":"lock","profile":"default"}`)
-	if err := holder.cmd.Process.Signal(os.Interrupt); err != nil {
-		t.Fatal(err)
+	for _, sig := range []os.Signal{os.Interrupt, syscall.SIGTERM} { // as to the helper's whole process group
+		if err := holder.cmd.Process.Signal(sig); err != nil {
+			t.Fatal(err)
+		}
+		holder.mustOK(`{"op":"list"}`) // still there
 	}
-	holder.mustOK(`{"op":"list"}`) // still there
 	// A request that waits, then the helper goes: input and output closed.
 	if _, err := holder.in.WriteString(`{"op":"lock","profile":"busy"}` + "\n"); err != nil {
 		t.Fatal(err)

@@ -101,10 +101,13 @@ func main() {
 	// what went wrong, and stderr stays the helper's.
 	grpclog.SetLoggerV2(grpclog.NewLoggerV2(io.Discard, io.Discard, io.Discard))
 	// The helper's end of the pipes decides when to stop: a Ctrl-C reaches
-	// the whole process group, and the answer to a helper that is gone hits
-	// a closed pipe; either would kill this program before it revokes its
-	// lease, leaving the lock held until the lease expires.
-	signal.Ignore(os.Interrupt, syscall.SIGPIPE)
+	// the whole process group, and so does a SIGTERM from systemd,
+	// timeout(1) or a CI runner (the helper finishes a refresh whose
+	// request is out, under the lock this program holds); the answer to a
+	// helper that is gone hits a closed pipe. Any of these would kill this
+	// program before it revokes its lease: the lock would go while the
+	// helper still counts on it, or stay held until the lease expires.
+	signal.Ignore(os.Interrupt, syscall.SIGTERM, syscall.SIGPIPE)
 	os.Exit(run(os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr))
 }
 
