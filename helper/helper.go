@@ -516,6 +516,11 @@ func (h *Helper) refreshLocked(ctx context.Context, profile string, set *auth.To
 		// Another process (one that does not take our lock, or a store
 		// command) may have rotated the token: look once more.
 		again, againRes, rerr := h.read(ctx, profile, true)
+		if rerr != nil && !errors.Is(rerr, ErrLoginRequired) {
+			// Whether another process renewed it cannot be known, and a
+			// store that does not answer is never read as logged out.
+			return protocol.Token{}, fmt.Errorf("the refresh token of profile %q was refused, and the store cannot be read again to see whether another process renewed it: %w", profile, rerr)
+		}
 		if rerr == nil && again.RefreshToken != set.RefreshToken {
 			h.cfg.Debugf("refresh token was rotated by someone else; using the stored one")
 			if c, err := again.Access(); err == nil && auth.ValidFor(c.Expiry.Time, again.ServerNow(h.cfg.Now()), 0) && !force {

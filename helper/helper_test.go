@@ -7,7 +7,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -60,7 +63,16 @@ func (k *fakeKeyring) wait() error {
 	if k.hang != nil {
 		<-k.hang
 	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
 	return k.err
+}
+
+// fail makes every call fail with err from now on, from any goroutine.
+func (k *fakeKeyring) fail(err error) {
+	k.mu.Lock()
+	k.err = err
+	k.mu.Unlock()
 }
 
 func (k *fakeKeyring) Get(s, u string) (string, error) {
@@ -977,6 +989,28 @@ func TestAutoRefreshMovesAFileSetToTheKeyring(t *testing.T) {
 	}
 	if n := e.srv.Count(authtest.KindTokenRefresh); n != 1 {
 		t.Fatalf("%d refresh requests, want 1", n)
+	}
+}
+
+// TestInvalidGrantWithTheStoreAwayIsNoLogin: a refresh refused as
+// invalid_grant is looked up once more in the store, in case another
+// process rotated the token; a store that does not answer then is its own
+// error (storage_error here), never login_required: a store that does not
+// answer is never read as logged out.
+func TestInvalidGrantWithTheStoreAwayIsNoLogin(t *testing.T) {
+	e := newEnv(t, ModeKeyring, authtest.Options{})
+	e.store("default", e.mint(30*time.Second)) // within the margin: the next get refreshes
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		e.kr.fail(errors.New("dbus: connection closed")) // the keyring goes while the request is out
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadRequest)
+		io.WriteString(w, `{"error":"invalid_grant"}`)
+	}))
+	defer hs.Close()
+	e.cfg.Auth = &auth.Client{HTTP: hs.Client(), AccountURL: hs.URL, ClientID: auth.DefaultClientID, RedirectURI: auth.DefaultRedirectURI}
+	_, err := e.get("default", 0, false)
+	if errors.Is(err, ErrLoginRequired) || !errors.Is(err, ErrStorage) {
+		t.Fatalf("err = %v; want the keyring's storage error, not login required", err)
 	}
 }
 
