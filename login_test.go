@@ -140,6 +140,22 @@ func TestLoginInterruptedAtPrompt(t *testing.T) {
 	}
 }
 
+// interruptedOnceSent makes srv carry out its next token request but answer
+// it late, and returns a context cancelled (an interrupt) as soon as srv
+// has a request of kind: while the answer is on its way.
+func interruptedOnceSent(t *testing.T, srv *authtest.Server, kind authtest.Kind) context.Context {
+	srv.FailToken(authtest.Fault{AfterProcessing: true, Pass: true, Delay: 300 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go func() {
+		for srv.Count(kind) == 0 && ctx.Err() == nil {
+			time.Sleep(time.Millisecond)
+		}
+		cancel()
+	}()
+	return ctx
+}
+
 // TestLoginInterruptedAfterTheCodeExchange: an interrupt once the code
 // exchange is out no longer loses the login: the code is spent, so the
 // answer is read and the set saved, and login succeeds.
@@ -148,15 +164,7 @@ func TestLoginInterruptedAfterTheCodeExchange(t *testing.T) {
 	vars := map[string]string{"PRUSA_ACCOUNT_URL": srv.URL, "PRUSA_EMAIL": userEmail, "PRUSA_PASSWORD": userPassword, "PRUSA_TOTP_SECRET": userTOTPSecret}
 	config := t.TempDir()
 	p := newInProcess(config, vars, time.Now, nil)
-	srv.FailToken(authtest.Fault{AfterProcessing: true, Pass: true, Delay: 300 * time.Millisecond})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		for srv.Count(authtest.KindTokenCode) == 0 {
-			time.Sleep(time.Millisecond)
-		}
-		cancel() // the user presses Ctrl-C while the answer is on its way
-	}()
+	ctx := interruptedOnceSent(t, srv, authtest.KindTokenCode) // the user presses Ctrl-C while the answer is on its way
 	p.ctx = ctx
 	if exit := p.run("", "login", "--store", "file"); exit != 0 || !strings.Contains(p.stderr.String(), "Logged in as") {
 		t.Fatalf("exit %d stderr %q; want the login saved", exit, p.stderr.String())
@@ -182,15 +190,7 @@ func TestRefreshInterruptedOnceSentHandsTheSetOn(t *testing.T) {
 	}
 	out := filepath.Join(t.TempDir(), "handed-on.json")
 	p := newInProcess(config, vars, time.Now, nil)
-	srv.FailToken(authtest.Fault{AfterProcessing: true, Pass: true, Delay: 300 * time.Millisecond})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		for srv.Count(authtest.KindTokenRefresh) == 0 {
-			time.Sleep(time.Millisecond)
-		}
-		cancel() // the job is cancelled while the answer is on its way
-	}()
+	ctx := interruptedOnceSent(t, srv, authtest.KindTokenRefresh) // the job is cancelled while the answer is on its way
 	p.ctx = ctx
 	exit := p.run("", "refresh", "--store", "file", "--save-command", `sh -c 'cat > "$1"' sh `+out)
 	var handed auth.TokenSet
