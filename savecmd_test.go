@@ -84,14 +84,22 @@ func runSave(t *testing.T, timeout time.Duration, argv ...string) (*auth.TokenSe
 	return set, warnings
 }
 
-// runSaveDebug is runSave with --debug: it returns the debug lines too.
-func runSaveDebug(t *testing.T, timeout time.Duration, argv ...string) (*auth.TokenSet, []string, []string) {
+// canaryTokenSet is canarySet (valid for an hour, its refresh token for a
+// day) as the helper holds it.
+func canaryTokenSet(t *testing.T) *auth.TokenSet {
 	t.Helper()
 	b, _ := json.Marshal(canarySet(time.Now().Add(time.Hour), time.Now().Add(24*time.Hour)))
 	set, err := auth.ParseTokenSet(b)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return set
+}
+
+// runSaveDebug is runSave with --debug: it returns the debug lines too.
+func runSaveDebug(t *testing.T, timeout time.Duration, argv ...string) (*auth.TokenSet, []string, []string) {
+	t.Helper()
+	set := canaryTokenSet(t)
 	var warnings, debug []string
 	sc := &saveCommand{argv: argv, timeout: timeout,
 		warn:   func(m string) { warnings = append(warnings, m) },
@@ -242,8 +250,7 @@ func TestSaveCommandMissing(t *testing.T) {
 // out); an interrupt while the command runs stops it.
 func TestSaveCommandOutlivesTheBudget(t *testing.T) {
 	needSh(t)
-	b, _ := json.Marshal(canarySet(time.Now().Add(time.Hour), time.Now().Add(24*time.Hour)))
-	set, _ := auth.ParseTokenSet(b)
+	set := canaryTokenSet(t)
 	out := filepath.Join(t.TempDir(), "saved.json")
 	var warnings []string
 	sc := &saveCommand{argv: []string{"sh", "-c", `cat > "$1"`, "sh", out}, warn: func(m string) { warnings = append(warnings, m) }}
@@ -279,8 +286,7 @@ func TestSaveHook(t *testing.T) {
 	c := newCLI(t, nil, nil, "--save-command", "prusa-no-such-command-7f3a 'an arg'", "get")
 	var stderr strings.Builder
 	c.stderr = &stderr
-	b, _ := json.Marshal(canarySet(time.Now().Add(time.Hour), time.Now().Add(24*time.Hour)))
-	set, _ := auth.ParseTokenSet(b)
+	set := canaryTokenSet(t)
 	c.saveHook()(context.Background(), set)
 	if stderr.String() != prog+": warning: save command prusa-no-such-command-7f3a failed: not found (the tokens are saved in the store all the same)\n" {
 		t.Fatalf("stderr %q", stderr.String())

@@ -4,7 +4,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -12,8 +11,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/prusa-credential-helper/prusa-credential-helper/auth"
 )
 
 // TestSaveCommandStopsOnANewInterrupt: after an interrupt that came while
@@ -22,8 +19,7 @@ import (
 // own process group, stops the command.
 func TestSaveCommandStopsOnANewInterrupt(t *testing.T) {
 	needSh(t)
-	b, _ := json.Marshal(canarySet(time.Now().Add(time.Hour), time.Now().Add(24*time.Hour)))
-	set, _ := auth.ParseTokenSet(b)
+	set := canaryTokenSet(t)
 	started := filepath.Join(t.TempDir(), "started")
 	var warnings []string
 	sc := &saveCommand{argv: []string{"sh", "-c", `: > "$1"; exec sleep 20`, "sh", started}, timeout: 15 * time.Second,
