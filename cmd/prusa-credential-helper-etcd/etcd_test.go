@@ -741,6 +741,54 @@ func TestLostLeaseDoesNotWrite(t *testing.T) {
 	holder.mustOK(string(put))
 }
 
+// TestWriteOutlivesTheHelper: a write whose line arrived is carried out
+// when the input ends before it runs (the helper SIGKILLed right after it
+// sent a refreshed set): that set holds the only live refresh token. A
+// read, or a wait for a lock, is abandoned.
+func TestWriteOutlivesTheHelper(t *testing.T) {
+	c := startCluster(t, 1)
+	k := newTokens(t)
+	s := newStores(t, c.endpoints)
+	ctx := ctxFor(t, 30*time.Second)
+	old := s.secret(k.set(2 * time.Hour))
+	if _, err := s.host().Set(ctx, "default", old); err != nil {
+		t.Fatal(err)
+	}
+	other := startRaw(t, c.endpoints, "60s", &s.stderr)
+	other.mustOK(`{"op":"lock","profile":"other"}`)
+
+	cfg, err := parseConfig(strings.Join(c.endpoints, ","), "farm", 2*time.Second, nil, func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := newServer(cfg)
+	defer srv.close()
+	ask := func(req any) *answer {
+		b, _ := json.Marshal(req)
+		return srv.handle(b)
+	}
+	if a := ask(map[string]any{"op": "lock", "profile": "default"}); !a.OK {
+		t.Fatalf("lock: %+v", a)
+	}
+	rev := ask(map[string]any{"op": "get", "profile": "default"}).Revision
+	newSet, _ := json.Marshal(s.secret(k.set(2 * time.Hour)))
+
+	srv.cancelBase() // what serve does when its input ends
+	if a := ask(map[string]any{"op": "get", "profile": "default"}); a.OK {
+		t.Errorf("a get after the input ended: %+v, want it abandoned", a)
+	}
+	if a := ask(map[string]any{"op": "lock", "profile": "other", "timeout_ms": 5000}); a.OK {
+		t.Errorf("a lock wait after the input ended: %+v, want it abandoned", a)
+	}
+	if a := ask(map[string]any{"op": "put", "profile": "default", "set": string(newSet), "revision": rev}); !a.OK {
+		t.Fatalf("put after the input ended: %+v, want it written", a)
+	}
+	got, err := c.client().Get(ctx, "farm/default")
+	if err != nil || len(got.Kvs) != 1 || string(got.Kvs[0].Value) != string(newSet) {
+		t.Fatalf("etcd after the put: %v, %v; want the refreshed set", got, err)
+	}
+}
+
 func TestThreeMembersOneStopped(t *testing.T) {
 	c := startCluster(t, 3)
 	k := newTokens(t)

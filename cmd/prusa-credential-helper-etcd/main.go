@@ -30,7 +30,9 @@
 // its input end (the helper exited) revokes its lease at once when it holds
 // no lock; a lock still held means the helper died in the middle of a
 // refresh, whose request may yet reach the account server, so the lock
-// stays until the lease expires.
+// stays until the lease expires. A write (put, delete, moveaside) whose
+// line arrived before the input ended is carried out all the same: a put
+// holds a refreshed set whose old refresh token the server has spent.
 //
 // With etcd authentication on, the user needs a role with readwrite
 // permission on the prefix range PREFIX/ (etcdctl role grant-permission

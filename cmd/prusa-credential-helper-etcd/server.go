@@ -72,7 +72,8 @@ type server struct {
 	cli         *clientv3.Client
 	cliErr      error
 
-	// base ends when the input does: a request in progress is abandoned.
+	// base ends when the input does: a read or a lock wait in progress is
+	// abandoned, and a write is finished (see do).
 	base       context.Context
 	cancelBase context.CancelFunc
 
@@ -200,7 +201,15 @@ func (s *server) do(req *request) (*answer, error) {
 	if req.Op != "lock" {
 		wait = min(wait, callTimeout)
 	}
-	ctx, cancel := context.WithTimeout(s.base, wait)
+	// A write the helper sent is carried out even if the helper is gone
+	// meanwhile (SIGKILLed, say): a put holds a refreshed set whose old
+	// refresh token the account server has spent, and would be lost.
+	base := s.base
+	switch req.Op {
+	case "put", "delete", "moveaside":
+		base = context.WithoutCancel(base)
+	}
+	ctx, cancel := context.WithTimeout(base, wait)
 	defer cancel()
 	ctx, stop := s.untilAllRefuse(ctx)
 	defer stop()
