@@ -256,6 +256,20 @@ func (s *EtcdStore) dropCache(profile string) (bool, error) {
 	return false, fmt.Errorf("%w: remove the cached token: %w", ErrStorage, unwrapPath(err))
 }
 
+// lockCache takes the profile's lock on this host, beside its cache:
+// shared by Get, across its read of etcd and the cache write that follows,
+// and exclusive by Delete, so that a read that overlapped an erase on this
+// host never caches the erased token after the erase removed it. Where
+// the lock file cannot be made, the cache cannot be written either: the
+// call goes on without it.
+func (s *EtcdStore) lockCache(ctx context.Context, profile string, shared bool) (unlock func(), err error) {
+	unlock, err = lockFile(ctx, filepath.Join(s.CacheDir, profile+".lock"), shared)
+	if errors.Is(err, ErrStorage) {
+		return func() {}, nil
+	}
+	return unlock, err
+}
+
 // rescueFile holds the profile's rescued set (see keepRescue): a name
 // that no profile's cache has, since no profile name starts with a dot.
 func (s *EtcdStore) rescueFile(profile string) string {
@@ -346,6 +360,11 @@ func (s *EtcdStore) Peek(ctx context.Context, profile string) (*auth.TokenSet, R
 
 // Get reads the profile's whole set from etcd (and updates the cache).
 func (s *EtcdStore) Get(ctx context.Context, profile string) (*auth.TokenSet, Result, error) {
+	unlock, err := s.lockCache(ctx, profile, true)
+	if err != nil {
+		return nil, Result{Store: ModeEtcd}, err
+	}
+	defer unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	set, err := s.getRemote(ctx, profile)
@@ -428,9 +447,14 @@ func (s *EtcdStore) Set(ctx context.Context, profile string, set *auth.TokenSet)
 // neither was there. Other hosts serve their cached access token until it
 // expires. With etcd unreachable nothing is removed.
 func (s *EtcdStore) Delete(ctx context.Context, profile string) error {
+	unlock, err := s.lockCache(ctx, profile, false)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	_, err := s.call(ctx, EtcdRequest{Op: "delete", Profile: profile})
+	_, err = s.call(ctx, EtcdRequest{Op: "delete", Profile: profile})
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return err
 	}

@@ -8,8 +8,10 @@ package helper
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -259,6 +261,57 @@ func TestEtcdCompanionFails(t *testing.T) {
 	want := "--endpoints a:1,b:2 --prefix farm --lease-ttl 3s\nPRUSA_ETCD_CACERT=ca.pem\nPRUSA_ETCD_CERT=c.pem\nPRUSA_ETCD_KEY=k.pem\nPRUSA_ETCD_USER=u:pw-canary\n"
 	if string(b) != want {
 		t.Errorf("the companion saw %q, want %q", b, want)
+	}
+}
+
+// TestEtcdEraseIsNotUndoneByAnOverlappingRead: a get on this host whose
+// read of etcd came before an erase here, and whose answer came after it,
+// does not leave the erased token in the cache for later gets to serve.
+func TestEtcdEraseIsNotUndoneByAnOverlappingRead(t *testing.T) {
+	dir := t.TempDir()
+	asked, release, answer := filepath.Join(dir, "asked"), filepath.Join(dir, "release"), filepath.Join(dir, "answer")
+	now := time.Now()
+	set := &auth.TokenSet{AccessToken: etcdTestToken(now.Add(2*time.Hour), "a"), RefreshToken: etcdTestToken(now.Add(720*time.Hour), "r"), TokenType: "Bearer"}
+	data, _ := set.MarshalJSON()
+	line, _ := json.Marshal(EtcdAnswer{OK: true, Set: string(data), Revision: 5})
+	if err := os.WriteFile(answer, append(line, '\n'), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cache := filepath.Join(dir, "cache")
+	// The reader's etcd answers its get only once released.
+	reader := &EtcdStore{Endpoints: []string{"127.0.0.1:1"}, Prefix: "farm", CacheDir: cache,
+		Companion: fakeCompanion(t, "while read line; do touch '"+asked+"'; while [ ! -e '"+release+"' ]; do sleep 0.01; done; cat '"+answer+"'; done\n")}
+	eraser := &EtcdStore{Endpoints: reader.Endpoints, Prefix: "farm", CacheDir: cache,
+		Companion: fakeCompanion(t, `while read line; do echo '{"ok":true}'; done`+"\n")}
+	t.Cleanup(func() { reader.Close(); eraser.Close() })
+	ctx := context.Background()
+
+	read := make(chan error, 1)
+	go func() { _, _, err := reader.Get(ctx, "default"); read <- err }()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if _, err := os.Stat(asked); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the reader never asked etcd")
+		}
+	}
+	erased := make(chan error, 1)
+	go func() { erased <- eraser.Delete(ctx, "default") }()
+	select {
+	case err := <-erased: // done before the read's answer: it must not wait
+		erased <- err
+	case <-time.After(300 * time.Millisecond): // waits for the read
+	}
+	os.WriteFile(release, nil, 0o600)
+	if err := <-read; err != nil {
+		t.Fatalf("the overlapping get: %v", err)
+	}
+	if err := <-erased; err != nil {
+		t.Fatalf("erase: %v", err)
+	}
+	if _, err := os.Stat(reader.cacheFile("default")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("after the erase, the cache holds the erased token (%v)", err)
 	}
 }
 

@@ -166,7 +166,7 @@ func (h *Helper) lock(ctx context.Context, profile string) (func(), error) {
 	if h.cfg.Etcd != nil {
 		return h.cfg.Etcd.Lock(ctx, profile)
 	}
-	return lockFile(ctx, h.file.LockFile(profile))
+	return lockFile(ctx, h.file.LockFile(profile), false)
 }
 
 func token(profile, where string, set *auth.TokenSet, exp time.Time) protocol.Token {

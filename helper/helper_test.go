@@ -243,7 +243,7 @@ func TestGetFastPath(t *testing.T) {
 			set := e.mint(0)
 			e.store("default", set)
 			// Hold the profile's lock: the fast path must not need it.
-			unlock, err := lockFile(context.Background(), e.h.file.LockFile("default"))
+			unlock, err := lockFile(context.Background(), e.h.file.LockFile("default"), false)
 			if err != nil {
 				t.Fatal(err)
 			}

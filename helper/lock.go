@@ -17,10 +17,10 @@ import (
 // lockPoll is how often a process waiting for a profile's lock retries.
 const lockPoll = 5 * time.Millisecond
 
-// lockFile takes the exclusive lock on path (0600, never deleted),
-// waiting while ctx allows. A wait cut short by ctx's deadline wraps
-// context.DeadlineExceeded.
-func lockFile(ctx context.Context, path string) (unlock func(), err error) {
+// lockFile takes the lock on path (0600, never deleted), exclusive or
+// shared, waiting while ctx allows. A wait cut short by ctx's deadline
+// wraps context.DeadlineExceeded.
+func lockFile(ctx context.Context, path string, shared bool) (unlock func(), err error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("%w: create %s: %w", ErrStorage, filepath.Dir(path), unwrapPath(err))
 	}
@@ -31,7 +31,11 @@ func lockFile(ctx context.Context, path string) (unlock func(), err error) {
 	}
 	// O_NOFOLLOW: what Lstat saw may have been swapped for a symlink since.
 	l := flock.New(path, flock.SetPermissions(0o600), flock.SetFlag(os.O_CREATE|os.O_RDONLY|openNoFollow|openNonBlock))
-	ok, err := l.TryLockContext(ctx, lockPoll)
+	try := l.TryLockContext
+	if shared {
+		try = l.TryRLockContext
+	}
+	ok, err := try(ctx, lockPoll)
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		return nil, fmt.Errorf("waiting for another process that holds %s: %w", path, err)
 	}

@@ -711,7 +711,7 @@ func TestAutoFastPathSkipsAStalledKeyring(t *testing.T) {
 // as it was otherwise (0600, a lock file still).
 func TestSaveStamp(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "default.lock")
-	unlock, err := lockFile(context.Background(), path)
+	unlock, err := lockFile(context.Background(), path, false)
 	if err != nil {
 		t.Fatal(err)
 	}
