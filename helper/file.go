@@ -121,6 +121,10 @@ func (s *FileStore) Get(ctx context.Context, profile string) (*auth.TokenSet, Re
 		if err != nil {
 			return nil, res, fmt.Errorf("%w: read %s: %w", ErrStorage, path, unwrapPath(err))
 		}
+		if len(b) > maxFileSize { // readFile's limit, passed: no set is this large
+			perr = fmt.Errorf("larger than %d MiB", maxFileSize>>20)
+			break
+		}
 		set, err := s.parse(path, b)
 		if err == nil {
 			return set, res, nil

@@ -9,7 +9,10 @@ import (
 )
 
 // maxFileSize bounds what is read of a token file; a real set is about 5 KB.
-const maxFileSize = 1 << 20
+// It is far above any set the helper writes: a token answer is at most
+// 1 MiB, and re-encoded its strings grow at most 6× (a "<" is written as
+// \u003c), so that a refresh that saved such a set can read it back.
+const maxFileSize = 16 << 20
 
 // ErrNotFound is returned by a Store that holds nothing for a profile.
 var ErrNotFound = errors.New("not found")

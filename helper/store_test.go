@@ -159,6 +159,45 @@ func TestFileGetChecksEveryToken(t *testing.T) {
 	}
 }
 
+// TestFileHoldsTheLargestSetAnAnswerMakes: a token answer is at most
+// 1 MiB, and a set the refresh made of one is saved as it is, however
+// large: the file store gives it back, with its strings re-encoded (each
+// "<" written as six bytes) and its bookkeeping added.
+func TestFileHoldsTheLargestSetAnAnswerMakes(t *testing.T) {
+	enc := base64.RawURLEncoding.EncodeToString
+	exp := time.Now().Add(2 * time.Hour).Unix()
+	access := enc([]byte(`{"alg":"RS256","typ":"JWT"}`)) + "." +
+		enc([]byte(fmt.Sprintf(`{"sub":"1","exp":%d,"pad":%q}`, exp, strings.Repeat("CANARY", 90_000)))) + ".c2ln"
+	set := &auth.TokenSet{AccessToken: access, TokenType: "Bearer", Scope: strings.Repeat("<", 300_000),
+		AccountURL: "https://account.prusa3d.com", ClockOffset: 3 * time.Second}
+	if len(access)+300_000 > 1<<20 {
+		t.Fatal("the test's set is larger than an answer can be")
+	}
+	if b, _ := set.MarshalJSON(); len(b) <= 2<<20 {
+		t.Fatalf("the test's set is %d bytes as stored, want it over 2 MiB", len(b))
+	}
+	fs := &FileStore{Dir: t.TempDir()}
+	if _, err := fs.Set(context.Background(), "default", set); err != nil {
+		t.Fatal(err)
+	}
+	got, _, err := fs.Get(context.Background(), "default")
+	if err != nil || got.AccessToken != set.AccessToken || got.Scope != set.Scope {
+		t.Fatalf("Get of the large set: %v", err)
+	}
+}
+
+// TestFileLargerThanAnySet: a file past the read limit is corrupt, and
+// says so, rather than "truncated".
+func TestFileLargerThanAnySet(t *testing.T) {
+	fs := &FileStore{Dir: t.TempDir()}
+	os.WriteFile(fs.File("default"), append([]byte(`{"access_token":"`), make([]byte, maxFileSize+1)...), 0o600)
+	_, _, err := fs.Get(context.Background(), "default")
+	var ce *CorruptError
+	if !errors.As(err, &ce) || !strings.Contains(err.Error(), "larger than 16 MiB") {
+		t.Fatalf("Get of a %d-byte file: %v; want it corrupt, larger than 16 MiB", maxFileSize+18, err)
+	}
+}
+
 // TestFileGetOfTheSameBytes: a Get of the bytes the last Get decoded gives
 // the same set, and of bytes written since, the new ones.
 func TestFileGetOfTheSameBytes(t *testing.T) {
