@@ -113,6 +113,10 @@ func (c *Client) Login(ctx context.Context, in LoginInput) (TokenSet, error) {
 			}
 			postedPassword = true
 		case formTOTP:
+			field := form.Fields[form.totpField()].Name
+			if field == "" { // no code made, none spent
+				return TokenSet{}, fmt.Errorf("login: %w: the one-time code field has no name", ErrUnexpectedPage)
+			}
 			totpAttempts++
 			if totpAttempts > MaxTOTPAttempts || in.TOTP == nil {
 				return TokenSet{}, fmt.Errorf("login: %w", ErrInvalidTOTP)
@@ -121,12 +125,15 @@ func (c *Client) Login(ctx context.Context, in LoginInput) (TokenSet, error) {
 			if err != nil {
 				return TokenSet{}, fmt.Errorf("login: %w", err)
 			}
-			vals.Set(form.Fields[form.totpField()].Name, strings.TrimSpace(code))
+			vals.Set(field, strings.TrimSpace(code))
 		}
 		target, err := form.ActionURL(pg.url)
-		if err != nil || originOf(target) != s.site {
+		if err != nil {
+			return TokenSet{}, fmt.Errorf("login: %w: the form's action is not a URL", ErrUnexpectedPage)
+		}
+		if originOf(target) != s.site {
 			// Never post a password or code to another origin than the account's.
-			return TokenSet{}, fmt.Errorf("login: %w: the form posts to another site", ErrUnexpectedPage)
+			return TokenSet{}, fmt.Errorf("login: %w: the form posts to %s", ErrUnexpectedPage, s.elsewhere(target))
 		}
 		if v := vals.Get("next"); v != "" {
 			vals.Set("next", decodeNext(v))
@@ -254,6 +261,19 @@ type loginSession struct {
 	offset   time.Duration // the server's clock minus the local one, by the last answer's Date
 }
 
+// elsewhere says where u, off the account's origin, leads: to plain http
+// on the account's host, or to another site.
+func (s *loginSession) elsewhere(u *url.URL) string {
+	if strings.EqualFold(u.Scheme, "http") && originOf(&url.URL{Scheme: "https", Host: u.Host}) == s.site {
+		return "plain http"
+	}
+	return "another site (" + sanitize(u.Host, 64) + ")"
+}
+
+// shownPath is u's path as messages show it: a redirect's, which the
+// server chose, cut to printable characters and shortened.
+func shownPath(u *url.URL) string { return sanitize(u.Path, 64) }
+
 func (s *loginSession) isCallback(u *url.URL) bool {
 	return originOf(u) == originOf(s.callback) && u.Path == s.callback.Path
 }
@@ -289,7 +309,7 @@ func (s *loginSession) do(ctx context.Context, method string, u *url.URL, form u
 				s.offset = d
 			}
 		}
-		s.c.debugf("%s %s → %d", method, u.Path, resp.StatusCode)
+		s.c.debugf("%s %s → %d", method, shownPath(u), resp.StatusCode)
 		if resp.StatusCode >= 300 && resp.StatusCode < 400 && resp.Header.Get("Location") != "" {
 			resp.Body.Close()
 			next, err := u.Parse(resp.Header.Get("Location"))
@@ -300,7 +320,7 @@ func (s *loginSession) do(ctx context.Context, method string, u *url.URL, form u
 				return &page{url: u, callback: next}, nil
 			}
 			if originOf(next) != s.site {
-				return nil, fmt.Errorf("%w: redirected to another site (%s)", ErrUnexpectedPage, sanitize(next.Host, 64))
+				return nil, fmt.Errorf("%w: redirected to %s", ErrUnexpectedPage, s.elsewhere(next))
 			}
 			if hops >= maxRedirects {
 				return nil, ErrTooManyRedirects
@@ -313,11 +333,11 @@ func (s *loginSession) do(ctx context.Context, method string, u *url.URL, form u
 		case resp.StatusCode == http.StatusForbidden && method == http.MethodPost:
 			return nil, ErrCSRF
 		case resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests:
-			return nil, fmt.Errorf("%w: %s %s answered %d", ErrServer, method, u.Path, resp.StatusCode)
+			return nil, fmt.Errorf("%w: %s %s answered %d", ErrServer, method, shownPath(u), resp.StatusCode)
 		case resp.StatusCode >= 400 && resp.StatusCode != http.StatusForbidden:
-			return nil, fmt.Errorf("%w: %s %s answered %d", ErrRequestRefused, method, u.Path, resp.StatusCode)
+			return nil, fmt.Errorf("%w: %s %s answered %d", ErrRequestRefused, method, shownPath(u), resp.StatusCode)
 		case resp.StatusCode != http.StatusOK:
-			return nil, fmt.Errorf("%w: %s %s answered %d", ErrUnexpectedPage, method, u.Path, resp.StatusCode)
+			return nil, fmt.Errorf("%w: %s %s answered %d", ErrUnexpectedPage, method, shownPath(u), resp.StatusCode)
 		}
 		b, err := io.ReadAll(io.LimitReader(resp.Body, maxPageBody+1))
 		if err != nil {

