@@ -636,6 +636,9 @@ func (s *FileStore) Delete(_ context.Context, profile string) error {
 		return fmt.Errorf("%w: %w", ErrStorage, err)
 	}
 	syncDir(dir)
+	if err := s.prepareDir(); err != nil { // a write, as any other: the file is gone all the same
+		s.warn("warning: %v", err)
+	}
 	return nil
 }
 

@@ -84,6 +84,15 @@ func TestFileStoreTightensDir(t *testing.T) {
 	if !strings.Contains(e.warnings.String(), "changed it to 0700") {
 		t.Fatalf("no warning: %q", e.warnings.String())
 	}
+	// An erase writes too.
+	os.Chmod(e.dir, 0o750)
+	e.warnings.Reset()
+	if _, err := e.h.Erase(context.Background(), "default"); err != nil {
+		t.Fatal(err)
+	}
+	if m := mode(t, e.dir); m != 0o700 || !strings.Contains(e.warnings.String(), "changed it to 0700") {
+		t.Fatalf("dir mode %o after an erase, warnings %q", m, e.warnings.String())
+	}
 }
 
 func TestFileStoreCorrupt(t *testing.T) {
