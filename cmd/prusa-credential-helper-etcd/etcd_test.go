@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"net"
 	"net/url"
 	"os"
@@ -66,14 +67,34 @@ type cluster struct {
 	endpoints []string
 }
 
+// freePort is a loopback port that nothing listens on, for etcd to bind
+// once this returns. It is below Linux's ephemeral range (32768 up), which
+// the kernel hands out to any process's port-0 listener or outgoing
+// connection: one it gave away in that range could be taken again before
+// etcd binds it ("address already in use").
 func freePort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	givenMu.Lock()
+	defer givenMu.Unlock()
+	for range 1000 {
+		port := 20000 + mrand.IntN(12000)
+		if given[port] { // to a member that may be stopped, and restarted on it
+			continue
+		}
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err == nil {
+			l.Close()
+			given[port] = true
+			return port
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatal("no free loopback port from 20000 to 31999")
+	return 0
 }
+
+var (
+	givenMu sync.Mutex
+	given   = map[int]bool{} // the ports freePort gave, never given twice
+)
 
 func startCluster(t *testing.T, n int) *cluster {
 	t.Helper()
