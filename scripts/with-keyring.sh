@@ -26,12 +26,14 @@ cleanup() {
 trap cleanup EXIT
 
 # A fresh HOME for the keyring, so no old login.keyring with another password
-# makes lookups prompt.
-bus=$(HOME=$home dbus-daemon --session --fork --print-address=1 --print-pid=1)
+# makes lookups prompt, and XDG folders inside it: gnome-keyring keeps its
+# keyrings in $XDG_DATA_HOME/keyrings, and would write the caller's.
+private=(HOME="$home" XDG_DATA_HOME="$home/.local/share" XDG_CONFIG_HOME="$home/.config" XDG_CACHE_HOME="$home/.cache")
+bus=$(env "${private[@]}" dbus-daemon --session --fork --print-address=1 --print-pid=1)
 bus_pid=$(sed -n 2p <<<"$bus")
 export DBUS_SESSION_BUS_ADDRESS=$(sed -n 1p <<<"$bus")
 mkdir -p "$home/.cache" "$home/keyring"
-eval "$(printf 'ci-keyring-password' | HOME=$home XDG_RUNTIME_DIR=$home gnome-keyring-daemon --unlock --components=secrets --control-directory="$home/keyring" 2>/dev/null)"
+eval "$(printf 'ci-keyring-password' | env "${private[@]}" XDG_RUNTIME_DIR="$home" gnome-keyring-daemon --unlock --components=secrets --control-directory="$home/keyring" 2>/dev/null)"
 export GNOME_KEYRING_CONTROL
 
 # --unlock returns before the daemon owns the bus name: wait for it, or a
