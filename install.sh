@@ -12,7 +12,6 @@
 # `prusa-credential-helper logout` removes those.
 set -eu
 
-cd "$(dirname "$0")"
 prefix=${PREFIX:-$HOME/.local}
 uninstall=0
 etcd=1
@@ -26,6 +25,11 @@ while [ $# -gt 0 ]; do
 	*) echo "install.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
 	esac
 done
+case $prefix in
+/*) ;;
+*) prefix=$PWD/$prefix ;; # as given, from where it was run: the build below runs in the checkout
+esac
+cd "$(dirname "$0")"
 bin=$prefix/bin
 target=$bin/prusa-credential-helper
 companion=$bin/prusa-credential-helper-etcd
