@@ -254,3 +254,19 @@ func TestRoughDuration(t *testing.T) {
 		}
 	}
 }
+
+func TestStoreNames(t *testing.T) {
+	for _, tt := range []struct {
+		stores []string
+		want   string
+	}{
+		{[]string{"file"}, "the file store"},
+		{[]string{"keyring"}, "the keyring"},
+		{[]string{"etcd", "file"}, "etcd and the file store"},
+		{[]string{"etcd", "file", "keyring"}, "etcd, the file store and the keyring"},
+	} {
+		if got := storeNames(tt.stores); got != tt.want {
+			t.Errorf("storeNames(%q) = %q, want %q", tt.stores, got, tt.want)
+		}
+	}
+}

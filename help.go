@@ -18,12 +18,12 @@ get --format token, header or env prints nothing on stdout on error):
   get       print a valid access token, refreshing it first if needed
   token     print the bare access token (get --format token)
   store     store the token set read from stdin
-  erase     remove the stored token set
+  erase     remove the profile's tokens from every store
   list      list the stored profiles, without secrets
 
 Commands for people:
   login     log in with email, password and TOTP code (once)
-  logout    remove the stored token set
+  logout    remove the profile's tokens from every store
   status    show who is logged in and when the tokens expire
   refresh   refresh the tokens now (--all --within DURATION: for timers)
   version   print the version
@@ -105,7 +105,9 @@ Prompts use the terminal, never stdout.
 `,
 	"logout": `Usage: prusa-credential-helper logout [flags]
 
-Removes the profile's stored tokens (erase, for people).
+Removes the profile's tokens from every store that holds them, whatever
+--store says (with --token-file: that file alone), and names them (erase,
+for people).
 `,
 	"status": `Usage: prusa-credential-helper status [--json] [flags]
 
