@@ -202,6 +202,19 @@ func (c *cli) report(err error, interrupted bool) int {
 	return pe.Code.ExitCode()
 }
 
+// unsetFirst is how to log in (how), after what to do about the
+// environment variable whose token set is refused or expired, if any: a
+// login saves to the store, which get does not read while it is set.
+func unsetFirst(variable, how string) string {
+	switch variable {
+	case "":
+		return how
+	case helper.EnvTokensJSON: // a CI job cannot log in, but can be given a new set
+		return "give " + variable + " a new token set, or unset it and " + how
+	}
+	return "unset " + variable + ", then " + how
+}
+
 // cli is one run of a command.
 type cli struct {
 	*env
@@ -396,14 +409,7 @@ func (c *cli) classify(err error) *protocol.Error {
 	case errors.Is(err, helper.ErrInvalidEnv), errors.Is(err, auth.ErrInvalidTokenSet), errors.Is(err, auth.ErrInvalidTOTPSecret):
 		return &protocol.Error{Code: protocol.InvalidRequest, Message: msg}
 	case errors.As(err, &lr):
-		hint := "run: " + c.commandLine("login", cmp.Or(lr.Profile, c.s.profile))
-		switch lr.Unset {
-		case "":
-		case helper.EnvTokensJSON: // a CI job cannot log in, but can be given a new set
-			hint = "give " + lr.Unset + " a new token set, or unset it and " + hint
-		default:
-			hint = "unset " + lr.Unset + ", then " + hint
-		}
+		hint := unsetFirst(lr.Unset, "run: "+c.commandLine("login", cmp.Or(lr.Profile, c.s.profile)))
 		if lr.Issuer != "" {
 			hint = "to use them, set --account-url " + protocol.ShellQuote(lr.Issuer) + " (or PRUSA_ACCOUNT_URL); to log in at this server, " + hint
 		}

@@ -197,7 +197,11 @@ func (c *cli) status(ctx context.Context) error {
 		}
 		fmt.Fprintf(&b, "Store:    %s\n", entry.Store)
 		if loginRequired {
-			fmt.Fprintf(&b, "Login required: run %s\n", c.commandLine("login", profile))
+			var env string // the variable the tokens came from, if any
+			if entry.Store == helper.EnvToken || entry.Store == helper.EnvTokensJSON {
+				env = entry.Store
+			}
+			fmt.Fprintf(&b, "Login required: %s\n", unsetFirst(env, "run "+c.commandLine("login", profile)))
 		}
 		io.WriteString(c.stdout, b.String())
 	}

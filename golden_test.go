@@ -106,6 +106,7 @@ func goldenCases() []goldenCase {
 		{name: "status", args: []string{"status"}, env: fileStore, stored: validSet},
 		{name: "status-json", args: []string{"status", "--json"}, env: fileStore, stored: validSet},
 		{name: "status-expired", args: []string{"status"}, env: fileStore, stored: expiredSet},
+		{name: "status-expired-prusa-token", args: []string{"status"}, env: map[string]string{"PRUSA_TOKEN": expiredSet["access_token"].(string)}},
 		{name: "status-nothing-json", args: []string{"status", "--json"}, env: fileStore},
 		{name: "status-nothing", args: []string{"--profile", "work", "status"}, env: fileStore},
 	}
