@@ -340,8 +340,11 @@ func (c *cli) debugf() func(string, ...any) {
 
 // totpHint says what to do about a refused TOTP code, by where it came
 // from.
-func (c *cli) totpHint() string {
+func (c *cli) totpHint(err error) string {
+	var we *auth.TOTPWaitError
 	switch {
+	case errors.As(err, &we):
+		return fmt.Sprintf("the next code comes in %s, after --timeout (%s) ends: give more time with --timeout, or check PRUSA_TOTP_SECRET", we.Wait.Round(time.Second), c.s.timeout)
 	case c.getenv("PRUSA_TOTP_CODE") != "":
 		return "a code works once and changes every 30 s: set PRUSA_TOTP_CODE to a fresh one"
 	case c.getenv("PRUSA_TOTP_SECRET") != "":
@@ -419,7 +422,7 @@ func (c *cli) classify(err error) *protocol.Error {
 	case errors.Is(err, auth.ErrInvalidCredentials):
 		return &protocol.Error{Code: protocol.LoginRequired, Message: "invalid email or password", Hint: "check them, and that --account-url / PRUSA_ACCOUNT_URL is the account server"}
 	case errors.Is(err, auth.ErrInvalidTOTP):
-		return &protocol.Error{Code: protocol.LoginRequired, Message: "invalid TOTP code", Hint: c.totpHint()}
+		return &protocol.Error{Code: protocol.LoginRequired, Message: "invalid TOTP code", Hint: c.totpHint(err)}
 	case errors.Is(err, context.DeadlineExceeded):
 		what := strings.TrimSuffix(msg, ": context deadline exceeded")
 		return &protocol.Error{Code: protocol.Timeout, Message: fmt.Sprintf("timed out after %s (%s)", c.s.timeout, what), Hint: "try again later, or give more time with --timeout"}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prusa-credential-helper/prusa-credential-helper/auth"
 	"github.com/prusa-credential-helper/prusa-credential-helper/auth/authtest"
 	"github.com/prusa-credential-helper/prusa-credential-helper/helper"
 	"github.com/prusa-credential-helper/prusa-credential-helper/protocol"
@@ -268,5 +269,19 @@ func TestStoreNames(t *testing.T) {
 		if got := storeNames(tt.stores); got != tt.want {
 			t.Errorf("storeNames(%q) = %q, want %q", tt.stores, got, tt.want)
 		}
+	}
+}
+
+// TestTOTPWaitHint: a refused code whose next step begins after --timeout
+// is still an invalid TOTP code, whose hint names the wait and --timeout
+// before the secret.
+func TestTOTPWaitHint(t *testing.T) {
+	c := newCLI(t, map[string]string{"PRUSA_TOTP_SECRET": "JBSWY3DPEHPK3PXP"}, noTerminal{t}, "--timeout", "5s", "login")
+	pe := c.classify(fmt.Errorf("login: %w", &auth.TOTPWaitError{Wait: 17 * time.Second}))
+	if pe.Code != protocol.LoginRequired || pe.Message != "invalid TOTP code" || !strings.HasPrefix(pe.Hint, "the next code comes in 17s, after --timeout (5s) ends") {
+		t.Errorf("%s %q, hint %q", pe.Code, pe.Message, pe.Hint)
+	}
+	if pe := c.classify(fmt.Errorf("login: %w", auth.ErrInvalidTOTP)); !strings.HasPrefix(pe.Hint, "check PRUSA_TOTP_SECRET") {
+		t.Errorf("a code refused twice: hint %q", pe.Hint)
 	}
 }

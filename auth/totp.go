@@ -52,13 +52,26 @@ func TOTP(key []byte, counter uint64, digits int) string {
 // TOTPStep returns the time step of t.
 func TOTPStep(t time.Time) uint64 { return uint64(t.Unix()) / uint64(TOTPPeriod/time.Second) }
 
+// TOTPWaitError is the ErrInvalidTOTP of a login whose code was refused
+// when the next time step, whose code might pass, begins only after the
+// context's deadline: a wrong secret, or a code another login used.
+type TOTPWaitError struct {
+	Wait time.Duration // until the next step begins
+}
+
+func (e *TOTPWaitError) Error() string {
+	return fmt.Sprintf("%v: the next step begins in %s, after the time left", ErrInvalidTOTP, e.Wait.Round(time.Second))
+}
+
+func (e *TOTPWaitError) Unwrap() error { return ErrInvalidTOTP }
+
 // TOTPFromSecret returns a TOTP source for Login that computes codes from a
 // base32 secret by the server's clock: now plus the clockOffset that Login
 // passes. The first attempt sends the code of the current time step. The
 // server refuses a code whose time step was already used (two logins
 // within 30 s), so a second attempt sends the next step's code, waiting for
 // that step to begin if the context's deadline allows (else it gives up
-// with ErrInvalidTOTP); notify, if not nil, is told of the wait in one line
+// with a TOTPWaitError); notify, if not nil, is told of the wait in one line
 // before it begins. now and sleep may be nil (time.Now and a context-aware
 // sleep).
 func TOTPFromSecret(secret string, now func() time.Time, sleep func(context.Context, time.Duration) error, notify func(msg string)) (TOTPSource, error) {
@@ -84,7 +97,7 @@ func TOTPFromSecret(secret string, now func() time.Time, sleep func(context.Cont
 			start := time.Unix(int64(next)*int64(TOTPPeriod/time.Second), 0)
 			if wait := start.Sub(serverNow()); wait > 0 {
 				if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
-					return "", ErrInvalidTOTP
+					return "", &TOTPWaitError{Wait: wait}
 				}
 				if notify != nil {
 					notify(fmt.Sprintf("the TOTP code of this %d s step was refused (used by another login, or a wrong secret); waiting %s for the next step", TOTPPeriod/time.Second, (wait + time.Second - 1).Truncate(time.Second)))

@@ -90,8 +90,10 @@ func TestTOTPFromSecretRespectsDeadline(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	next(ctx, 1, 0)
-	if _, err := next(ctx, 2, 0); !errors.Is(err, ErrInvalidTOTP) {
-		t.Fatalf("err = %v, want ErrInvalidTOTP when the wait does not fit the budget", err)
+	_, err := next(ctx, 2, 0)
+	var we *TOTPWaitError
+	if !errors.Is(err, ErrInvalidTOTP) || !errors.As(err, &we) || we.Wait != 19*time.Second {
+		t.Fatalf("err = %v, want a TOTPWaitError (an ErrInvalidTOTP) of 19s when the wait does not fit the budget", err)
 	}
 }
 
