@@ -259,16 +259,26 @@ func (s *EtcdStore) dropCache(profile string) (bool, error) {
 // lockCache takes the profile's lock on this host, beside its cache:
 // shared by Get, across its read of etcd and the cache write that follows,
 // and exclusive by Delete, so that a read that overlapped an erase on this
-// host never caches the erased token after the erase removed it. Where
-// the lock file cannot be made, the cache cannot be written either: the
-// call goes on without it.
-func (s *EtcdStore) lockCache(ctx context.Context, profile string, shared bool) (unlock func(), err error) {
-	unlock, err = lockFile(ctx, filepath.Join(s.CacheDir, profile+".lock"), shared)
-	if errors.Is(err, ErrStorage) {
-		return func() {}, nil
+// host never caches the erased token after the erase removed it. It waits
+// at most cacheLockWait: where the lock cannot be had in that time (its
+// holder stopped, say) or the lock file cannot be made, the call goes on
+// without it (locked false), and a Get then leaves the cache alone.
+func (s *EtcdStore) lockCache(ctx context.Context, profile string, shared bool) (unlock func(), locked bool, err error) {
+	wctx, cancel := context.WithTimeout(ctx, cacheLockWait)
+	defer cancel()
+	unlock, err = lockFile(wctx, filepath.Join(s.CacheDir, profile+".lock"), shared)
+	switch {
+	case err == nil:
+		return unlock, true, nil
+	case ctx.Err() != nil: // the caller's time, or an interrupt
+		return nil, false, err
 	}
-	return unlock, err
+	return func() {}, false, nil
 }
+
+// cacheLockWait bounds a wait for the cache lock, which its holders keep
+// for one etcd call: one stopped with Ctrl-Z must not stall the host.
+const cacheLockWait = 2 * time.Second
 
 // rescueFile holds the profile's rescued set (see keepRescue): a name
 // that no profile's cache has, since no profile name starts with a dot.
@@ -360,18 +370,20 @@ func (s *EtcdStore) Peek(ctx context.Context, profile string) (*auth.TokenSet, R
 
 // Get reads the profile's whole set from etcd (and updates the cache).
 func (s *EtcdStore) Get(ctx context.Context, profile string) (*auth.TokenSet, Result, error) {
-	unlock, err := s.lockCache(ctx, profile, true)
+	unlock, locked, err := s.lockCache(ctx, profile, true)
 	if err != nil {
 		return nil, Result{Store: ModeEtcd}, err
 	}
 	defer unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	set, err := s.getRemote(ctx, profile)
+	set, err := s.getRemote(ctx, profile, locked)
 	return set, Result{Store: ModeEtcd}, err
 }
 
-func (s *EtcdStore) getRemote(ctx context.Context, profile string) (*auth.TokenSet, error) {
+// getRemote reads the profile's set from etcd, and with cache updates the
+// cache.
+func (s *EtcdStore) getRemote(ctx context.Context, profile string, cache bool) (*auth.TokenSet, error) {
 	for try := 0; ; try++ {
 		a, err := s.call(ctx, EtcdRequest{Op: "get", Profile: profile})
 		if errors.Is(err, ErrNotFound) {
@@ -388,7 +400,9 @@ func (s *EtcdStore) getRemote(ctx context.Context, profile string) (*auth.TokenS
 			return set, nil // the cache keeps the kept set's token, which is the live one
 		}
 		if perr == nil {
-			s.writeCache(profile, set)
+			if cache {
+				s.writeCache(profile, set)
+			}
 			return set, nil
 		}
 		// As the file store does with a corrupt file: moved aside, with a
@@ -428,7 +442,7 @@ func (s *EtcdStore) Set(ctx context.Context, profile string, set *auth.TokenSet)
 	defer s.mu.Unlock()
 	rev, ok := s.revs[profile]
 	if !ok {
-		if _, err := s.getRemote(ctx, profile); err != nil && !errors.Is(err, ErrNotFound) {
+		if _, err := s.getRemote(ctx, profile, true); err != nil && !errors.Is(err, ErrNotFound) {
 			return res, err
 		}
 		rev = s.revs[profile]
@@ -447,7 +461,7 @@ func (s *EtcdStore) Set(ctx context.Context, profile string, set *auth.TokenSet)
 // neither was there. Other hosts serve their cached access token until it
 // expires. With etcd unreachable nothing is removed.
 func (s *EtcdStore) Delete(ctx context.Context, profile string) error {
-	unlock, err := s.lockCache(ctx, profile, false)
+	unlock, _, err := s.lockCache(ctx, profile, false)
 	if err != nil {
 		return err
 	}
@@ -455,6 +469,12 @@ func (s *EtcdStore) Delete(ctx context.Context, profile string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	_, err = s.call(ctx, EtcdRequest{Op: "delete", Profile: profile})
+	if errors.Is(err, context.Canceled) {
+		// Interrupted: the companion carries out a delete it has read,
+		// so the key may be gone, and the cache must not outlive it.
+		s.dropCache(profile)
+		return err
+	}
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return err
 	}

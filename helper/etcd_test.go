@@ -315,6 +315,87 @@ func TestEtcdEraseIsNotUndoneByAnOverlappingRead(t *testing.T) {
 	}
 }
 
+// TestEtcdCacheLockHolderStopped: a get whose cache lock is held by a
+// process that went no further (stopped with Ctrl-Z in an erase, say)
+// reads etcd all the same, and leaves the cache alone.
+func TestEtcdCacheLockHolderStopped(t *testing.T) {
+	dir := t.TempDir()
+	answer := filepath.Join(dir, "answer")
+	now := time.Now()
+	set := &auth.TokenSet{AccessToken: etcdTestToken(now.Add(2*time.Hour), "a"), RefreshToken: etcdTestToken(now.Add(720*time.Hour), "r"), TokenType: "Bearer"}
+	data, _ := set.MarshalJSON()
+	line, _ := json.Marshal(EtcdAnswer{OK: true, Set: string(data), Revision: 5})
+	os.WriteFile(answer, append(line, '\n'), 0o600)
+	s := &EtcdStore{Endpoints: []string{"127.0.0.1:1"}, Prefix: "farm", CacheDir: filepath.Join(dir, "cache"),
+		Companion: fakeCompanion(t, "while read line; do cat '"+answer+"'; done\n")}
+	defer s.Close()
+	unlock, err := lockFile(context.Background(), filepath.Join(s.CacheDir, "default.lock"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	got, _, err := s.Get(ctx, "default")
+	if err != nil || got.AccessToken != set.AccessToken {
+		t.Fatalf("Get with the cache lock held elsewhere: %v", err)
+	}
+	if _, err := os.Stat(s.cacheFile("default")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the cache was written without its lock (%v)", err)
+	}
+}
+
+// TestEtcdInterruptedEraseDropsTheCache: an erase interrupted while its
+// delete is out (which the companion carries out all the same) leaves no
+// cached token behind.
+func TestEtcdInterruptedEraseDropsTheCache(t *testing.T) {
+	s := &EtcdStore{Endpoints: []string{"127.0.0.1:1"}, Prefix: "farm", CacheDir: filepath.Join(t.TempDir(), "cache"),
+		Companion: fakeCompanion(t, "exec sleep 60\n")} // it never answers
+	defer s.Close()
+	now := time.Now()
+	s.writeCache("default", &auth.TokenSet{AccessToken: etcdTestToken(now.Add(2*time.Hour), "a"), TokenType: "Bearer"})
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(200*time.Millisecond, cancel)
+	if err := s.Delete(ctx, "default"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Delete, interrupted: %v", err)
+	}
+	if _, ok := s.cached("default"); ok {
+		t.Fatal("the interrupted erase left the cached token")
+	}
+}
+
+// TestEtcdConflictKeepsNoCache: a refreshed set that etcd refused because
+// the key changed since it was read (the lock lost with its lease, then an
+// erase or another host's write) is kept for etcd, and served to this
+// caller, but not cached for later gets: etcd has the last word.
+func TestEtcdConflictKeepsNoCache(t *testing.T) {
+	e := newEnv(t, ModeFile, authtest.Options{})
+	old := e.mint(30 * time.Second) // valid, but not for MinMargin: a get refreshes
+	data, _ := old.MarshalJSON()
+	line, _ := json.Marshal(EtcdAnswer{OK: true, Set: string(data), Revision: 5})
+	get := filepath.Join(t.TempDir(), "get")
+	os.WriteFile(get, append(line, '\n'), 0o600)
+	e.cfg.Mode = ModeEtcd
+	e.cfg.Etcd = &EtcdStore{Endpoints: []string{"127.0.0.1:1"}, Prefix: "farm", CacheDir: filepath.Join(t.TempDir(), "cache"),
+		Companion: fakeCompanion(t, `while read line; do case "$line" in
+*'"op":"get"'*) cat '`+get+`';;
+*'"op":"put"'*) echo '{"ok":false,"kind":"conflict","error":"lost the lock farm/default.lock: its lease expired; not written"}';;
+*) echo '{"ok":true}';;
+esac; done
+`)}
+	defer e.cfg.Etcd.Close()
+	tok, err := e.get("default", 0, false)
+	if err != nil || tok.AccessToken == old.AccessToken {
+		t.Fatalf("get: %v; want the refreshed token", err)
+	}
+	if !e.cfg.Etcd.Kept("default") {
+		t.Error("the refused set was not kept for etcd")
+	}
+	if c, ok := e.cfg.Etcd.cached("default"); ok && c.AccessToken == tok.AccessToken {
+		t.Error("the refused set's token was cached")
+	}
+}
+
 // TestEtcdRescueFileIsNoProfilesCache: no profile's cache file can be
 // another profile's kept set.
 func TestEtcdRescueFileIsNoProfilesCache(t *testing.T) {

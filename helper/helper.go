@@ -556,7 +556,12 @@ func (h *Helper) keepForEtcd(ctx context.Context, profile string, set *auth.Toke
 	if err != nil {
 		return protocol.Token{}, saveErr
 	}
-	h.cfg.Etcd.writeCache(profile, set)
+	if !errors.Is(saveErr, ErrStoreConflict) {
+		// Unreachable: this host serves the new token meanwhile. Not
+		// after a conflict: the key was written or erased since (its
+		// lock lost with its lease), and etcd has the last word.
+		h.cfg.Etcd.writeCache(profile, set)
+	}
 	h.cfg.Warn(fmt.Sprintf("warning: etcd did not take the refreshed tokens of profile %q (%s); kept them in %s: this host's next refresh writes them to etcd, unless a newer set is there by then (other hosts cannot refresh until it does)", profile, reason(saveErr), path))
 	h.saved(ctx, set)
 	c, err := set.Access()
