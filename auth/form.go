@@ -51,13 +51,21 @@ func (f *Form) HasPassword() bool {
 // autocomplete="one-time-code" or named otp_token.
 func (f *Form) IsTOTP() bool { return f.totpField() >= 0 }
 
+// totpField is the index of the field for the code: a named one first,
+// as a page may show unnamed boxes for the digits beside it.
 func (f *Form) totpField() int {
+	found := -1
 	for i, fl := range f.Fields {
 		if fl.Autocomplete == "one-time-code" || fl.Name == "otp_token" {
-			return i
+			if fl.Name != "" {
+				return i
+			}
+			if found < 0 {
+				found = i
+			}
 		}
 	}
-	return -1
+	return found
 }
 
 // Values returns what a browser would submit: every named field, hidden

@@ -69,6 +69,15 @@ func TestParseFormsTOTP(t *testing.T) {
 	}
 }
 
+// TestTOTPFieldPrefersANamedOne: unnamed boxes for the digits beside a
+// named field: the code goes in the named one.
+func TestTOTPFieldPrefersANamedOne(t *testing.T) {
+	forms, _ := ParseForms(strings.NewReader(`<form method="post"><input autocomplete="one-time-code" maxlength="1"><input autocomplete="one-time-code" maxlength="1"><input type="hidden" name="otp_token"></form>`))
+	if len(forms) != 1 || forms[0].totpField() != 2 {
+		t.Fatalf("the code field of %d forms: want the named one, index 2", len(forms))
+	}
+}
+
 func TestParseFormsLimits(t *testing.T) {
 	if _, err := ParseForms(strings.NewReader("<form>" + strings.Repeat("<input name=a>", maxFormFields+1))); err != errTooManyFields {
 		t.Fatalf("err = %v, want errTooManyFields", err)

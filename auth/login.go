@@ -267,6 +267,9 @@ func (s *loginSession) elsewhere(u *url.URL) string {
 	if strings.EqualFold(u.Scheme, "http") && originOf(&url.URL{Scheme: "https", Host: u.Host}) == s.site {
 		return "plain http"
 	}
+	if u.Host == "" { // javascript:, data:
+		return "another site"
+	}
 	return "another site (" + sanitize(u.Host, 64) + ")"
 }
 

