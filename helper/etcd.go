@@ -178,7 +178,7 @@ func (s *EtcdStore) companion() (string, error) {
 				s.path = beside
 				return s.path, nil
 			}
-			looked = "in " + filepath.Dir(exe) + " and on PATH"
+			looked = "in " + filepath.Dir(exe) + " or on PATH"
 		}
 		if p, err := exec.LookPath(name); err == nil {
 			s.path = p

@@ -233,10 +233,13 @@ func printAccounts(w io.Writer, base, redirectURI string, us users) {
 		}
 		names = append(names, name)
 	}
+	env := helperEnv(base, redirectURI)
 	fmt.Fprintf(w, `prusa-account-emulator: serving %s with %s
-log in with:
-  %s prusa-credential-helper login --store file
-`, base, strings.Join(names, ", "), helperEnv(base, redirectURI))
+log in with (with PRUSA_PASSWORD set, and PRUSA_TOTP_SECRET for 2FA, or at the prompts):
+  %s PRUSA_EMAIL=%s prusa-credential-helper login --store file
+then get a token with:
+  %s prusa-credential-helper get --store file
+`, base, strings.Join(names, ", "), env, protocol.ShellQuote(us[0].Email), env)
 }
 
 // start turns the emulator's panics on misuse into errors.

@@ -79,7 +79,7 @@ func TestEmulatorProgram(t *testing.T) {
 	if _, err := c.Login(lctx, auth.LoginInput{Email: "t@b.c", Password: "CANARY-pw", TOTP: totp}); err != nil {
 		t.Fatalf("login against the program: %v", err)
 	}
-	want := "serving " + base + " with a@b.c, t@b.c (2FA)\nlog in with:\n  PRUSA_ACCOUNT_URL=" + base + " prusa-credential-helper login --store file\n"
+	want := "serving " + base + " with a@b.c, t@b.c (2FA)\nlog in with (with PRUSA_PASSWORD set, and PRUSA_TOTP_SECRET for 2FA, or at the prompts):\n  PRUSA_ACCOUNT_URL=" + base + " PRUSA_EMAIL=a@b.c prusa-credential-helper login --store file\nthen get a token with:\n  PRUSA_ACCOUNT_URL=" + base + " prusa-credential-helper get --store file\n"
 	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(stderr.String(), want); time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) { // it is written just after the URL
 			t.Fatalf("stderr %q, want %q", stderr.String(), want)
