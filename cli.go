@@ -344,7 +344,7 @@ func (c *cli) totpHint(err error) string {
 	var we *auth.TOTPWaitError
 	switch {
 	case errors.As(err, &we):
-		return fmt.Sprintf("the next code comes in %s, after --timeout (%s) ends: give more time with --timeout, or check PRUSA_TOTP_SECRET", we.Wait.Round(time.Second), c.s.timeout)
+		return fmt.Sprintf("check PRUSA_TOTP_SECRET, or give more time with --timeout: the next code, for when another login used this one, comes in %s, after --timeout (%s) ends", we.Wait.Round(time.Second), c.s.timeout)
 	case c.getenv("PRUSA_TOTP_CODE") != "":
 		return "a code works once and changes every 30 s: set PRUSA_TOTP_CODE to a fresh one"
 	case c.getenv("PRUSA_TOTP_SECRET") != "":
