@@ -531,7 +531,14 @@ func (h *Helper) refreshLocked(ctx context.Context, profile string, set *auth.To
 		}
 	}
 	if err != nil {
-		return h.autoLogin(ctx, profile, set, refreshFailed(profile, err))
+		err = refreshFailed(profile, err)
+		if lr := (*LoginRequiredError)(nil); errors.As(err, &lr) && errors.Is(err, auth.ErrInvalidGrant) &&
+			set.AccountURL != "" && strings.TrimSuffix(set.AccountURL, "/") != strings.TrimSuffix(h.cfg.Auth.AccountURL, "/") {
+			// Loopback servers on two ports count as one (the emulator
+			// restarted): say which refused a token the other issued.
+			lr.Reason += fmt.Sprintf(" by %s; the tokens came from %s", h.cfg.Auth.AccountURL, set.AccountURL)
+		}
+		return h.autoLogin(ctx, profile, set, err)
 	}
 	tok, err := h.save(ctx, profile, save, &fresh)
 	if err != nil && h.cfg.Etcd != nil {

@@ -1014,6 +1014,23 @@ func TestInvalidGrantWithTheStoreAwayIsNoLogin(t *testing.T) {
 	}
 }
 
+// TestInvalidGrantNamesBothServers: loopback account servers on two ports
+// count as one (the emulator restarted), so a refresh at the other one is
+// tried; its refusal names both, not the token alone.
+func TestInvalidGrantNamesBothServers(t *testing.T) {
+	e := newEnv(t, ModeFile, authtest.Options{})
+	set := e.mint(30 * time.Second) // within the margin: the next get refreshes
+	set.AccountURL = e.srv.URL
+	e.store("default", set)
+	other := authtest.NewServer(authtest.Options{Users: []authtest.User{{Email: email, Password: password}}})
+	defer other.Close()
+	e.cfg.Auth = &auth.Client{HTTP: other.Client(), AccountURL: other.URL, ClientID: auth.DefaultClientID, RedirectURI: auth.DefaultRedirectURI}
+	_, err := e.get("default", 0, false)
+	if !errors.Is(err, ErrLoginRequired) || !strings.Contains(err.Error(), "was refused (expired, revoked or already used) by "+other.URL+"; the tokens came from "+e.srv.URL) {
+		t.Fatalf("err = %v; want login required, naming both servers", err)
+	}
+}
+
 func TestAutoNewerFileSetWins(t *testing.T) {
 	e := newEnv(t, ModeAuto, authtest.Options{})
 	older := e.mint(2 * time.Hour)
