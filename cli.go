@@ -184,6 +184,11 @@ func (c *cli) report(err error, interrupted bool) int {
 		// Whatever the error says (a read, a request or a lock wait cut
 		// short), the cause is the interrupt.
 		pe, code = &protocol.Error{Code: protocol.Internal, Message: "interrupted"}, ExitInterrupted
+		if (c.s.command == "erase" || c.s.command == "logout") && c.s.store == helper.ModeEtcd {
+			// The companion carries out a delete it has read: the key may
+			// be gone while this host's cache still serves its token.
+			pe.Hint = "etcd may have removed it already: run " + c.s.command + " again to finish"
+		}
 	}
 	if c.isProtocol() {
 		protocol.WriteError(c.stdout, c.s.format, pe)
@@ -344,7 +349,7 @@ func (c *cli) totpHint(err error) string {
 	var we *auth.TOTPWaitError
 	switch {
 	case errors.As(err, &we):
-		return fmt.Sprintf("check PRUSA_TOTP_SECRET, or give more time with --timeout: the next code, for when another login used this one, comes in %s, after --timeout (%s) ends", we.Wait.Round(time.Second), c.s.timeout)
+		return fmt.Sprintf("check PRUSA_TOTP_SECRET, or give more time with --timeout: the next code, for when another login used this one, comes in %s, after the time --timeout %s left", (we.Wait + time.Second - 1).Truncate(time.Second), c.s.timeout)
 	case c.getenv("PRUSA_TOTP_CODE") != "":
 		return "a code works once and changes every 30 s: set PRUSA_TOTP_CODE to a fresh one"
 	case c.getenv("PRUSA_TOTP_SECRET") != "":

@@ -234,7 +234,7 @@ func TestLoginFailures(t *testing.T) {
 		{"wrong TOTP code", map[string]string{"PRUSA_EMAIL": userEmail, "PRUSA_PASSWORD": userPassword, "PRUSA_TOTP_CODE": "000000"}, "", nil, 4, "invalid TOTP code\nhint: a code works once and changes every 30 s: set PRUSA_TOTP_CODE to a fresh one"},
 		// No time to wait for the next step: the hint names the secret, and
 		// the logins that share an account's codes.
-		{"wrong TOTP secret", map[string]string{"PRUSA_EMAIL": userEmail, "PRUSA_PASSWORD": userPassword, "PRUSA_TOTP_SECRET": "JBSWY3DPEHPK3PXP"}, "", []string{"--timeout", "1s"}, 4, "invalid TOTP code\nhint: check PRUSA_TOTP_SECRET, or give more time with --timeout: the next code"},
+		{"wrong TOTP secret", map[string]string{"PRUSA_EMAIL": userEmail, "PRUSA_PASSWORD": userPassword, "PRUSA_TOTP_SECRET": "JBSWY3DPEHPK3PXP"}, "", []string{"--timeout", "1s"}, 4, "invalid TOTP code\nhint: check PRUSA_TOTP_SECRET"}, // with or without the wait: 1 s left may cover it
 		{"no email, no terminal", map[string]string{"PRUSA_PASSWORD": userPassword}, "", nil, 2, "no email given and no terminal"},
 		{"no password, no terminal", map[string]string{"PRUSA_EMAIL": userEmail}, "", nil, 2, "no password given and no terminal"},
 		{"2FA and no code, no terminal", map[string]string{"PRUSA_EMAIL": userEmail, "PRUSA_PASSWORD": userPassword}, "", nil, 2, "no TOTP code given and no terminal"},

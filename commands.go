@@ -94,33 +94,17 @@ func (c *cli) erase(ctx context.Context, human bool) error {
 	}
 	if human {
 		if erased.Any() {
-			fmt.Fprintf(c.stderr, "Logged out: removed the tokens of profile %q from %s\n", profile, storeNames(erased.Removed))
+			from := helper.StoreNames(erased.Removed)
+			if c.s.tokenFile != "" {
+				from = c.s.tokenFile
+			}
+			fmt.Fprintf(c.stderr, "Logged out: removed the tokens of profile %q from %s\n", profile, from)
 		} else {
 			fmt.Fprintf(c.stderr, "Nothing stored for profile %q\n", profile)
 		}
 		return nil
 	}
 	return protocol.WriteErased(c.stdout, profile, erased.Any())
-}
-
-// storeNames names the stores erase removed a profile from, for people:
-// "etcd and the file store".
-func storeNames(stores []string) string {
-	names := make([]string, len(stores))
-	for i, s := range stores {
-		switch s {
-		case helper.ModeFile:
-			names[i] = "the file store"
-		case helper.ModeKeyring:
-			names[i] = "the keyring"
-		default:
-			names[i] = s
-		}
-	}
-	if n := len(names); n > 1 {
-		return strings.Join(names[:n-1], ", ") + " and " + names[n-1]
-	}
-	return strings.Join(names, "")
 }
 
 func (c *cli) list(ctx context.Context) error {

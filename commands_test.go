@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -71,7 +72,7 @@ func TestEraseKeyringModeClearsTheFile(t *testing.T) {
 				}
 				r := execHelper(t, home, vars, "", "erase", "--store", store)
 				switch {
-				case indexed && (r.exit != 1 || !strings.Contains(r.stderr, "removed the file store's copy, but the keyring")):
+				case indexed && (r.exit != 1 || !strings.Contains(r.stderr, "removed it from the file store, but the keyring")):
 					t.Errorf("bus %v, indexed, --store %s: exit %d, stderr %q; want a storage error that says the file copy is gone", vars, store, r.exit, r.stderr)
 				case !indexed && (r.exit != 0 || !strings.Contains(r.stdout, `"erased":true`)):
 					t.Errorf("bus %v, not indexed, --store %s: exit %d, stdout %q, stderr %q; want it erased", vars, store, r.exit, r.stdout, r.stderr)
@@ -266,8 +267,8 @@ func TestStoreNames(t *testing.T) {
 		{[]string{"etcd", "file"}, "etcd and the file store"},
 		{[]string{"etcd", "file", "keyring"}, "etcd, the file store and the keyring"},
 	} {
-		if got := storeNames(tt.stores); got != tt.want {
-			t.Errorf("storeNames(%q) = %q, want %q", tt.stores, got, tt.want)
+		if got := helper.StoreNames(tt.stores); got != tt.want {
+			t.Errorf("StoreNames(%q) = %q, want %q", tt.stores, got, tt.want)
 		}
 	}
 }
@@ -277,11 +278,44 @@ func TestStoreNames(t *testing.T) {
 // before the secret.
 func TestTOTPWaitHint(t *testing.T) {
 	c := newCLI(t, map[string]string{"PRUSA_TOTP_SECRET": "JBSWY3DPEHPK3PXP"}, noTerminal{t}, "--timeout", "5s", "login")
-	pe := c.classify(fmt.Errorf("login: %w", &auth.TOTPWaitError{Wait: 17 * time.Second}))
-	if pe.Code != protocol.LoginRequired || pe.Message != "invalid TOTP code" || !strings.HasPrefix(pe.Hint, "check PRUSA_TOTP_SECRET, or give more time with --timeout: the next code, for when another login used this one, comes in 17s, after --timeout (5s) ends") {
+	pe := c.classify(fmt.Errorf("login: %w", &auth.TOTPWaitError{Wait: 16*time.Second + time.Millisecond}))
+	if pe.Code != protocol.LoginRequired || pe.Message != "invalid TOTP code" || !strings.HasPrefix(pe.Hint, "check PRUSA_TOTP_SECRET, or give more time with --timeout: the next code, for when another login used this one, comes in 17s, after the time --timeout 5s left") {
 		t.Errorf("%s %q, hint %q", pe.Code, pe.Message, pe.Hint)
 	}
 	if pe := c.classify(fmt.Errorf("login: %w", auth.ErrInvalidTOTP)); !strings.HasPrefix(pe.Hint, "check PRUSA_TOTP_SECRET") {
 		t.Errorf("a code refused twice: hint %q", pe.Hint)
+	}
+}
+
+// TestInterruptedEtcdEraseSaysRunItAgain: an erase of an etcd store cut
+// short may be done in part (the companion carries out a delete it has
+// read): its message says to run it again.
+func TestInterruptedEtcdEraseSaysRunItAgain(t *testing.T) {
+	for _, command := range []string{"erase", "logout"} {
+		c := newCLI(t, map[string]string{}, noTerminal{t}, "--store", "etcd://127.0.0.1:2379/farm", command)
+		var stderr strings.Builder
+		c.stderr = &stderr
+		if exit := c.report(context.Canceled, true); exit != ExitInterrupted || !strings.Contains(stderr.String(), "hint: etcd may have removed it already: run "+command+" again to finish") {
+			t.Errorf("%s interrupted: exit %d, stderr %q", command, exit, stderr.String())
+		}
+	}
+	c := newCLI(t, map[string]string{}, noTerminal{t}, "--store", "file", "erase")
+	var stderr strings.Builder
+	c.stderr = &stderr
+	if c.report(context.Canceled, true); strings.Contains(stderr.String(), "hint:") {
+		t.Errorf("a file-store erase interrupted: %q", stderr.String())
+	}
+}
+
+// TestLogoutTokenFileNamesIt: a logout of a --token-file names the file,
+// not "the file store".
+func TestLogoutTokenFileNamesIt(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "tokens.json")
+	set, _ := json.Marshal(canarySet(time.Now().Add(2*time.Hour), time.Now().Add(720*time.Hour)))
+	os.WriteFile(file, set, 0o600)
+	p := newInProcess(dir, map[string]string{}, time.Now, noTerminal{t})
+	if exit := p.run("", "logout", "--token-file", file); exit != 0 || p.stderr.String() != "Logged out: removed the tokens of profile \"default\" from "+file+"\n" {
+		t.Fatalf("exit %d, stderr %q", exit, p.stderr.String())
 	}
 }

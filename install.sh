@@ -29,7 +29,8 @@ case $prefix in
 /*) ;;
 *) prefix=$PWD/$prefix ;; # as given, from where it was run: the build below runs in the checkout
 esac
-cd "$(dirname "$0")"
+self=$(readlink -f "$0" 2>/dev/null) || self=$0 # through a symlink: the checkout it points into
+cd "$(dirname "$self")"
 bin=$prefix/bin
 target=$bin/prusa-credential-helper
 companion=$bin/prusa-credential-helper-etcd

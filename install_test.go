@@ -41,6 +41,14 @@ func TestInstallScript(t *testing.T) {
 		t.Errorf("install.sh made rel/ in the checkout")
 	}
 	run("--prefix", "rel", "--uninstall")
+	// Run through a symlink, it builds the checkout the link points into.
+	link := filepath.Join(dir, "install.sh")
+	if err := os.Symlink(script, link); err != nil {
+		t.Fatal(err)
+	}
+	script = link
+	run("--prefix", "rel", "--no-etcd")
+	run("--prefix", "rel", "--uninstall")
 	if _, err := os.Stat(bin); !os.IsNotExist(err) {
 		t.Errorf("--uninstall left %s (%v)", bin, err)
 	}

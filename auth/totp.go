@@ -60,7 +60,7 @@ type TOTPWaitError struct {
 }
 
 func (e *TOTPWaitError) Error() string {
-	return fmt.Sprintf("%v: the next step begins in %s, after the time left", ErrInvalidTOTP, e.Wait.Round(time.Second))
+	return fmt.Sprintf("%v: the next step begins in %s, after the time left", ErrInvalidTOTP, (e.Wait + time.Second - 1).Truncate(time.Second))
 }
 
 func (e *TOTPWaitError) Unwrap() error { return ErrInvalidTOTP }

@@ -259,13 +259,20 @@ func (s *EtcdStore) dropCache(profile string) (bool, error) {
 // lockCache takes the profile's lock on this host, beside its cache:
 // shared by Get, across its read of etcd and the cache write that follows,
 // and exclusive by Delete, so that a read that overlapped an erase on this
-// host never caches the erased token after the erase removed it. It waits
-// at most cacheLockWait: where the lock cannot be had in that time (its
-// holder stopped, say) or the lock file cannot be made, the call goes on
-// without it (locked false), and a Get then leaves the cache alone.
+// host never caches the erased token after the erase removed it. Shared,
+// it waits at most cacheLockWait: where the lock cannot be had in that
+// time (an erase stopped with Ctrl-Z, say), Get goes on without it
+// (locked false) and leaves the cache alone. Exclusive, it waits while ctx
+// allows, since a read may hold it for a whole etcd call. Where the lock
+// file cannot be made, the cache cannot be written either: the call goes
+// on without it.
 func (s *EtcdStore) lockCache(ctx context.Context, profile string, shared bool) (unlock func(), locked bool, err error) {
-	wctx, cancel := context.WithTimeout(ctx, cacheLockWait)
-	defer cancel()
+	wctx := ctx
+	if shared {
+		var cancel context.CancelFunc
+		wctx, cancel = context.WithTimeout(ctx, cacheLockWait)
+		defer cancel()
+	}
 	unlock, err = lockFile(wctx, filepath.Join(s.CacheDir, profile+".lock"), shared)
 	switch {
 	case err == nil:
@@ -276,8 +283,8 @@ func (s *EtcdStore) lockCache(ctx context.Context, profile string, shared bool) 
 	return func() {}, false, nil
 }
 
-// cacheLockWait bounds a wait for the cache lock, which its holders keep
-// for one etcd call: one stopped with Ctrl-Z must not stall the host.
+// cacheLockWait bounds a read's wait for the cache lock: an erase
+// stopped with Ctrl-Z must not stall the host's gets.
 const cacheLockWait = 2 * time.Second
 
 // rescueFile holds the profile's rescued set (see keepRescue): a name
@@ -469,12 +476,6 @@ func (s *EtcdStore) Delete(ctx context.Context, profile string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	_, err = s.call(ctx, EtcdRequest{Op: "delete", Profile: profile})
-	if errors.Is(err, context.Canceled) {
-		// Interrupted: the companion carries out a delete it has read,
-		// so the key may be gone, and the cache must not outlive it.
-		s.dropCache(profile)
-		return err
-	}
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -497,6 +498,20 @@ func (h *Helper) leaveFile(ctx context.Context, profile string) error {
 	return nil
 }
 
+// otherLoopback reports whether a and b are account URLs on loopback
+// hosts or ports that differ: two servers, which SameServer counts as one.
+func otherLoopback(a, b string) bool {
+	ua, erra := url.Parse(a)
+	ub, errb := url.Parse(b)
+	if erra != nil || errb != nil || !auth.IsLoopback(ua.Hostname()) || !auth.IsLoopback(ub.Hostname()) {
+		return false
+	}
+	port := func(u *url.URL) string {
+		return cmp.Or(u.Port(), map[string]string{"http": "80", "https": "443"}[strings.ToLower(u.Scheme)])
+	}
+	return !strings.EqualFold(ua.Hostname(), ub.Hostname()) || port(ua) != port(ub)
+}
+
 // refreshLocked refreshes set, read from the store from names, and saves
 // the result; the caller holds the lock and has re-read set under it.
 func (h *Helper) refreshLocked(ctx context.Context, profile string, set *auth.TokenSet, from Result, force bool) (protocol.Token, error) {
@@ -532,8 +547,7 @@ func (h *Helper) refreshLocked(ctx context.Context, profile string, set *auth.To
 	}
 	if err != nil {
 		err = refreshFailed(profile, err)
-		if lr := (*LoginRequiredError)(nil); errors.As(err, &lr) && errors.Is(err, auth.ErrInvalidGrant) &&
-			set.AccountURL != "" && strings.TrimSuffix(set.AccountURL, "/") != strings.TrimSuffix(h.cfg.Auth.AccountURL, "/") {
+		if lr := (*LoginRequiredError)(nil); errors.As(err, &lr) && errors.Is(err, auth.ErrInvalidGrant) && otherLoopback(set.AccountURL, h.cfg.Auth.AccountURL) {
 			// Loopback servers on two ports count as one (the emulator
 			// restarted): say which refused a token the other issued.
 			lr.Reason += fmt.Sprintf(" by %s; the tokens came from %s", h.cfg.Auth.AccountURL, set.AccountURL)
@@ -813,6 +827,26 @@ type Erased struct {
 // Any reports whether anything was removed.
 func (e Erased) Any() bool { return len(e.Removed) > 0 }
 
+// StoreNames names the stores Erase removed a profile from (Erased.Removed),
+// for people: "etcd and the file store".
+func StoreNames(stores []string) string {
+	names := make([]string, len(stores))
+	for i, s := range stores {
+		switch s {
+		case ModeFile:
+			names[i] = "the file store"
+		case ModeKeyring:
+			names[i] = "the keyring"
+		default:
+			names[i] = s
+		}
+	}
+	if n := len(names); n > 1 {
+		return strings.Join(names[:n-1], ", ") + " and " + names[n-1]
+	}
+	return strings.Join(names, "")
+}
+
 // Erase removes the profile from every store it may be in, whatever the
 // mode: the file store and the keyring (with a token file: that file
 // alone). A keyring that cannot be reached while it may hold the profile
@@ -855,7 +889,7 @@ func (h *Helper) Erase(ctx context.Context, profile string) (Erased, error) {
 		if kr.MayHold(profile, out.Any(), err) {
 			did := "removed nothing: "
 			if out.Any() {
-				did = "removed the file store's copy, but "
+				did = "removed it from " + StoreNames(out.Removed) + ", but "
 			}
 			return out, mayHold(err, profile, did)
 		}

@@ -1031,6 +1031,25 @@ func TestInvalidGrantNamesBothServers(t *testing.T) {
 	}
 }
 
+func TestOtherLoopback(t *testing.T) {
+	for _, tt := range []struct {
+		a, b string
+		want bool
+	}{
+		{"http://127.0.0.1:1000", "http://127.0.0.1:2000", true},
+		{"http://127.0.0.1:1000", "http://localhost:1000", true},
+		{"http://127.0.0.1:1000", "http://127.0.0.1:1000/", false},
+		{"http://127.0.0.1", "http://127.0.0.1:80", false},
+		{"https://account.example.com", "https://Account.Example.com:443", false},
+		{"https://account.prusa3d.com", "http://127.0.0.1:1000", false},
+		{"", "http://127.0.0.1:1000", false},
+	} {
+		if got := otherLoopback(tt.a, tt.b); got != tt.want {
+			t.Errorf("otherLoopback(%q, %q) = %t, want %t", tt.a, tt.b, got, tt.want)
+		}
+	}
+}
+
 func TestAutoNewerFileSetWins(t *testing.T) {
 	e := newEnv(t, ModeAuto, authtest.Options{})
 	older := e.mint(2 * time.Hour)

@@ -190,7 +190,7 @@ func TestUnreachableKeyringMayHold(t *testing.T) {
 	e.kr.err = lockedKeyring
 	os.WriteFile(e.h.file.File("default"), mustJSON(t, e.mint(0)), 0o600)
 	erased, err := e.h.Erase(ctx, "default")
-	if !errors.Is(err, ErrStorage) || !strings.Contains(err.Error(), "removed the file store's copy") || !strings.Contains(err.Error(), "cannot be reached") {
+	if !errors.Is(err, ErrStorage) || !strings.Contains(err.Error(), "removed it from the file store, but") || !strings.Contains(err.Error(), "cannot be reached") {
 		t.Errorf("erase with the keyring locked: %v", err)
 	}
 	if len(erased.Removed) != 1 || erased.Removed[0] != "file" {
