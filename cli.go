@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
@@ -457,6 +458,8 @@ func (c *cli) classify(err error) *protocol.Error {
 			hint = "check the etcd user's password, and that its role has readwrite on the prefix " + protocol.ShellQuote(c.s.etcd.prefix+"/") + " (docs/stores.md, the role the prefix needs)"
 		}
 		return &protocol.Error{Code: protocol.StorageError, Message: msg, Hint: hint}
+	case errors.Is(err, helper.ErrStorage) && errors.Is(err, fs.ErrPermission):
+		return &protocol.Error{Code: protocol.StorageError, Message: msg, Hint: "check that this user may read and write the store's folder and files (ls -la on the folder named above)"}
 	case errors.Is(err, helper.ErrStorage):
 		return &protocol.Error{Code: protocol.StorageError, Message: msg}
 	case errors.As(err, &re) && re.ErrorCode == "invalid_client":

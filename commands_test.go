@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -317,5 +318,18 @@ func TestLogoutTokenFileNamesIt(t *testing.T) {
 	p := newInProcess(dir, map[string]string{}, time.Now, noTerminal{t})
 	if exit := p.run("", "logout", "--token-file", file); exit != 0 || p.stderr.String() != "Logged out: removed the tokens of profile \"default\" from "+file+"\n" {
 		t.Fatalf("exit %d, stderr %q", exit, p.stderr.String())
+	}
+}
+
+// TestPermissionHint: a store the user may not read or write says what to
+// check.
+func TestPermissionHint(t *testing.T) {
+	c := newCLI(t, map[string]string{}, noTerminal{t}, "--store", "file", "get")
+	pe := c.classify(fmt.Errorf("%w: read /home/u/.config/prusa-credential-helper/default.json: %w", helper.ErrStorage, syscall.EACCES))
+	if pe.Code != protocol.StorageError || !strings.HasPrefix(pe.Hint, "check that this user may read and write") {
+		t.Errorf("%s, hint %q", pe.Code, pe.Hint)
+	}
+	if pe := c.classify(fmt.Errorf("%w: disk full", helper.ErrStorage)); pe.Hint != "" {
+		t.Errorf("another storage error: hint %q", pe.Hint)
 	}
 }
