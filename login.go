@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/prusa-credential-helper/prusa-credential-helper/auth"
+	"github.com/prusa-credential-helper/prusa-credential-helper/helper"
 	"github.com/prusa-credential-helper/prusa-credential-helper/protocol"
 )
 
@@ -115,6 +116,10 @@ func (c *cli) saveLogin(ctx context.Context, profile, email string, set *auth.To
 	// (an interrupt, the budget), within a lock wait of its own.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.s.timeout)
 	defer cancel()
+	before, held, err := c.helper().Status(ctx, profile)
+	if err != nil || c.envSource != nil { // not the store's, or not known: nothing to say
+		held = false
+	}
 	saved, err := c.helper().StoreSet(ctx, profile, set)
 	if err != nil {
 		return err
@@ -126,6 +131,15 @@ func (c *cli) saveLogin(ctx context.Context, profile, email string, set *auth.To
 		who = id.User.Email
 	}
 	fmt.Fprintf(c.stderr, "Logged in as %s (profile %s, stored in %s)\n", protocol.OneLine(who), profile, where)
+	if now := helper.Describe(profile, where, set); held && before.UserID != "" && before.UserID != now.UserID {
+		// Another account's tokens were there: gone now, which should not
+		// go unsaid.
+		was := "user " + before.UserID
+		if before.Email != "" {
+			was = before.Email + " (" + was + ")"
+		}
+		fmt.Fprintf(c.stderr, "note: profile %s held the tokens of %s, which this login replaced\n", profile, protocol.OneLine(was))
+	}
 	if c.envSource != nil {
 		c.warnf("%s is set, so get will keep using it instead of this login; unset it", c.envSource.Var)
 	}

@@ -256,6 +256,33 @@ func TestLoginChecksTheFileStoreFirst(t *testing.T) {
 	}
 }
 
+// TestLoginSaysItReplacedAnotherAccount: a login into a profile that held
+// another account's tokens says so; a login as the same account does not.
+func TestLoginSaysItReplacedAnotherAccount(t *testing.T) {
+	srv := newServer(t, authtest.Options{})
+	home := t.TempDir()
+	vars := map[string]string{"PRUSA_ACCOUNT_URL": srv.URL, "PRUSA_CREDENTIAL_STORE": "file", "PRUSA_PASSWORD": userPassword}
+	login := func(email string) string {
+		t.Helper()
+		vars["PRUSA_EMAIL"] = email
+		r := execHelper(t, home, vars, "", "login")
+		if r.exit != 0 {
+			t.Fatalf("login as %s: %d %s", email, r.exit, r.stderr)
+		}
+		return r.stderr
+	}
+	if out := login("plain@example.com"); strings.Contains(out, "note:") {
+		t.Errorf("a first login: %q", out)
+	}
+	if out := login("plain@example.com"); strings.Contains(out, "note:") {
+		t.Errorf("a login as the same account: %q", out)
+	}
+	vars["PRUSA_TOTP_SECRET"] = userTOTPSecret
+	if out := login(userEmail); !strings.Contains(out, "note: profile default held the tokens of plain@example.com (user ") || !strings.Contains(out, "which this login replaced") {
+		t.Errorf("a login as another account: %q", out)
+	}
+}
+
 // TestUserAgent: every request, of a login and of a refresh, carries the
 // User-Agent prusa-credential-helper/<version>, exactly.
 func TestUserAgent(t *testing.T) {
