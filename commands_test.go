@@ -333,3 +333,17 @@ func TestPermissionHint(t *testing.T) {
 		t.Errorf("another storage error: hint %q", pe.Hint)
 	}
 }
+
+// TestEraseTokenFileInNoFolder: an erase of a --token-file whose folder
+// does not exist erases nothing, and makes no folder.
+func TestEraseTokenFileInNoFolder(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "nope", "tokens.json")
+	p := newInProcess(dir, map[string]string{}, time.Now, noTerminal{t})
+	if exit := p.run("", "erase", "--token-file", file); exit != 0 || !strings.Contains(p.stdout.String(), `"erased":false`) {
+		t.Fatalf("exit %d, stdout %q, stderr %q", exit, p.stdout.String(), p.stderr.String())
+	}
+	if _, err := os.Stat(filepath.Dir(file)); !os.IsNotExist(err) {
+		t.Errorf("erase made %s (%v)", filepath.Dir(file), err)
+	}
+}

@@ -7,8 +7,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -853,6 +855,11 @@ func StoreNames(stores []string) string {
 // is a storage error that says what was removed: erase does not claim a
 // profile gone that may still be there.
 func (h *Helper) Erase(ctx context.Context, profile string) (Erased, error) {
+	if h.cfg.TokenFile != "" {
+		if _, err := os.Stat(filepath.Dir(h.cfg.TokenFile)); errors.Is(err, fs.ErrNotExist) {
+			return Erased{}, nil // nothing there, and the user's folder is not made for a lock
+		}
+	}
 	unlock, err := h.lock(ctx, profile)
 	if err != nil {
 		return Erased{}, err
