@@ -77,7 +77,13 @@ func (c *cli) login(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			if email, err = askUntilGiven(ctx, t, t.Prompt, "Prusa Account email: ", "email"); err != nil {
+			text, typed := "Prusa Account email: ", email
+			if try > 1 {
+				// Asked again after a refusal: Enter keeps what was typed,
+				// when the password was what was wrong.
+				text = "Prusa Account email [" + protocol.OneLine(typed) + "]: "
+			}
+			if email, err = askUntilGiven(ctx, t, t.Prompt, text, "email", typed); err != nil {
 				return err
 			}
 		}
@@ -86,7 +92,7 @@ func (c *cli) login(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			if password, err = askUntilGiven(ctx, t, t.PromptSecret, "Password for "+email+": ", "password"); err != nil {
+			if password, err = askUntilGiven(ctx, t, t.PromptSecret, "Password for "+email+": ", "password", ""); err != nil {
 				return err
 			}
 		}
@@ -147,8 +153,8 @@ func (c *cli) saveLogin(ctx context.Context, profile, email string, set *auth.To
 }
 
 // askUntilGiven asks until the answer is not empty, up to maxPasswordTries
-// times.
-func askUntilGiven(ctx context.Context, t terminal, prompt func(context.Context, string) (string, error), text, what string) (string, error) {
+// times; with a default, an empty answer is the default.
+func askUntilGiven(ctx context.Context, t terminal, prompt func(context.Context, string) (string, error), text, what, def string) (string, error) {
 	for try := 1; try <= maxPasswordTries; try++ {
 		v, err := prompt(ctx, text)
 		if ctx.Err() != nil {
@@ -159,6 +165,9 @@ func askUntilGiven(ctx context.Context, t terminal, prompt func(context.Context,
 		}
 		if v != "" {
 			return v, nil
+		}
+		if def != "" {
+			return def, nil
 		}
 		if try < maxPasswordTries {
 			t.Println("the " + what + " is empty, try again")

@@ -59,6 +59,30 @@ func TestInteractiveLoginAsksAgain(t *testing.T) {
 	}
 }
 
+// TestInteractiveLoginKeepsTheEmail: asked again after a wrong password,
+// the email prompt offers the one typed, and Enter keeps it.
+func TestInteractiveLoginKeepsTheEmail(t *testing.T) {
+	srv := newServer(t, authtest.Options{})
+	tty := &fakeTerminal{answers: map[string][]string{
+		"Prusa Account email: ":                     {userEmail},
+		"Prusa Account email [" + userEmail + "]: ": {""},
+		"Password for":                              {"CANARY-wrong-pw", userPassword},
+		"TOTP code":                                 {goodTOTP()},
+	}}
+	p := newInProcess(t.TempDir(), map[string]string{"PRUSA_ACCOUNT_URL": srv.URL}, time.Now, tty)
+	if exit := p.run("", "login", "--store", "file"); exit != 0 {
+		t.Fatalf("exit %d stderr %q; the terminal showed:\n%s", exit, p.stderr.String(), tty.shown.String())
+	}
+	for prompt, left := range tty.answers {
+		if len(left) != 0 {
+			t.Errorf("%q: %d scripted answers left unasked", prompt, len(left))
+		}
+	}
+	if n := srv.Count(authtest.KindLoginPost); n != 2 {
+		t.Errorf("%d password posts, want 2", n)
+	}
+}
+
 // TestInteractiveLoginPasswordTries: a wrong password typed at the prompt
 // is asked again up to 3 tries in all; one from the environment or stdin
 // is not asked again.

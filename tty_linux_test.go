@@ -245,7 +245,7 @@ func TestLoginOnTerminal(t *testing.T) {
 		{"Prusa Account email: ", 1, "\n"},
 		{"the email is empty, try again", 1, userEmail + "\n"},
 		{"Password for " + userEmail, 1, "CANARY-wrong\n"},
-		{"Prusa Account email: ", 3, userEmail + "\n"}, // asked again after the refusal
+		{"Prusa Account email [" + userEmail + "]: ", 1, userEmail + "\n"}, // asked again after the refusal, with what was typed
 		{"Password for " + userEmail, 2, userPassword + "\n"},
 		{"TOTP code: ", 1, "12345\n"},
 		{"a TOTP code is 6 digits, try again", 1, good[:3] + " " + good[3:] + "\n"},
