@@ -350,7 +350,7 @@ func (c *cli) totpHint(err error) string {
 	var we *auth.TOTPWaitError
 	switch {
 	case errors.As(err, &we):
-		return fmt.Sprintf("check PRUSA_TOTP_SECRET, or give more time with --timeout: the next code, for when another login used this one, comes in %s, after the time --timeout %s left", (we.Wait + time.Second - 1).Truncate(time.Second), c.s.timeout)
+		return fmt.Sprintf("check PRUSA_TOTP_SECRET, or give more time with --timeout: the next code, for when another login used this one, comes in %s, after the time --timeout %s left", we.Wait, c.s.timeout)
 	case c.getenv("PRUSA_TOTP_CODE") != "":
 		return "a code works once and changes every 30 s: set PRUSA_TOTP_CODE to a fresh one"
 	case c.getenv("PRUSA_TOTP_SECRET") != "":

@@ -279,7 +279,7 @@ func TestStoreNames(t *testing.T) {
 // before the secret.
 func TestTOTPWaitHint(t *testing.T) {
 	c := newCLI(t, map[string]string{"PRUSA_TOTP_SECRET": "JBSWY3DPEHPK3PXP"}, noTerminal{t}, "--timeout", "5s", "login")
-	pe := c.classify(fmt.Errorf("login: %w", &auth.TOTPWaitError{Wait: 16*time.Second + time.Millisecond}))
+	pe := c.classify(fmt.Errorf("login: %w", &auth.TOTPWaitError{Wait: 17 * time.Second}))
 	if pe.Code != protocol.LoginRequired || pe.Message != "invalid TOTP code" || !strings.HasPrefix(pe.Hint, "check PRUSA_TOTP_SECRET, or give more time with --timeout: the next code, for when another login used this one, comes in 17s, after the time --timeout 5s left") {
 		t.Errorf("%s %q, hint %q", pe.Code, pe.Message, pe.Hint)
 	}

@@ -56,12 +56,15 @@ func TOTPStep(t time.Time) uint64 { return uint64(t.Unix()) / uint64(TOTPPeriod/
 // when the next time step, whose code might pass, begins only after the
 // context's deadline: a wrong secret, or a code another login used.
 type TOTPWaitError struct {
-	Wait time.Duration // until the next step begins
+	Wait time.Duration // until the next step begins, in whole seconds rounded up
 }
 
 func (e *TOTPWaitError) Error() string {
-	return fmt.Sprintf("%v: the next step begins in %s, after the time left", ErrInvalidTOTP, (e.Wait + time.Second - 1).Truncate(time.Second))
+	return fmt.Sprintf("%v: the next step begins in %s, after the time left", ErrInvalidTOTP, e.Wait)
 }
+
+// wholeSeconds is d rounded up to a second, as waits are shown.
+func wholeSeconds(d time.Duration) time.Duration { return (d + time.Second - 1).Truncate(time.Second) }
 
 func (e *TOTPWaitError) Unwrap() error { return ErrInvalidTOTP }
 
@@ -97,10 +100,10 @@ func TOTPFromSecret(secret string, now func() time.Time, sleep func(context.Cont
 			start := time.Unix(int64(next)*int64(TOTPPeriod/time.Second), 0)
 			if wait := start.Sub(serverNow()); wait > 0 {
 				if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
-					return "", &TOTPWaitError{Wait: wait}
+					return "", &TOTPWaitError{Wait: wholeSeconds(wait)}
 				}
 				if notify != nil {
-					notify(fmt.Sprintf("the TOTP code of this %d s step was refused (used by another login, or a wrong secret); waiting %s for the next step", TOTPPeriod/time.Second, (wait + time.Second - 1).Truncate(time.Second)))
+					notify(fmt.Sprintf("the TOTP code of this %d s step was refused (used by another login, or a wrong secret); waiting %s for the next step", TOTPPeriod/time.Second, wholeSeconds(wait)))
 				}
 				if err := sleep(ctx, wait); err != nil {
 					return "", err

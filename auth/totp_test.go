@@ -129,3 +129,11 @@ func TestS256ChallengeRFC7636(t *testing.T) {
 		t.Fatalf("verifier %q: want 43 random characters", v)
 	}
 }
+
+func TestWholeSeconds(t *testing.T) {
+	for d, want := range map[time.Duration]time.Duration{16*time.Second + time.Millisecond: 17 * time.Second, 17 * time.Second: 17 * time.Second, time.Nanosecond: time.Second} {
+		if got := wholeSeconds(d); got != want {
+			t.Errorf("wholeSeconds(%s) = %s, want %s", d, got, want)
+		}
+	}
+}
