@@ -171,26 +171,33 @@ func (e *usageError) Error() string { return e.msg }
 func parseArgs(args []string) (*settings, []string, error) {
 	s := &settings{set: map[string]bool{}}
 	fs := newFlagSet(s)
-	if err := fs.Parse(args); err != nil {
+	help, err := parseFlags(fs, args)
+	if err != nil {
 		return s, nil, flagError(err, fs, args)
 	}
 	rest := fs.Args()
 	if len(rest) > 0 {
 		s.command = rest[0]
-		if err := fs.Parse(rest[1:]); err != nil {
+		h, err := parseFlags(fs, rest[1:])
+		if err != nil {
 			return s, nil, flagError(err, fs, rest[1:])
 		}
+		help = help || h
 	}
 	positional := fs.Args()
 	fs.Visit(func(f *flag.Flag) { s.set[f.Name] = true })
+	if s.command == "help" {
+		return s, positional, nil
+	}
+	_, known := commandFlags[s.command]
+	if help && (s.command == "" || known) {
+		return s, nil, flag.ErrHelp // --help before or after a command: its help
+	}
 	if s.version {
 		return s, nil, nil
 	}
 	if s.command == "" {
 		return s, nil, &usageError{"no command given"}
-	}
-	if s.command == "help" {
-		return s, positional, nil
 	}
 	allowed, ok := commandFlags[s.command]
 	if !ok {
@@ -219,6 +226,18 @@ func parseArgs(args []string) (*settings, []string, error) {
 		return s, nil, &usageError{"--within goes with --all"}
 	}
 	return s, nil, nil
+}
+
+// parseFlags parses args with fs as far as the first word that is not a
+// flag, going on past -h or --help, and reports whether one was given.
+func parseFlags(fs *flag.FlagSet, args []string) (help bool, err error) {
+	for {
+		err := fs.Parse(args)
+		if !errors.Is(err, flag.ErrHelp) {
+			return help, err
+		}
+		help, args = true, fs.Args()
+	}
 }
 
 // flagError rewords the flag package's errors, which it gave parsing

@@ -39,6 +39,7 @@ func goldenCases() []goldenCase {
 		{name: "help-flag", args: []string{"--help"}},
 		{name: "help-get", args: []string{"help", "get"}},
 		{name: "get-help-flag", args: []string{"get", "--help"}},
+		{name: "help-flag-before-get", args: []string{"--help", "--profile", "p", "get"}},
 		{name: "help-login", args: []string{"login", "-h"}},
 		{name: "usage-no-command", args: []string{}},
 		{name: "usage-unknown-command", args: []string{"fetch"}},
