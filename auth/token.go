@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 	"time"
 
@@ -89,7 +90,7 @@ func claimsOf(m map[string]any) (*Claims, error) {
 		case string:
 			return FlexString(v)
 		case json.Number:
-			return FlexString(v)
+			return numberText(v)
 		default:
 			errs = append(errs, fmt.Errorf("claim %s has the wrong type", name))
 		}
@@ -136,6 +137,18 @@ func claimsOf(m map[string]any) (*Claims, error) {
 		return nil, errs[0]
 	}
 	return c, nil
+}
+
+// numberText is a numeric claim's text: its digits as written, or for a
+// whole number written otherwise (1530681.0, 1.530681e6) the digits of
+// that number, so that a user id is the same text however it is written.
+func numberText(n json.Number) FlexString {
+	if _, err := strconv.ParseInt(string(n), 10, 64); err != nil {
+		if f, err := n.Float64(); err == nil && f == math.Trunc(f) && math.Abs(f) < 1<<53 {
+			return FlexString(strconv.FormatInt(int64(f), 10))
+		}
+	}
+	return FlexString(n)
 }
 
 // secondsToTime converts seconds since the Unix epoch, kept to the
