@@ -37,7 +37,8 @@ func (a *AutoStore) Name() string {
 // or there is no index (nothing else is known), or the mode is keyring.
 // Only an index that exists and does not name the profile says it is not
 // there. A set in the file is used as it is: it is newer than anything in
-// the keyring, since every keyring Set removes the file copy.
+// the keyring, since every keyring Set removes the file copy. So a file
+// that cannot be read is an error even when the keyring holds a set.
 func (a *AutoStore) Get(ctx context.Context, profile string) (*auth.TokenSet, Result, error) {
 	return a.get(ctx, profile, false)
 }
@@ -78,13 +79,10 @@ func (a *AutoStore) get(ctx context.Context, profile string, peek bool) (*auth.T
 		}
 	}
 	fromFile, fres, err := a.File.Get(ctx, profile)
-	var ce *CorruptError
-	switch {
-	case err == nil, errors.Is(err, ErrNotFound):
-	case errors.As(err, &ce) || fromKeyring == nil:
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		// The file may hold a set newer than the keyring's (one the keyring
+		// failed to take): one that cannot be read is not passed over.
 		return nil, fres, err
-	default:
-		fromFile = nil // the keyring's set answers
 	}
 	if kerr != nil && fromFile == nil && (a.KeyringOnly || a.Keyring.MayHold(profile, false, kerr)) {
 		return nil, Result{Store: "keyring"}, mayHold(kerr, profile, "")

@@ -1068,6 +1068,39 @@ func TestAutoNewerFileSetWins(t *testing.T) {
 	}
 }
 
+// TestAutoUnreadableFileIsNotPassedOver: a file that holds a set the
+// keyring failed to take is newer than the keyring's; while it cannot be
+// read, the keyring's older set (whose refresh token the server has spent)
+// is not served or refreshed in its place.
+func TestAutoUnreadableFileIsNotPassedOver(t *testing.T) {
+	e := newEnv(t, ModeAuto, authtest.Options{})
+	if saved, err := e.h.StoreSet(context.Background(), "default", e.mint(2*time.Hour)); err != nil || saved.Store != "keyring" {
+		t.Fatalf("store: %+v %v", saved, err)
+	}
+	e.kr.err = errors.New(`Object does not exist at path "/org/freedesktop/secrets/collection/login"`)
+	if saved, err := e.h.StoreSet(context.Background(), "default", e.mint(30*time.Second)); err != nil || saved.Store != "file" {
+		t.Fatalf("store with the keyring away: %+v %v", saved, err)
+	}
+	e.kr.err = nil
+	file := filepath.Join(e.dir, "default.json")
+	if err := os.Rename(file, file+".away"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(file, 0o700); err != nil { // unreadable as a file, even by root
+		t.Fatal(err)
+	}
+	if set, res, err := e.h.store.Get(context.Background(), "default"); err == nil || errors.Is(err, ErrNotFound) {
+		t.Fatalf("read with the file unreadable: %v from %q (set %v); want the file's error", err, res.Store, set != nil)
+	}
+	before := e.srv.Count(authtest.KindTokenRefresh)
+	if _, err := e.h.Get(context.Background(), "default", time.Hour, false); err == nil || errors.Is(err, ErrLoginRequired) {
+		t.Fatalf("get with the file unreadable: %v; want a storage error", err)
+	}
+	if n := e.srv.Count(authtest.KindTokenRefresh) - before; n != 0 {
+		t.Fatalf("%d refresh requests with the file unreadable; want none", n)
+	}
+}
+
 // TestAutoListWithTheKeyringAway: in auto mode, with no profile index and
 // nothing in the file, a keyring that does not answer may hold profiles:
 // list is a storage error, as get is, not an empty list. With a file
