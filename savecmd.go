@@ -209,7 +209,7 @@ func (sc *saveCommand) run(ctx context.Context, set *auth.TokenSet) {
 		what = "not found"
 	}
 	// Cut after redacting: a cut token would no longer match.
-	if line := protocol.Clip(redact(firstLine(stderr.Bytes()), set), 200); line != "" && sc.debugf != nil {
+	if line := protocol.Clip(redact(protocol.Clip(firstLine(stderr.Bytes()), 4096), set), 200); line != "" && sc.debugf != nil {
 		sc.debugf("save command %s wrote on stderr: %s", sc.argv[0], line)
 	}
 	sc.warn(fmt.Sprintf("save command %s failed: %s (the tokens are saved in the store all the same)", sc.argv[0], what))
@@ -237,12 +237,15 @@ func firstLine(b []byte) string {
 
 // redact removes from s every value of the set and anything that looks like
 // a token: a run of base64url characters and dots holding a JWT header
-// ("eyJ"), a piece of 24 or more characters, or two pieces of 8 or more
-// joined by a dot. (Such a run is redacted whole.)
+// ("eyJ"), a piece of 24 or more characters, two pieces of 8 or more
+// joined by a dot, or 12 characters in a row of one of the set's values (a
+// piece of a token, cut out). (Such a run is redacted whole.)
 func redact(s string, set *auth.TokenSet) string {
+	var secrets []string
 	for _, v := range []string{set.AccessToken, set.RefreshToken, set.IDToken, set.SharedSessionKey} {
 		if v != "" {
 			s = strings.ReplaceAll(s, v, "<redacted>")
+			secrets = append(secrets, v)
 		}
 	}
 	var b strings.Builder
@@ -257,7 +260,7 @@ func redact(s string, set *auth.TokenSet) string {
 		if end < 0 {
 			end = len(s)
 		}
-		if run := s[:end]; looksLikeToken(run) {
+		if run := s[:end]; looksLikeToken(run) || holdsPieceOf(run, secrets) {
 			b.WriteString("<redacted>")
 		} else {
 			b.WriteString(run)
@@ -269,6 +272,20 @@ func redact(s string, set *auth.TokenSet) string {
 
 func isTokenChar(r rune) bool {
 	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-' || r == '.'
+}
+
+// holdsPieceOf reports whether run holds 12 characters in a row of one of
+// secrets.
+func holdsPieceOf(run string, secrets []string) bool {
+	const n = 12
+	for i := 0; i+n <= len(run); i++ {
+		for _, v := range secrets {
+			if strings.Contains(v, run[i:i+n]) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // looksLikeToken reports whether a run of token characters is (or holds)

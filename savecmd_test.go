@@ -206,7 +206,7 @@ func TestSaveCommandLongLineCutAfterRedacting(t *testing.T) {
 // TestRedact: what a failing save command prints keeps its words and loses
 // every token of the set and whatever looks like a token.
 func TestRedact(t *testing.T) {
-	set := &auth.TokenSet{AccessToken: "CANARY-ACCESS", RefreshToken: "CANARY-REFRESH", SharedSessionKey: "0b7c-CANARY-SESSION"}
+	set := &auth.TokenSet{AccessToken: "CANARY-ACCESS", RefreshToken: "CANARY-REFRESH.lEpmTNq2rLA8J_5KxesH05kz", SharedSessionKey: "0b7c-CANARY-SESSION"}
 	for _, c := range []struct{ in, want string }{
 		{"gh: bad credentials (HTTP 401)", "gh: bad credentials (HTTP 401)"},
 		{"cannot write /home/u/.config/prusa-credential-helper/default.json: v1.2.3", "cannot write /home/u/.config/prusa-credential-helper/default.json: v1.2.3"},
@@ -218,6 +218,9 @@ func TestRedact(t *testing.T) {
 		{"part abcdefg.ijklmnop end", "part abcdefg.ijklmnop end"},
 		{"a.abcdefgh.x.ijklmnop and abcdefgh.x.ijklmnop.ok", "a.abcdefgh.x.ijklmnop and abcdefgh.x.ijklmnop.ok"},
 		{"été: ABCDEFGHIJKLMNOPQRSTUVWXYZ", "été: <redacted>"},
+		{"the signature cut up: lEpmTNq2rLA8J_5K, then xesH05kz", "the signature cut up: <redacted>, then xesH05kz"},
+		{"a piece: xxlEpmTNq2rLA8Jyy", "a piece: <redacted>"},
+		{"11 characters are not a piece: lEpmTNq2rLA", "11 characters are not a piece: lEpmTNq2rLA"},
 		{"", ""},
 	} {
 		if got := redact(c.in, set); got != c.want {
