@@ -964,31 +964,53 @@ func TestChildEnviron(t *testing.T) {
 // set in the keyring has an access token that lives longer (here: a
 // store of a short-lived set; a refresh's rescue in the same second as the
 // keyring's set, a tie, goes to the file too).
-// TestAutoRefreshMovesAFileSetToTheKeyring: in auto mode, a set saved to
-// the file while the keyring was away goes to the keyring with its first
-// refresh once the keyring answers again, and the file, whose refresh
-// token that refresh spent, goes.
-func TestAutoRefreshMovesAFileSetToTheKeyring(t *testing.T) {
+// TestAutoRefreshLeavesAFileProfileInTheFile: in auto mode, a refresh
+// saves a set where it found it. A profile in the file that the keyring
+// never held (saved while the keyring was away, or with --store file)
+// stays in the file once the keyring answers again, so the host's runs
+// without the keyring go on finding it; one that a keyring write was meant
+// for (the index names it) goes back to the keyring, and its file goes.
+func TestAutoRefreshLeavesAFileProfileInTheFile(t *testing.T) {
 	e := newEnv(t, ModeAuto, authtest.Options{})
-	e.kr.err = errors.New(`Object does not exist at path "/org/freedesktop/secrets/collection/login"`)
+	away := errors.New(`Object does not exist at path "/org/freedesktop/secrets/collection/login"`)
+	e.kr.err = away
 	old := e.mint(30 * time.Second) // within the margin: the next get refreshes
 	if saved, err := e.h.StoreSet(context.Background(), "default", old); err != nil || saved.Store != "file" {
 		t.Fatalf("store with the keyring away: %+v %v", saved, err)
 	}
 	e.kr.err = nil
 	tok, err := e.get("default", 0, false)
-	if err != nil || tok.AccessToken == old.AccessToken || tok.Store != "keyring" {
+	if err != nil || tok.AccessToken == old.AccessToken || tok.Store != "file" {
+		t.Fatalf("get: %+v %v; want a refreshed token, saved in the file", tok, err)
+	}
+	if set, _, err := e.h.file.Get(context.Background(), "default"); err != nil || set.AccessToken != tok.AccessToken {
+		t.Fatalf("the file after the refresh: %v", err)
+	}
+	e.kr.mu.Lock()
+	n := len(e.kr.items)
+	e.kr.mu.Unlock()
+	if n != 0 {
+		t.Fatalf("the keyring holds %d items; want none", n)
+	}
+
+	// A profile of the keyring, whose set was kept in the file while the
+	// keyring was away, goes back with its next refresh.
+	if saved, err := e.h.StoreSet(context.Background(), "kr", e.mint(2*time.Hour)); err != nil || saved.Store != "keyring" {
+		t.Fatalf("store: %+v %v", saved, err)
+	}
+	e.kr.err = away
+	if saved, err := e.h.StoreSet(context.Background(), "kr", e.mint(30*time.Second)); err != nil || saved.Store != "file" {
+		t.Fatalf("store with the keyring away: %+v %v", saved, err)
+	}
+	e.kr.err = nil
+	if tok, err := e.get("kr", 0, false); err != nil || tok.Store != "keyring" {
 		t.Fatalf("get: %+v %v; want a refreshed token, saved in the keyring", tok, err)
 	}
-	if _, err := os.Stat(e.h.file.File("default")); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(e.h.file.File("kr")); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("the file with the spent refresh token is still there (%v)", err)
 	}
-	again, err := e.get("default", 0, false)
-	if err != nil || again.AccessToken != tok.AccessToken || again.Store != "keyring" {
-		t.Fatalf("second get: %+v %v; want the refreshed token from the keyring", again, err)
-	}
-	if n := e.srv.Count(authtest.KindTokenRefresh); n != 1 {
-		t.Fatalf("%d refresh requests, want 1", n)
+	if n := e.srv.Count(authtest.KindTokenRefresh); n != 2 {
+		t.Fatalf("%d refresh requests, want 2", n)
 	}
 }
 
