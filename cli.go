@@ -437,7 +437,11 @@ func (c *cli) classify(err error) *protocol.Error {
 	case errors.Is(err, helper.ErrStoreUnreachable):
 		return &protocol.Error{Code: protocol.NetworkError, Message: msg, Hint: "check that the etcd cluster answers, or try again later"}
 	case errors.Is(err, auth.ErrNetwork):
-		return &protocol.Error{Code: protocol.NetworkError, Message: "cannot reach the account server: " + msg, Hint: "check the network and --account-url, or try again later"}
+		hint := "check the network and --account-url, or try again later"
+		if auth.NotTLS(err) {
+			hint = "the server at the account URL does not speak https: a test server on this machine (such as the emulator) takes http://"
+		}
+		return &protocol.Error{Code: protocol.NetworkError, Message: "cannot reach the account server: " + msg, Hint: hint}
 	case errors.Is(err, auth.ErrRequestRefused):
 		// Not the server's passing trouble: a retry gets the same answer.
 		return &protocol.Error{Code: protocol.Internal, Message: msg,

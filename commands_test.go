@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -345,5 +346,41 @@ func TestEraseTokenFileInNoFolder(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Dir(file)); !os.IsNotExist(err) {
 		t.Errorf("erase made %s (%v)", filepath.Dir(file), err)
+	}
+}
+
+// TestHTTPSToAPlainServerSaysSo: an https:// account URL whose server
+// answers without TLS (the emulator, or anything not TLS) is a network
+// error whose hint says so, not "try again later".
+func TestHTTPSToAPlainServerSaysSo(t *testing.T) {
+	srv := authtest.NewServer(authtest.Options{})
+	defer srv.Close()
+	garbage, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer garbage.Close()
+	go func() {
+		for {
+			conn, err := garbage.Accept()
+			if err != nil {
+				return
+			}
+			conn.Write([]byte("SSH-2.0-OpenSSH_9.6\r\n"))
+			conn.Close()
+		}
+	}()
+	for name, url := range map[string]string{
+		"the emulator":  strings.Replace(srv.URL, "http://", "https://", 1),
+		"not even HTTP": "https://" + garbage.Addr().String(),
+	} {
+		t.Run(name, func(t *testing.T) {
+			p := newInProcess(t.TempDir(), map[string]string{"PRUSA_ACCOUNT_URL": url, "PRUSA_PASSWORD": "CANARY-pw"}, time.Now, noTerminal{t})
+			exit := p.run("", "login", "--store", "file", "--email", "a@example.com")
+			lines := strings.Split(strings.TrimSpace(p.stderr.String()), "\n")
+			if exit != protocol.ExitTempFail || len(lines) != 2 || lines[1] != "hint: the server at the account URL does not speak https: a test server on this machine (such as the emulator) takes http://" {
+				t.Fatalf("exit %d, stderr %q", exit, p.stderr.String())
+			}
+		})
 	}
 }

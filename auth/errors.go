@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -175,6 +176,14 @@ func netError(op string, u *url.URL, err error, unreadable bool) error {
 		return fmt.Errorf("%w: %s %s: the answer is malformed or not HTTP", ErrServer, op, u.Host)
 	}
 	return fmt.Errorf("%w: %s %s: %w", ErrNetwork, op, u.Host, cleanError{err})
+}
+
+// NotTLS reports whether err (an ErrNetwork) says that the server at an
+// https:// URL answered without TLS: a plain-http server, such as a test
+// server or the emulator.
+func NotTLS(err error) bool {
+	var rh tls.RecordHeaderError
+	return errors.As(err, &rh) || strings.Contains(err.Error(), "server gave HTTP response to HTTPS client")
 }
 
 // cleanError is an error whose message is shown as one short printable
