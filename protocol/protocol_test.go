@@ -25,7 +25,7 @@ func TestReadRequest(t *testing.T) {
 		{in: `{"min_ttl": 86401}`, wantErr: "between 0 and 86400"},
 		{in: `{"min_ttl": -1}`, wantErr: "between 0 and 86400"},
 		{in: `{"min_ttl": 1.5}`, wantErr: "whole number"},
-		{in: `{"min_ttl": "300"}`, wantErr: "whole number"},
+		{in: `{"min_ttl": "300"}`, wantErr: "whole number of seconds, not a string"},
 		{in: `{"min_ttl": null}`, wantErr: "whole number"},
 		{in: `{"min_ttl": 1e400}`, wantErr: "whole number"},
 		{in: `{"version": 2}`, wantErr: "unsupported request version"},

@@ -107,7 +107,10 @@ func requestFrom(m map[string]json.RawMessage) (Request, error) {
 	}
 	if raw, ok := m["min_ttl"]; ok {
 		n, ok := integral(raw)
-		if !ok {
+		switch {
+		case !ok && raw[0] == '"':
+			return Request{}, Errorf(InvalidRequest, "min_ttl must be a whole number of seconds, not a string")
+		case !ok:
 			return Request{}, Errorf(InvalidRequest, "min_ttl must be a whole number of seconds")
 		}
 		if n < 0 || n > MaxMinTTL {
