@@ -109,6 +109,8 @@ func TestBadInputCatalogue(t *testing.T) {
 		{name: "command: unknown", args: []string{"renew"}, exit: 2, msg: `unknown command "renew"`},
 		{name: "command: unknown, asking for its help", args: []string{"renew", "--help"}, exit: 2, msg: `unknown command "renew"`},
 		{name: "command: unknown, after --help", args: []string{"-h", "renew"}, exit: 2, msg: `unknown command "renew"`},
+		{name: "command: unknown, with --version", args: []string{"--version", "renew"}, exit: 2, msg: `unknown command "renew"`},
+		{name: "command: unknown, with --help and --version", args: []string{"--help", "--version", "renew"}, exit: 2, msg: `unknown command "renew"`},
 		// Secrets in the wrong place are not echoed.
 		{name: "command: a token", args: []string{"eyJhbGciOiJSUzI1NiJ9.eyJDANARY-CANARY-CANARY-CANARY.c2ln"}, exit: 2, msg: "unknown command (56 characters, not shown)"},
 		{name: "store: the set as an argument", args: []string{"store", `{"access_token":"CANARY"}`}, exit: 2, msg: "store takes no arguments (got 1); a request or token set goes on stdin"},

@@ -189,19 +189,16 @@ func parseArgs(args []string) (*settings, []string, error) {
 	if s.command == "help" {
 		return s, positional, nil
 	}
-	_, known := commandFlags[s.command]
-	if help && (s.command == "" || known) {
-		return s, nil, flag.ErrHelp // --help before or after a command: its help
-	}
-	if s.version {
-		return s, nil, nil
-	}
-	if s.command == "" {
-		return s, nil, &usageError{"no command given"}
-	}
-	allowed, ok := commandFlags[s.command]
-	if !ok {
+	allowed, known := commandFlags[s.command]
+	switch {
+	case s.command != "" && !known:
 		return s, nil, &usageError{"unknown command " + protocol.Shown(s.command, protocol.Word)}
+	case help:
+		return s, nil, flag.ErrHelp // --help before or after a command: its help
+	case s.version:
+		return s, nil, nil
+	case s.command == "":
+		return s, nil, &usageError{"no command given"}
 	}
 	if len(positional) > 0 {
 		// Not quoted: a word in the wrong place may be a secret.
