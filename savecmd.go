@@ -208,8 +208,10 @@ func (sc *saveCommand) run(ctx context.Context, set *auth.TokenSet) {
 	case errors.Is(err, exec.ErrNotFound):
 		what = "not found"
 	}
-	// Cut after redacting: a cut token would no longer match.
-	if line := protocol.Clip(redact(protocol.Clip(firstLine(stderr.Bytes()), 4096), set), 200); line != "" && sc.debugf != nil {
+	// Cut after redacting: a cut token would no longer match. (stderr
+	// itself is cut at 4 KiB; a token cut there leaves a piece, which
+	// redact finds from 12 characters on.)
+	if line := protocol.Clip(redact(firstLine(stderr.Bytes()), set), 200); line != "" && sc.debugf != nil {
 		sc.debugf("save command %s wrote on stderr: %s", sc.argv[0], line)
 	}
 	sc.warn(fmt.Sprintf("save command %s failed: %s (the tokens are saved in the store all the same)", sc.argv[0], what))
@@ -239,7 +241,8 @@ func firstLine(b []byte) string {
 // a token: a run of base64url characters and dots holding a JWT header
 // ("eyJ"), a piece of 24 or more characters, two pieces of 8 or more
 // joined by a dot, or 12 characters in a row of one of the set's values (a
-// piece of a token, cut out). (Such a run is redacted whole.)
+// piece of a token, cut out). (Such a run is redacted whole.) s is at most
+// 4 KiB (limitedBuffer), which bounds the search.
 func redact(s string, set *auth.TokenSet) string {
 	var secrets []string
 	for _, v := range []string{set.AccessToken, set.RefreshToken, set.IDToken, set.SharedSessionKey} {

@@ -139,16 +139,36 @@ func claimsOf(m map[string]any) (*Claims, error) {
 	return c, nil
 }
 
-// numberText is a numeric claim's text: its digits as written, or for a
-// whole number written otherwise (1530681.0, 1.530681e6) the digits of
-// that number, so that a user id is the same text however it is written.
+// numberText is a numeric claim's text: for a whole number, its digits
+// however it is written (1530681.0 and 1.530681e6 are "1530681"), so that
+// a user id is the same text in every token; any other number as written.
+// It works on the decimal text, exactly: no float rounds 1530681.000001 to
+// a whole number. An exponent beyond ±30 is left as written.
 func numberText(n json.Number) FlexString {
-	if _, err := strconv.ParseInt(string(n), 10, 64); err != nil {
-		if f, err := n.Float64(); err == nil && f == math.Trunc(f) && math.Abs(f) < 1<<53 {
-			return FlexString(strconv.FormatInt(int64(f), 10))
+	s := string(n)
+	mant, exp := s, 0
+	if i := strings.IndexAny(s, "eE"); i >= 0 {
+		e, err := strconv.Atoi(s[i+1:])
+		if err != nil || e < -30 || e > 30 {
+			return FlexString(s)
 		}
+		mant, exp = s[:i], e
 	}
-	return FlexString(n)
+	neg := strings.HasPrefix(mant, "-")
+	whole, frac, _ := strings.Cut(strings.TrimPrefix(mant, "-"), ".")
+	digits := whole + frac
+	point := min(max(len(whole)+exp, 0), len(digits)) // digits[:point] is the whole part
+	if strings.Trim(digits[point:], "0") != "" {
+		return FlexString(s) // not whole
+	}
+	whole = strings.TrimLeft(digits[:point]+strings.Repeat("0", max(len(whole)+exp-len(digits), 0)), "0")
+	switch {
+	case whole == "":
+		return "0"
+	case neg:
+		return FlexString("-" + whole)
+	}
+	return FlexString(whole)
 }
 
 // secondsToTime converts seconds since the Unix epoch, kept to the

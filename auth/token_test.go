@@ -45,6 +45,7 @@ func TestParseJWT(t *testing.T) {
 		{"number sub with a fraction of zero", makeJWT(rs256, `{"sub":1530681.0,"exp":1795733862}`), "1530681", time.Unix(1795733862, 0), ""},
 		{"number sub with an exponent", makeJWT(rs256, `{"sub":1.530681e6,"exp":1795733862}`), "1530681", time.Unix(1795733862, 0), ""},
 		{"number sub that is not whole keeps its text", makeJWT(rs256, `{"sub":1.5,"exp":1795733862}`), "1.5", time.Unix(1795733862, 0), ""},
+		{"number sub a float would round to a whole one keeps its text", makeJWT(rs256, `{"sub":1530681.00000000001,"exp":1795733862}`), "1530681.00000000001", time.Unix(1795733862, 0), ""},
 		{"long number sub keeps its digits", makeJWT(rs256, `{"sub":123456789012345678901234567890,"exp":1795733862}`), "123456789012345678901234567890", time.Unix(1795733862, 0), ""},
 		{"claim names are case-sensitive", makeJWT(rs256, `{"SUB":"9","sub":"1","EXP":"x","exp":1795733862}`), "1", time.Unix(1795733862, 0), ""},
 		{"null claims", makeJWT(rs256, `null`), "", time.Time{}, "no exp claim"},
@@ -381,5 +382,23 @@ func TestClaimsFollowTheirToken(t *testing.T) {
 	r, _ := m.RefreshClaims()
 	if a.Expiry.Unix() != 300 || r.Expiry.Unix() != 200 {
 		t.Fatalf("merged claims: access exp %d, refresh exp %d", a.Expiry.Unix(), r.Expiry.Unix())
+	}
+}
+
+// TestNumberText: a numeric claim that is a whole number reads as its
+// digits however it is written, exactly (no float rounding); any other
+// number, and one with an exponent beyond ±30, as written.
+func TestNumberText(t *testing.T) {
+	for in, want := range map[string]string{
+		"1530681": "1530681", "1530681.0": "1530681", "1.530681e6": "1530681", "1.530681E+6": "1530681",
+		"15306810e-1": "1530681", "1530681.00000000001": "1530681.00000000001", "1.5": "1.5",
+		"-0": "0", "-0.0": "0", "0": "0", "0.0e-5": "0", "-12.0": "-12", "-1e2": "-100",
+		"1e30": "1000000000000000000000000000000", "1e31": "1e31", "1e-31": "1e-31",
+		"123456789012345678901234567890": "123456789012345678901234567890", "12345678901234567.0": "12345678901234567",
+		"5e-1": "5e-1", "100e-2": "1", "1.25e1": "1.25e1", "1.20e1": "12", "0.5": "0.5",
+	} {
+		if got := string(numberText(json.Number(in))); got != want {
+			t.Errorf("numberText(%s) = %s, want %s", in, got, want)
+		}
 	}
 }
