@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -382,5 +383,11 @@ func TestHTTPSToAPlainServerSaysSo(t *testing.T) {
 				t.Fatalf("exit %d, stderr %q", exit, p.stderr.String())
 			}
 		})
+	}
+	// Another host is no test server: http:// is not for it.
+	c := newCLI(t, map[string]string{"PRUSA_ACCOUNT_URL": "https://account.example.com"}, noTerminal{t}, "--store", "file", "get")
+	pe := c.classify(fmt.Errorf("%w: POST account.example.com: %w", auth.ErrNetwork, tls.RecordHeaderError{Msg: "tls: first record does not look like a TLS handshake"}))
+	if pe.Code != protocol.NetworkError || pe.Hint != "the server at the account URL does not speak https: check --account-url" {
+		t.Errorf("another host: %s, hint %q", pe.Code, pe.Hint)
 	}
 }
