@@ -359,7 +359,11 @@ func (w storeSet) commit(set *auth.TokenSet) (Result, error) {
 	if ferr != nil {
 		return res, fmt.Errorf("%w (and the file store: %w)", err, ferr)
 	}
-	w.h.cfg.Warn(fmt.Sprintf("warning: the keyring did not take the new tokens of profile %q (%v); kept them in %s (mode 0600), and the next get moves them back into the keyring", w.profile, err, fres.Path))
+	next := "get" // keyring mode moves a kept set back at once (rescued); auto with its refresh
+	if w.h.cfg.Mode == ModeAuto {
+		next = "refresh"
+	}
+	w.h.cfg.Warn(fmt.Sprintf("warning: the keyring did not take the new tokens of profile %q (%v); kept them in %s (mode 0600), and the next %s moves them back into the keyring", w.profile, err, fres.Path, next))
 	fres.Fallback = err.Error()
 	return fres, nil
 }

@@ -333,6 +333,29 @@ func TestInterruptedOnceSent(t *testing.T) {
 	}
 }
 
+// TestAutoRescueSaysWhenItMovesBack: in auto mode a set the keyring did
+// not take after a refresh goes back with the next refresh, not the next
+// get, and the warning says so.
+func TestAutoRescueSaysWhenItMovesBack(t *testing.T) {
+	e := newEnv(t, ModeAuto, authtest.Options{})
+	e.store("default", e.mint(30*time.Second)) // inside the 60 s margin
+	index := filepath.Join(e.dir, ".keyring-profiles")
+	os.Remove(index)
+	os.Mkdir(index, 0o700) // the keyring's Set fails: its index cannot be written
+	tok, err := e.get("default", 0, false)
+	if err != nil || tok.Store != "file" || !strings.Contains(e.warnings.String(), "the next refresh moves them back into the keyring") {
+		t.Fatalf("refresh: %v, in %q, warnings %q; want it kept in the file, until the next refresh", err, tok.Store, e.warnings)
+	}
+	os.Remove(index)
+	os.WriteFile(index, []byte("default\n"), 0o600)
+	if again, err := e.get("default", 0, false); err != nil || again.Store != "file" {
+		t.Fatalf("get: %+v %v; want the kept set, from the file", again, err)
+	}
+	if again, err := e.get("default", 0, true); err != nil || again.Store != "keyring" {
+		t.Fatalf("refresh: %+v %v; want it back in the keyring", again, err)
+	}
+}
+
 // TestKeyringRescueAndMoveBack: a refreshed set the keyring will not take
 // is kept in the file and moved back into the keyring by the next get
 // that can; a profile that was only ever in the file (a login where there
@@ -342,7 +365,7 @@ func TestKeyringRescueAndMoveBack(t *testing.T) {
 	e.store("default", e.mint(30*time.Second)) // inside the 60 s margin
 	e.kr.limit = 10                            // the keyring refuses every write
 	tok, err := e.get("default", 0, false)
-	if err != nil || tok.Store != "file" || !strings.Contains(e.warnings.String(), "did not take the new tokens") {
+	if err != nil || tok.Store != "file" || !strings.Contains(e.warnings.String(), "did not take the new tokens") || !strings.Contains(e.warnings.String(), "the next get moves them back") {
 		t.Fatalf("refresh: %v, in %q, warnings %q; want it kept in the file", err, tok.Store, e.warnings)
 	}
 	e.kr.limit = 2560
