@@ -800,29 +800,8 @@ func (h *Helper) StoreSet(ctx context.Context, profile string, set *auth.TokenSe
 	if err != nil {
 		return res, err
 	}
-	if h.cfg.Mode == ModeFile {
-		h.dropKeyringSet(ctx, profile)
-	}
 	h.saved(ctx, set)
 	return res, nil
-}
-
-// dropKeyringSet removes the keyring's set of a profile whose set a login
-// or store with --store file has just replaced, where the keyring's index
-// names it: a profile holds one set, and one left in the keyring would
-// make the file's look like a set meant for the keyring, which a refresh
-// in auto mode would move there (see meantForKeyring). A keyring that does
-// not answer keeps its set, and the index its name.
-func (h *Helper) dropKeyringSet(ctx context.Context, profile string) {
-	if h.keyring == nil || h.keyring.Absent != "" {
-		return
-	}
-	if names, err := h.keyring.Profiles(); err != nil || !slices.Contains(names, profile) {
-		return
-	}
-	if err := h.keyring.Delete(ctx, profile); err != nil && !errors.Is(err, ErrNotFound) {
-		h.cfg.Debugf("the keyring keeps its older set of profile %q: %v", profile, err)
-	}
 }
 
 // CheckWritable checks, before a login asks for anything, that the store a

@@ -1037,60 +1037,6 @@ func TestAutoRefreshLeavesAFileProfileInTheFile(t *testing.T) {
 	}
 }
 
-// TestFileModeSaveReplacesTheKeyringsSet: a login or store with --store
-// file of a profile the keyring holds replaces the keyring's set: it is
-// removed, with its name in the index, so that a later refresh in auto
-// mode does not take the file's set for one meant for the keyring and move
-// it there, away from the runs that read the file. A keyring that does
-// not answer keeps its set, and the index its name.
-func TestFileModeSaveReplacesTheKeyringsSet(t *testing.T) {
-	e := newEnv(t, ModeAuto, authtest.Options{})
-	if saved, err := e.h.StoreSet(context.Background(), "default", e.mint(2*time.Hour)); err != nil || saved.Store != "keyring" {
-		t.Fatalf("store: %+v %v", saved, err)
-	}
-	auto := e.h
-	e.cfg.Mode = ModeFile
-	if err := e.rebuild(); err != nil {
-		t.Fatal(err)
-	}
-	newer := e.mint(30 * time.Second) // within the margin: the next get refreshes
-	if saved, err := e.h.StoreSet(context.Background(), "default", newer); err != nil || saved.Store != "file" {
-		t.Fatalf("store --store file: %+v %v", saved, err)
-	}
-	if names, err := e.h.keyring.Profiles(); err != nil || len(names) != 0 {
-		t.Fatalf("the index after the save: %q, %v; want no name", names, err)
-	}
-	e.kr.mu.Lock()
-	n := len(e.kr.items)
-	e.kr.mu.Unlock()
-	if n != 0 {
-		t.Fatalf("the keyring still holds %d items", n)
-	}
-	tok, err := auto.Get(context.Background(), "default", 0, false)
-	if err != nil || tok.AccessToken == newer.AccessToken || tok.Store != "file" {
-		t.Fatalf("auto get: %+v %v; want a refreshed token, saved in the file", tok, err)
-	}
-	if tok2, err := e.h.Get(context.Background(), "default", 0, false); err != nil || tok2.AccessToken != tok.AccessToken {
-		t.Fatalf("get --store file after it: %+v %v", tok2, err)
-	}
-
-	// With the keyring away, its set and the index's name stay.
-	e.cfg.Mode = ModeAuto
-	e.rebuild()
-	if saved, err := e.h.StoreSet(context.Background(), "kr", e.mint(2*time.Hour)); err != nil || saved.Store != "keyring" {
-		t.Fatalf("store: %+v %v", saved, err)
-	}
-	e.cfg.Mode = ModeFile
-	e.rebuild()
-	e.kr.err = errors.New(`Object does not exist at path "/org/freedesktop/secrets/collection/login"`)
-	if saved, err := e.h.StoreSet(context.Background(), "kr", e.mint(time.Hour)); err != nil || saved.Store != "file" {
-		t.Fatalf("store --store file with the keyring away: %+v %v", saved, err)
-	}
-	if names, err := e.h.keyring.Profiles(); err != nil || !slices.Contains(names, "kr") {
-		t.Fatalf("the index after the save with the keyring away: %q, %v; want kr still named", names, err)
-	}
-}
-
 // TestInvalidGrantWithTheStoreAwayIsNoLogin: a refresh refused as
 // invalid_grant is looked up once more in the store, in case another
 // process rotated the token; a store that does not answer then is its own
