@@ -363,7 +363,7 @@ func (w storeSet) commit(set *auth.TokenSet) (Result, error) {
 	if w.h.cfg.Mode == ModeAuto {
 		next = "refresh"
 	}
-	w.h.cfg.Warn(fmt.Sprintf("warning: the keyring did not take the new tokens of profile %q (%v); kept them in %s (mode 0600), and the next %s moves them back into the keyring", w.profile, err, fres.Path, next))
+	w.h.cfg.Warn(fmt.Sprintf("warning: the keyring did not take the new tokens of profile %q (%v); kept them in %s (mode 0600), and the next %s that reaches the keyring moves them back into it", w.profile, err, fres.Path, next))
 	fres.Fallback = err.Error()
 	return fres, nil
 }

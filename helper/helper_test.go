@@ -343,7 +343,7 @@ func TestAutoRescueSaysWhenItMovesBack(t *testing.T) {
 	os.Remove(index)
 	os.Mkdir(index, 0o700) // the keyring's Set fails: its index cannot be written
 	tok, err := e.get("default", 0, false)
-	if err != nil || tok.Store != "file" || !strings.Contains(e.warnings.String(), "the next refresh moves them back into the keyring") {
+	if err != nil || tok.Store != "file" || !strings.Contains(e.warnings.String(), "the next refresh that reaches the keyring moves them back into it") {
 		t.Fatalf("refresh: %v, in %q, warnings %q; want it kept in the file, until the next refresh", err, tok.Store, e.warnings)
 	}
 	os.Remove(index)
@@ -365,7 +365,7 @@ func TestKeyringRescueAndMoveBack(t *testing.T) {
 	e.store("default", e.mint(30*time.Second)) // inside the 60 s margin
 	e.kr.limit = 10                            // the keyring refuses every write
 	tok, err := e.get("default", 0, false)
-	if err != nil || tok.Store != "file" || !strings.Contains(e.warnings.String(), "did not take the new tokens") || !strings.Contains(e.warnings.String(), "the next get moves them back") {
+	if err != nil || tok.Store != "file" || !strings.Contains(e.warnings.String(), "did not take the new tokens") || !strings.Contains(e.warnings.String(), "the next get that reaches the keyring moves them back") {
 		t.Fatalf("refresh: %v, in %q, warnings %q; want it kept in the file", err, tok.Store, e.warnings)
 	}
 	e.kr.limit = 2560
