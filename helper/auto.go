@@ -97,8 +97,17 @@ func (a *AutoStore) get(ctx context.Context, profile string, peek bool) (*auth.T
 	case fromFile == nil || (fromKeyring != nil && !newerOrSame(fromFile, fromKeyring)):
 		return fromKeyring, Result{Store: "keyring"}, nil
 	default:
+		fres.Kept = fromKeyring != nil && sameSession(fromFile, fromKeyring)
 		return fromFile, fres, nil
 	}
+}
+
+// sameSession reports whether a and b are sets of one session (the access
+// tokens' sid): one is a refresh of the other. Each login makes a session.
+func sameSession(a, b *auth.TokenSet) bool {
+	ca, err1 := a.Access()
+	cb, err2 := b.Access()
+	return err1 == nil && err2 == nil && ca.SessionID != "" && ca.SessionID == cb.SessionID
 }
 
 // keyringThere reports whether sets go to the keyring: in keyring mode

@@ -319,12 +319,15 @@ func (h *Helper) Get(ctx context.Context, profile string, minTTL time.Duration, 
 
 // reserve makes room for the refreshed set before the request that spends
 // the old refresh token (see reserver); where the store reserves nothing,
-// the set goes through its Set. A set read from the file (from) in keyring
-// or auto mode that the keyring never held stays in the file (see
-// meantForKeyring): a refresh does not move a profile.
+// the set goes through its Set. A set read from the file (from) stays in
+// the file, in keyring mode unless the keyring's index names the profile
+// (see rescued), in auto mode unless it is a refresh the keyring did not
+// take (Result.Kept): a refresh does not move a profile.
 func (h *Helper) reserve(ctx context.Context, profile string, from Result) (reservation, error) {
 	store := h.store
-	if (h.cfg.Mode == ModeKeyring || h.cfg.Mode == ModeAuto) && from.Store == "file" && !h.meantForKeyring(profile, from) {
+	switch {
+	case from.Store != "file":
+	case h.cfg.Mode == ModeKeyring && !h.rescued(profile, from), h.cfg.Mode == ModeAuto && !from.Kept:
 		store = h.file
 	}
 	if r, ok := store.(reserver); ok {
@@ -469,18 +472,12 @@ func (h *Helper) slow(ctx context.Context, profile, current string, margin time.
 }
 
 // rescued reports whether the set read (res) is one that a save meant for
-// the keyring kept in the file (see storeSet), in keyring mode: see
-// meantForKeyring.
+// the keyring kept in the file (see storeSet): in keyring mode, a set in
+// the file of a profile that the keyring's index names. A profile that
+// was only ever in the file (logged in where there was no keyring) stays
+// there.
 func (h *Helper) rescued(profile string, res Result) bool {
-	return h.cfg.Mode == ModeKeyring && h.meantForKeyring(profile, res)
-}
-
-// meantForKeyring reports whether a set read from the file (res) is one
-// that a save meant for the keyring kept there: the keyring's index names
-// the profile. A profile that was only ever in the file (logged in with
-// --store file, or where there was no keyring) stays there.
-func (h *Helper) meantForKeyring(profile string, res Result) bool {
-	if res.Store != "file" || h.keyring == nil {
+	if h.cfg.Mode != ModeKeyring || res.Store != "file" {
 		return false
 	}
 	names, err := h.keyring.Profiles()

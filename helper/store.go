@@ -47,6 +47,11 @@ type Result struct {
 	// not take), says why the set went to the file instead of the keyring;
 	// "" when it did not.
 	Fallback string
+	// Kept, after a Get in auto mode that answered with the file's set,
+	// says that the keyring holds an older set of the same session: the
+	// file's is a refresh of it that the keyring did not take, kept there
+	// until the keyring answers again.
+	Kept bool
 }
 
 // peeker is a store that answers get's fast path with less than a whole
