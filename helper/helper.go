@@ -362,11 +362,14 @@ func (w storeSet) commit(set *auth.TokenSet) (Result, error) {
 	if ferr != nil {
 		return res, fmt.Errorf("%w (and the file store: %w)", err, ferr)
 	}
-	next := "get" // keyring mode moves a kept set back at once (rescued); auto with its refresh
+	// Keyring mode moves a kept set back with the next get that can
+	// (rescued); auto, with a refresh, only a refresh of the keyring's own
+	// session (Result.Kept), and otherwise reads it from the file.
+	then := "the next get that reaches the keyring moves them back into it"
 	if w.h.cfg.Mode == ModeAuto {
-		next = "refresh"
+		then = "where auto reads them until a refresh or login puts them in the keyring"
 	}
-	w.h.cfg.Warn(fmt.Sprintf("warning: the keyring did not take the new tokens of profile %q (%v); kept them in %s (mode 0600), and the next %s that reaches the keyring moves them back into it", w.profile, err, fres.Path, next))
+	w.h.cfg.Warn(fmt.Sprintf("warning: the keyring did not take the new tokens of profile %q (%v); kept them in %s (mode 0600), %s", w.profile, err, fres.Path, then))
 	fres.Fallback = err.Error()
 	return fres, nil
 }

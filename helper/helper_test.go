@@ -334,8 +334,9 @@ func TestInterruptedOnceSent(t *testing.T) {
 }
 
 // TestAutoRescueSaysWhenItMovesBack: in auto mode a set the keyring did
-// not take after a refresh goes back with the next refresh, not the next
-// get, and the warning says so.
+// not take after a refresh is read from the file, as the warning says,
+// and goes back with the next refresh that reaches the keyring (it is a
+// refresh of the keyring's own session), not with a get.
 func TestAutoRescueSaysWhenItMovesBack(t *testing.T) {
 	e := newEnv(t, ModeAuto, authtest.Options{})
 	e.store("default", e.mint(30*time.Second)) // inside the 60 s margin
@@ -343,7 +344,7 @@ func TestAutoRescueSaysWhenItMovesBack(t *testing.T) {
 	os.Remove(index)
 	os.Mkdir(index, 0o700) // the keyring's Set fails: its index cannot be written
 	tok, err := e.get("default", 0, false)
-	if err != nil || tok.Store != "file" || !strings.Contains(e.warnings.String(), "the next refresh that reaches the keyring moves them back into it") {
+	if err != nil || tok.Store != "file" || !strings.Contains(e.warnings.String(), "where auto reads them until a refresh or login puts them in the keyring") {
 		t.Fatalf("refresh: %v, in %q, warnings %q; want it kept in the file, until the next refresh", err, tok.Store, e.warnings)
 	}
 	os.Remove(index)
