@@ -219,7 +219,8 @@ func unsetFirst(variable, how string) string {
 	case helper.EnvTokensJSON: // a CI job cannot log in, but can be given a new set
 		return "give " + variable + " a new token set, or unset it and " + how
 	}
-	return "unset " + variable + ", then " + how
+	// The store may hold a set that serves: then unsetting is enough.
+	return "unset " + variable + ", then, if a login is still needed, " + how
 }
 
 // cli is one run of a command.

@@ -145,7 +145,7 @@ func TestExpiredEnvTokenSaysUnset(t *testing.T) {
 	set := canarySet(time.Now().Add(-time.Minute), time.Now().Add(time.Hour))
 	r := execHelper(t, t.TempDir(), map[string]string{"PRUSA_TOKEN": set["access_token"].(string)}, "", "get")
 	if r.exit != 4 || !strings.Contains(r.stderr, "PRUSA_TOKEN has expired and cannot be refreshed") ||
-		!strings.Contains(r.stderr, "hint: unset PRUSA_TOKEN, then run: prusa-credential-helper login") {
+		!strings.Contains(r.stderr, "hint: unset PRUSA_TOKEN, then, if a login is still needed, run: prusa-credential-helper login") {
 		t.Fatalf("exit %d, stderr %q", r.exit, r.stderr)
 	}
 }
