@@ -441,10 +441,11 @@ func (c *cli) classify(err error) *protocol.Error {
 	case errors.Is(err, auth.ErrNetwork):
 		hint := "check the network and --account-url, or try again later"
 		if auth.NotTLS(err) {
-			hint = "the server at the account URL does not speak https: check --account-url"
+			fix := "check --account-url"
 			if u, perr := url.Parse(c.s.accountURL); perr == nil && auth.IsLoopback(u.Hostname()) {
-				hint = "the server at the account URL does not speak https: a test server on this machine (such as the emulator) takes http://"
+				fix = "a test server on this machine (such as the emulator) takes http://"
 			}
+			hint = "the server at the account URL does not speak https: " + fix
 		}
 		return &protocol.Error{Code: protocol.NetworkError, Message: "cannot reach the account server: " + msg, Hint: hint}
 	case errors.Is(err, auth.ErrRequestRefused):
