@@ -1190,3 +1190,68 @@ func TestKeyringIndexBeforeItems(t *testing.T) {
 		t.Fatalf("the keyring holds %d items the index does not name", len(e.kr.items))
 	}
 }
+
+// TestKeyringRefusedNewProfileLeavesNoIndex: a first save that the keyring
+// refuses takes the profile out of the index again, so that with the
+// keyring away later the profile is not one it "may hold"; a refused save
+// of a profile the keyring holds, or one whose call did not answer in
+// time (it may yet have written), leaves it named.
+func TestKeyringRefusedNewProfileLeavesNoIndex(t *testing.T) {
+	e := newEnv(t, ModeKeyring, authtest.Options{})
+	ks := e.h.keyring
+	ctx := context.Background()
+	named := func(profile string) bool {
+		names, err := ks.Profiles()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return slices.Contains(names, profile)
+	}
+	if _, err := ks.Set(ctx, "held", e.mint(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	e.kr.limit = 10 // reads answer, writes are refused
+	if _, err := ks.Set(ctx, "new", e.mint(time.Hour)); !errors.Is(err, ErrStorage) {
+		t.Fatalf("refused Set: %v", err)
+	}
+	if named("new") {
+		t.Error("a refused first save left the profile in the index")
+	}
+	if _, err := ks.Set(ctx, "held", e.mint(time.Hour)); !errors.Is(err, ErrStorage) {
+		t.Fatalf("refused Set: %v", err)
+	}
+	if !named("held") {
+		t.Error("a refused save of a held profile took it out of the index")
+	}
+	os.Remove(ks.indexFile()) // lost, with "held" in the keyring
+	if _, err := ks.Set(ctx, "held", e.mint(time.Hour)); !errors.Is(err, ErrStorage) {
+		t.Fatalf("refused Set: %v", err)
+	}
+	if !named("held") {
+		t.Error("a refused save of a held profile the index had lost left it out")
+	}
+	// The read that finds no item answers; the write does not, in time.
+	e.kr.limit = 2560
+	hang := make(chan struct{})
+	defer close(hang)
+	tctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	ks.api = &slowSetKeyring{fakeKeyring: e.kr, hang: hang}
+	if _, err := ks.Set(tctx, "stalled", e.mint(time.Hour)); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("stalled Set: %v", err)
+	}
+	if !named("stalled") {
+		t.Error("a save that did not answer in time took the profile out of the index")
+	}
+}
+
+// slowSetKeyring is a fakeKeyring whose writes block until hang closes.
+type slowSetKeyring struct {
+	*fakeKeyring
+	hang chan struct{}
+}
+
+func (k *slowSetKeyring) Set(s, u, p string) error {
+	<-k.hang
+	return k.fakeKeyring.Set(s, u, p)
+}

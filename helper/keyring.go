@@ -436,6 +436,7 @@ func (s *KeyringStore) set1(ctx context.Context, profile string, set *auth.Token
 	if errors.Is(err, ErrUnavailable) {
 		return err
 	}
+	existed := !errors.Is(err, ErrNotFound)
 	slot := slots[0]
 	if old != nil && old.Slot == slots[0] {
 		slot = slots[1]
@@ -447,16 +448,28 @@ func (s *KeyringStore) set1(ctx context.Context, profile string, set *auth.Token
 	// The index first: one that names a profile the keyring lacks costs a
 	// storage error while the keyring is away; a profile in the keyring
 	// the index lacks would read as logged out then.
-	if err := s.index(profile, true); err != nil {
+	added, err := s.index(profile, true)
+	if err != nil {
+		return err
+	}
+	// A new profile whose main item surely was not written leaves the
+	// index as it was: else, with the keyring away, every later command
+	// would take it for one the keyring may hold. A call that did not
+	// answer in time may yet have written it.
+	unindex := func(err error) error {
+		var ue *UnavailableError
+		if added && !existed && !(errors.As(err, &ue) && ue.stalled) {
+			s.index(profile, false)
+		}
 		return err
 	}
 	for i, p := range parts {
 		if err := s.set(ctx, partName(profile, slot, i), p); err != nil {
-			return err
+			return unindex(err)
 		}
 	}
 	if err := s.set(ctx, profile, main); err != nil {
-		return err
+		return unindex(err)
 	}
 	s.sweep(ctx, profile, slot, len(parts))
 	s.sweep(ctx, profile, otherSlot(slot), 0)
@@ -496,7 +509,7 @@ func (s *KeyringStore) Delete(ctx context.Context, profile string) error {
 	for _, slot := range slots {
 		s.sweep(ctx, profile, slot, 0)
 	}
-	if err := s.index(profile, false); err != nil || !found { // a stale index entry goes too
+	if _, err := s.index(profile, false); err != nil || !found { // a stale index entry goes too
 		return cmp.Or(err, ErrNotFound)
 	}
 	return nil
@@ -566,26 +579,26 @@ func (s *KeyringStore) Profiles() ([]string, error) {
 	return out, nil
 }
 
-// index adds or removes a profile in the index, under the index's lock.
-func (s *KeyringStore) index(profile string, add bool) error {
+// index adds or removes a profile in the index, under the index's lock,
+// and reports whether that changed it.
+func (s *KeyringStore) index(profile string, add bool) (bool, error) {
 	if s.IndexDir == "" {
-		return nil
+		return false, nil
 	}
 	if err := os.MkdirAll(s.IndexDir, 0o700); err != nil {
-		return fmt.Errorf("%w: %w", ErrStorage, unwrapPath(err))
+		return false, fmt.Errorf("%w: %w", ErrStorage, unwrapPath(err))
 	}
 	l := flock.New(s.indexFile()+".lock", flock.SetPermissions(0o600))
 	if err := l.Lock(); err != nil {
-		return fmt.Errorf("%w: lock keyring index: %w", ErrStorage, unwrapPath(err))
+		return false, fmt.Errorf("%w: lock keyring index: %w", ErrStorage, unwrapPath(err))
 	}
 	defer l.Unlock()
 	names, err := s.Profiles()
 	if err != nil {
-		return err
+		return false, err
 	}
-	has := slices.Contains(names, profile)
-	if has == add {
-		return nil
+	if slices.Contains(names, profile) == add {
+		return false, nil
 	}
 	if add {
 		names = append(names, profile)
@@ -597,7 +610,7 @@ func (s *KeyringStore) index(profile string, add bool) error {
 	for _, n := range names {
 		b.WriteString(n + "\n")
 	}
-	return writeAtomic(s.indexFile(), b.Bytes())
+	return true, writeAtomic(s.indexFile(), b.Bytes())
 }
 
 // SessionBusAbsent reports whether, on Linux and the BSDs, there is no
