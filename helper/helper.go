@@ -440,10 +440,11 @@ func (h *Helper) slow(ctx context.Context, profile, current string, margin time.
 	case set.AccessToken != current && auth.ValidFor(exp, now, 0):
 		// Another process refreshed after this one read: its token
 		// serves, whatever min_ttl or force_refresh ask.
-	case !force && savedSince(h.file.LockFile(profile), h.start.Add(-freshWindow), set.AccessToken) && auth.ValidFor(exp, now, MinMargin):
+	case !force && savedSince(h.file.LockFile(profile), h.start.Add(-freshWindow), set.AccessToken) && auth.ValidFor(exp, now, 0):
 		// The same when a process that started with this one saved the
 		// set before this one read it: a refresh now would give no
-		// longer a lifetime.
+		// longer a lifetime, whether min_ttl or the server's grant is
+		// what the token falls short of.
 	case stuck && h.cfg.Login == nil:
 	default:
 		tok, err := h.refreshLocked(ctx, profile, set, res, force)

@@ -66,7 +66,7 @@ func tighten(path string, fi os.FileInfo) {
 	}
 }
 
-// markSaved writes the time of a refresh's or login's save, made under
+// markSaved writes the time of a refresh's or auto-login's save, made under
 // the lock, and a hash of the access token it saved into the lock file
 // (whose content flock ignores), so that a process that started about then
 // but read the store only after the save can tell (savedSince) that the

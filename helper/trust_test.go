@@ -543,6 +543,27 @@ func TestMinTTLAboveGrantRefreshesOnce(t *testing.T) {
 	}
 }
 
+// TestShortGrantRefreshesOnce: a server that grants access tokens shorter
+// than get's 60 s margin. A get that starts just after another refreshed
+// (here, the next one) is served that token, as the refresh it would make
+// gives none longer: 32 gets at once make one refresh, not one per turn of
+// the lock.
+func TestShortGrantRefreshesOnce(t *testing.T) {
+	e := newEnv(t, ModeFile, authtest.Options{AccessTTL: 30 * time.Second})
+	e.store("default", e.mint(-time.Minute))
+	first, err := New(e.cfg).Get(context.Background(), "default", 0, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next, err := New(e.cfg).Get(context.Background(), "default", 0, false)
+	if err != nil || next.AccessToken != first.AccessToken {
+		t.Fatalf("the next get: %v, same token %v", err, next.AccessToken == first.AccessToken)
+	}
+	if n := e.srv.Count(authtest.KindTokenRefresh); n != 1 {
+		t.Fatalf("%d refreshes, want 1", n)
+	}
+}
+
 // concurrentGets runs n Gets of the default profile at once, each with a
 // Helper of its own (as n processes would), and returns their tokens.
 func concurrentGets(t *testing.T, cfg Config, n int, minTTL time.Duration) []string {
