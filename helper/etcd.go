@@ -218,13 +218,30 @@ func (s *EtcdStore) cached(profile string) (*auth.TokenSet, bool) {
 	return set, true
 }
 
+// hostOffset is the clock offset this host keeps for the profile, in its
+// cache: the account server's clock minus this host's, as its last refresh
+// or login estimated it (0 where it has none). Each host has its own
+// clock, so the offset is never shared through etcd: a set read from etcd
+// is judged with this one.
+func (s *EtcdStore) hostOffset(profile string) time.Duration {
+	b, err := readFile(s.cacheFile(profile))
+	if err != nil {
+		return 0
+	}
+	set, err := auth.ParseTokenSet(b)
+	if err != nil {
+		return 0
+	}
+	return set.ClockOffset
+}
+
 // writeCache keeps the set's access token, and what is judged and printed
 // with it (token type, clock offset, the environment set it replaced), in
 // the cache: never its refresh or id token. The cache only saves trips to etcd, so a
 // failure to write it is a warning.
 func (s *EtcdStore) writeCache(profile string, set *auth.TokenSet) {
 	if b, err := readFile(s.cacheFile(profile)); err == nil {
-		if c, err := auth.ParseTokenSet(b); err == nil && c.AccessToken == set.AccessToken {
+		if c, err := auth.ParseTokenSet(b); err == nil && c.AccessToken == set.AccessToken && c.ClockOffset == set.ClockOffset {
 			return // another process of this host cached it already
 		}
 	}
@@ -403,6 +420,9 @@ func (s *EtcdStore) getRemote(ctx context.Context, profile string, cache bool) (
 		}
 		s.rev(profile, a.Revision)
 		set, perr := auth.ParseTokenSet([]byte(a.Set))
+		if perr == nil {
+			set.ClockOffset = s.hostOffset(profile)
+		}
 		if perr == nil && s.Kept(profile) {
 			return set, nil // the cache keeps the kept set's token, which is the live one
 		}
@@ -441,7 +461,9 @@ func (s *EtcdStore) rev(profile string, rev int64) {
 // token. A refused write wraps ErrStoreConflict and ErrStorage.
 func (s *EtcdStore) Set(ctx context.Context, profile string, set *auth.TokenSet) (Result, error) {
 	res := Result{Store: "etcd"}
-	data, err := set.MarshalJSON()
+	shared := *set
+	shared.ClockOffset = 0 // this host's, kept in its cache (see hostOffset)
+	data, err := shared.MarshalJSON()
 	if err != nil {
 		return res, fmt.Errorf("%w: %w", ErrStorage, err)
 	}

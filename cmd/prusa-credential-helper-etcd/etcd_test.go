@@ -1364,3 +1364,53 @@ func TestRefreshKeptWhenEtcdGoesDown(t *testing.T) {
 		}
 	}
 }
+
+// TestClockOffsetStaysOnItsHost: two hosts share a set, and host A's clock
+// is 3 h behind. Each judges the set by its own estimate of its clock's
+// offset, never by the other's through etcd: one refresh per expiry, and a
+// token that A holds for good for 5 h is not one the server gives 2 h.
+func TestClockOffsetStaysOnItsHost(t *testing.T) {
+	c := startCluster(t, 1)
+	k := newTokens(t)
+	s := newStores(t, c.endpoints)
+	ctx := ctxFor(t, 60*time.Second)
+	if _, err := s.host().Set(ctx, "default", k.set(-10*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	behind := func() time.Time { return time.Now().Add(-3 * time.Hour) }
+	a, b := s.host(), s.host()
+	get := func(st *helper.EtcdStore, now func() time.Time, minTTL time.Duration, force bool) {
+		t.Helper()
+		ac := &auth.Client{AccountURL: k.srv.URL, ClientID: auth.DefaultClientID, RedirectURI: auth.DefaultRedirectURI, Now: now}
+		h := helper.New(helper.Config{Dir: t.TempDir(), Etcd: st, Auth: ac, Now: now})
+		if _, err := h.Get(ctx, "default", minTTL, force); err != nil {
+			t.Fatal(err)
+		}
+	}
+	refreshes := func(want int) {
+		t.Helper()
+		if n := k.srv.Count(authtest.KindTokenRefresh); n != want {
+			t.Fatalf("%d refresh requests, want %d", n, want)
+		}
+	}
+	get(a, behind, 0, true) // A refreshes, and learns its clock is 3 h behind
+	refreshes(1)
+	raw, err := c.client().Get(ctx, "farm/default")
+	if err != nil || len(raw.Kvs) != 1 {
+		t.Fatalf("etcd holds %d keys, %v", len(raw.Kvs), err)
+	}
+	if strings.Contains(string(raw.Kvs[0].Value), "clock_offset") {
+		t.Error("the set in etcd carries A's clock offset")
+	}
+	for range 3 {
+		get(b, time.Now, 0, false) // good for 2 h by B's clock, which is right
+	}
+	get(a, behind, 0, false)
+	refreshes(1)
+	get(b, time.Now, 0, true) // B refreshes: the set in etcd is B's now
+	refreshes(2)
+	get(a, behind, 3*time.Hour, false) // B's token: refreshed since A last read
+	refreshes(2)
+	get(a, behind, 3*time.Hour, false) // 2 h left by the server's clock, not 5 h: A refreshes
+	refreshes(3)
+}
