@@ -27,8 +27,10 @@ func TestCIJobsRecipes(t *testing.T) {
 		opts   authtest.Options
 		email  string
 	}{
-		// Access tokens of 30 s: every get refreshes, so each job hands a
-		// rotated set on to the next through the save command.
+		// Access tokens of 30 s, short of get's 60 s margin: each job's
+		// first get refreshes (its fresh HOME records no refresh), and
+		// hands the rotated set on to the next job through the save
+		// command.
 		{recipe: "save-command", opts: authtest.Options{AccessTTL: 30 * time.Second}},
 		{recipe: "auto-login", email: "plain@example.com"},
 	}
@@ -74,8 +76,11 @@ func TestCIJobsRecipes(t *testing.T) {
 			}
 			switch tt.recipe {
 			case "save-command":
-				if refreshes != 15 {
-					t.Fatalf("%d refreshes, want 15 (3 gets × 5 jobs, every token expired)", refreshes)
+				// A get that starts within 2 s of its job's refresh
+				// serves that token (docs/refresh.md, "meanwhile"); on a
+				// slow machine it refreshes again.
+				if refreshes < 5 || refreshes > 15 {
+					t.Fatalf("%d refreshes, want 5 to 15 (one to three per job)", refreshes)
 				}
 			case "auto-login":
 				if n := srv.Count(authtest.KindTokenCode); n != 5 {

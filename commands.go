@@ -141,7 +141,7 @@ func (c *cli) status(ctx context.Context) error {
 		c.warnf("%s is set and is used instead of the stored credentials; unset it to use the store", entry.Store)
 	}
 	if c.helper().Kept(profile) {
-		c.warnf("etcd has not taken the last refreshed tokens of profile %q: they are kept on this host, and other hosts cannot refresh until it writes them; run: %s", profile, c.commandLine("refresh", profile))
+		c.warnf("etcd has not taken the last refreshed tokens of profile %q: they are kept on this host, and until it writes them a refresh on another host answers login_required; run: %s", profile, c.commandLine("refresh", profile))
 	}
 	accessOK := !entry.AccessExpires.IsZero() && now.Before(entry.AccessExpires)
 	switch left := entry.RefreshExpires.Sub(now); {

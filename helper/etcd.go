@@ -692,6 +692,7 @@ func (s *EtcdStore) start(path string) (*etcdConn, error) {
 		}
 	}
 	cmd.Env = env
+	cmd.SysProcAttr = companionAttr()
 	c := &etcdConn{cmd: cmd, exited: make(chan struct{})}
 	var err error
 	if c.stdin, err = cmd.StdinPipe(); err != nil {

@@ -49,3 +49,9 @@ func otherOwner(fi os.FileInfo) (uid int, other bool) {
 	euid := os.Geteuid()
 	return int(st.Uid), euid != 0 && st.Uid != 0 && int(st.Uid) != euid
 }
+
+// companionAttr starts the etcd companion in a process group of its own,
+// so that what is sent to the helper's group (Ctrl-Z, kill -STOP -PGID)
+// does not stop it: stopped, it would stop renewing its lease, and the
+// lock it holds for a refresh in flight would go to another host.
+func companionAttr() *syscall.SysProcAttr { return &syscall.SysProcAttr{Setpgid: true} }

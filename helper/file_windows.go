@@ -38,3 +38,6 @@ func syncDir(string) {}
 
 // otherOwner is false: Windows guards a user's profile by its ACLs.
 func otherOwner(os.FileInfo) (int, bool) { return 0, false }
+
+// companionAttr is nil: Windows has no process groups to stop.
+func companionAttr() *syscall.SysProcAttr { return nil }

@@ -597,7 +597,7 @@ func (h *Helper) keepForEtcd(ctx context.Context, profile string, set *auth.Toke
 		// lock lost with its lease), and etcd has the last word.
 		h.cfg.Etcd.writeCache(profile, set)
 	}
-	h.cfg.Warn(fmt.Sprintf("warning: etcd did not take the refreshed tokens of profile %q (%s); kept them in %s: this host's next refresh writes them to etcd, unless a newer set is there by then (other hosts cannot refresh until it does)", profile, reason(saveErr), path))
+	h.cfg.Warn(fmt.Sprintf("warning: etcd did not take the refreshed tokens of profile %q (%s); kept them in %s: this host's next refresh writes them to etcd, unless a newer set is there by then; until it does, a refresh on another host finds the spent refresh token and answers login_required", profile, reason(saveErr), path))
 	h.saved(ctx, set)
 	c, err := set.Access()
 	if err != nil {

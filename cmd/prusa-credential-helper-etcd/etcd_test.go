@@ -642,9 +642,21 @@ func (r *rawCompanion) ask(req string) map[string]any {
 	if _, err := r.in.WriteString(req + "\n"); err != nil {
 		r.t.Fatal(err)
 	}
-	line, err := r.out.ReadBytes('\n')
-	if err != nil {
-		r.t.Fatalf("no answer to %s: %v", req, err)
+	type read struct {
+		line []byte
+		err  error
+	}
+	ch := make(chan read, 1)
+	go func() { line, err := r.out.ReadBytes('\n'); ch <- read{line, err} }()
+	var line []byte
+	select {
+	case got := <-ch:
+		if got.err != nil {
+			r.t.Fatalf("no answer to %s: %v", req, got.err)
+		}
+		line = got.line
+	case <-time.After(30 * time.Second): // stopped, or stuck
+		r.t.Fatalf("no answer to %s in 30s", req)
 	}
 	var a map[string]any
 	if err := json.Unmarshal(line, &a); err != nil {
@@ -1181,7 +1193,7 @@ func TestCompanionSurvivesInterruptAndGoneHelper(t *testing.T) {
 
 	holder := startRaw(t, c.endpoints, "2s", &s.stderr)
 	holder.mustOK(`{"op":"lock","profile":"default"}`)
-	for _, sig := range []os.Signal{os.Interrupt, syscall.SIGTERM} { // as to the helper's whole process group
+	for _, sig := range append([]os.Signal{os.Interrupt, syscall.SIGTERM}, jobControl...) { // as to the helper's whole process group
 		if err := holder.cmd.Process.Signal(sig); err != nil {
 			t.Fatal(err)
 		}

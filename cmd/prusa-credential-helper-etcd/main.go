@@ -108,8 +108,11 @@ func main() {
 	// request is out, under the lock this program holds); the answer to a
 	// helper that is gone hits a closed pipe. Any of these would kill this
 	// program before it revokes its lease: the lock would go while the
-	// helper still counts on it, or stay held until the lease expires.
-	signal.Ignore(os.Interrupt, syscall.SIGTERM, syscall.SIGPIPE)
+	// helper still counts on it, or stay held until the lease expires. A
+	// Ctrl-Z would stop it, and its lease with it: the lock would go to
+	// another host, which would send the refresh token this one's helper
+	// has spent. (The helper starts it in a group of its own too.)
+	signal.Ignore(append([]os.Signal{os.Interrupt, syscall.SIGTERM, syscall.SIGPIPE}, jobControl...)...)
 	os.Exit(run(os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr))
 }
 
