@@ -64,6 +64,7 @@ func goldenCases() []goldenCase {
 		{name: "get-bad-debug-env", args: []string{"get"}, env: map[string]string{"PRUSA_HELPER_DEBUG": "yes"}},
 		{name: "get-bad-save-command-env", args: []string{"get"}, env: map[string]string{"PRUSA_SAVE_COMMAND": "gh secret set 'X"}},
 		{name: "get-save-command-pipe", args: []string{"get", "--save-command", "cat | tee x"}},
+		{name: "get-etcd-key-is-pem-text", args: []string{"get"}, env: map[string]string{"PRUSA_ETCD_CERT": "c.pem", "PRUSA_ETCD_KEY": "-----BEGIN PRIVATE KEY-----\nCANARY-key\n-----END PRIVATE KEY-----\n"}},
 		{name: "get-bad-etcd-user-env", args: []string{"get"}, env: map[string]string{"PRUSA_ETCD_USER": "CANARY-password-only"}},
 		{name: "version", args: []string{"version"}},
 		{name: "version-json", args: []string{"version", "--json"}},

@@ -188,6 +188,14 @@ func (c *cli) resolveEtcd() error {
 	c.setting("etcd-cert", &e.cert, "PRUSA_ETCD_CERT", "")
 	c.setting("etcd-key", &e.key, "PRUSA_ETCD_KEY", "")
 	c.setting("etcd-user", &e.user, "PRUSA_ETCD_USER", "")
+	for _, f := range []struct{ flag, env, v string }{
+		{"etcd-cacert", "PRUSA_ETCD_CACERT", e.caCert}, {"etcd-cert", "PRUSA_ETCD_CERT", e.cert}, {"etcd-key", "PRUSA_ETCD_KEY", e.key},
+	} {
+		if strings.ContainsAny(f.v, "\r\n") || strings.Contains(f.v, "-----BEGIN") {
+			// Never the value: PRUSA_ETCD_KEY="$(cat key.pem)" is a private key.
+			return protocol.Errorf(protocol.InvalidRequest, "--%s (%s) must be a file's path, not the PEM text itself", f.flag, f.env)
+		}
+	}
 	if (e.cert == "") != (e.key == "") {
 		return protocol.Errorf(protocol.InvalidRequest, "--etcd-cert and --etcd-key (PRUSA_ETCD_CERT, PRUSA_ETCD_KEY) go together")
 	}

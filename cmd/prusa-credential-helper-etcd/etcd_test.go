@@ -1023,6 +1023,8 @@ func TestCompanionSettings(t *testing.T) {
 		{[]string{"--endpoints", "h:1", "--prefix", "p", "--password", "x"}, nil, "flag provided but not defined"},
 		{[]string{"--endpoints", "h:1", "--prefix", "p"}, map[string]string{"PRUSA_ETCD_USER": "nopassword"}, "user:password"},
 		{[]string{"--endpoints", "h:1", "--prefix", "p"}, map[string]string{"PRUSA_ETCD_CERT": "c.pem"}, "set both or neither"},
+		{[]string{"--endpoints", "h:1", "--prefix", "p"}, map[string]string{"PRUSA_ETCD_CERT": "c.pem", "PRUSA_ETCD_KEY": pemCanary}, "PRUSA_ETCD_KEY must be a file's path"},
+		{[]string{"--endpoints", "h:1", "--prefix", "p"}, map[string]string{"PRUSA_ETCD_CACERT": "-----BEGIN CERTIFICATE----- CANARY"}, "PRUSA_ETCD_CACERT must be a file's path"},
 	}
 	for _, tc := range cases {
 		var out, errb bytes.Buffer
@@ -1031,8 +1033,14 @@ func TestCompanionSettings(t *testing.T) {
 		if code != 2 || !strings.Contains(first, tc.want) {
 			t.Errorf("run(%q): exit %d, %q; want exit 2 and %q", tc.args, code, first, tc.want)
 		}
+		if strings.Contains(errb.String()+out.String(), "CANARY") {
+			t.Errorf("run(%q) echoed a setting's value: %q", tc.args, errb.String())
+		}
 	}
 }
+
+// pemCanary is PEM text put where a file's path belongs: PRUSA_ETCD_KEY="$(cat key.pem)".
+const pemCanary = "-----BEGIN PRIVATE KEY-----\nCANARY-key\n-----END PRIVATE KEY-----\n"
 
 // A companion whose TLS files cannot be read answers every request with a
 // clear error.

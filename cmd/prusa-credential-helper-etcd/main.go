@@ -184,6 +184,11 @@ func parseConfig(endpoints, prefix string, ttl time.Duration, rest []string, get
 	}
 	c.leaseTTL = int(ttl / time.Second)
 	c.caCert, c.cert, c.key = getenv("PRUSA_ETCD_CACERT"), getenv("PRUSA_ETCD_CERT"), getenv("PRUSA_ETCD_KEY")
+	for name, v := range map[string]string{"PRUSA_ETCD_CACERT": c.caCert, "PRUSA_ETCD_CERT": c.cert, "PRUSA_ETCD_KEY": c.key} {
+		if strings.ContainsAny(v, "\r\n") || strings.Contains(v, "-----BEGIN") {
+			return nil, fmt.Errorf("%s must be a file's path, not the PEM text itself", name) // never the value: it may be a private key
+		}
+	}
 	if (c.cert == "") != (c.key == "") {
 		return nil, fmt.Errorf("PRUSA_ETCD_CERT and PRUSA_ETCD_KEY go together: set both or neither")
 	}
