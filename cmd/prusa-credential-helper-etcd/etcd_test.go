@@ -639,9 +639,20 @@ func startRaw(t *testing.T, endpoints []string, ttl string, stderr *syncBuffer) 
 
 func (r *rawCompanion) ask(req string) map[string]any {
 	r.t.Helper()
+	r.send(req)
+	return r.answer(req)
+}
+
+func (r *rawCompanion) send(req string) {
+	r.t.Helper()
 	if _, err := r.in.WriteString(req + "\n"); err != nil {
 		r.t.Fatal(err)
 	}
+}
+
+// answer reads the answer to req, sent before.
+func (r *rawCompanion) answer(req string) map[string]any {
+	r.t.Helper()
 	type read struct {
 		line []byte
 		err  error
@@ -772,6 +783,42 @@ func TestLostLeaseDoesNotWrite(t *testing.T) {
 	// The same companion can lock again, on a new lease, and then write.
 	holder.mustOK(`{"op":"lock","profile":"default"}`)
 	holder.mustOK(string(put))
+}
+
+// TestLeaseLostWhileWaiting: a companion whose lease goes while it waits
+// for the lock (its keep-alives did not reach etcd for longer than the TTL)
+// answers unavailable, which the helper reports as exit 75, not as a
+// storage error; it locks again on a new lease.
+func TestLeaseLostWhileWaiting(t *testing.T) {
+	c := startCluster(t, 1)
+	s := newStores(t, c.endpoints)
+	ctx := ctxFor(t, 30*time.Second)
+	cli := c.client()
+	holder := startRaw(t, c.endpoints, "60s", &s.stderr)
+	holder.mustOK(`{"op":"lock","profile":"default"}`)
+	waiter := startRaw(t, c.endpoints, "60s", &s.stderr)
+	const lock = `{"op":"lock","profile":"default"}`
+	waiter.send(lock)
+	var keys *clientv3.GetResponse
+	for {
+		var err error
+		keys, err = cli.Get(ctx, "farm/default.lock/", clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortAscend))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(keys.Kvs) == 2 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, err := cli.Revoke(ctx, clientv3.LeaseID(keys.Kvs[1].Lease)); err != nil {
+		t.Fatal(err)
+	}
+	holder.mustOK(`{"op":"unlock","profile":"default"}`)
+	if a := waiter.answer(lock); a["ok"] != false || a["kind"] != kindUnavailable {
+		t.Fatalf("a lock whose lease went while it waited: %v, want kind %s", a, kindUnavailable)
+	}
+	waiter.mustOK(lock)
 }
 
 // TestWriteOutlivesTheHelper: a write whose line arrived is carried out

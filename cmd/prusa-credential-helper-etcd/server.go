@@ -438,7 +438,11 @@ func (s *server) lock(ctx context.Context, cli *clientv3.Client, profile string)
 			return nil, fail(kindLocked, "waiting for the lock %s, held by another process", s.lockKey(profile))
 		}
 		if errors.Is(err, concurrency.ErrSessionExpired) {
-			return nil, fail(kindConflict, "lost the lock %s: its lease expired", s.lockKey(profile))
+			// Its keep-alives did not reach etcd for longer than the
+			// TTL: etcd is (or was) out of reach, and a retry may
+			// well succeed.
+			s.lost(profile, "")
+			return nil, fail(kindUnavailable, "lost the lease while waiting for the lock %s: etcd did not hear from this host in time", s.lockKey(profile))
 		}
 		return nil, err
 	}
