@@ -42,6 +42,11 @@ func TestUnreachableKeyringCommands(t *testing.T) {
 		if r.exit != 1 || !strings.Contains(r.stderr, "keyring") {
 			t.Errorf("%v: exit %d, stderr %q; want 1 and the keyring named", args, r.exit, r.stderr)
 		}
+		// The bus named by DBUS_SESSION_BUS_ADDRESS is gone (as after a
+		// re-login in an old tmux): said so, and not "unlock the keyring".
+		if !strings.Contains(r.stderr, "the D-Bus session bus does not answer") || !strings.Contains(r.stderr, "hint: DBUS_SESSION_BUS_ADDRESS names a bus that is gone") || strings.Contains(r.stderr, "unlock") {
+			t.Errorf("%v: stderr %q; want the dead bus named, with its hint", args, r.stderr)
+		}
 		if args[0] == "get" || args[0] == "list" || args[0] == "erase" {
 			var doc errorDoc
 			if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil || doc.Code != "storage_error" {

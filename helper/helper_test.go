@@ -51,9 +51,13 @@ type fakeKeyring struct {
 	asked   atomic.Int32
 }
 
-func (k *fakeKeyring) Probe() (bool, string) {
+func (k *fakeKeyring) Probe() Probed {
 	k.asked.Add(1)
-	return k.missing, k.why
+	p := Probed{Missing: k.missing, Why: k.why}
+	if !k.missing && k.why != "" {
+		p.Hint = "a hint of the probe's"
+	}
+	return p
 }
 
 func newFakeKeyring() *fakeKeyring { return &fakeKeyring{items: map[string]string{}, limit: 2560} }

@@ -118,7 +118,15 @@ func call[T any](ctx context.Context, f func() (T, error)) (T, error) {
 // prober is a keyringAPI that can say more about a failed call
 // (secretService.Probe).
 type prober interface {
-	Probe() (missing bool, why string)
+	Probe() Probed
+}
+
+// Probed is what a prober found. Missing: there is no keyring to reach at
+// all. Else Why, if not "", is a clearer reason than the failed call's,
+// and Hint what the user can do about it.
+type Probed struct {
+	Missing   bool
+	Why, Hint string
 }
 
 // failed is what a call that failed with err returns. The keyring's
@@ -131,23 +139,15 @@ func (s *KeyringStore) failed(ctx context.Context, err error) error {
 	if !ok || !errors.As(err, &ue) || ue.stalled || ue.NoBus {
 		return err
 	}
-	type probed struct {
-		missing bool
-		why     string
-	}
-	r, _ := call(ctx, func() (probed, error) { m, why := p.Probe(); return probed{m, why}, nil })
+	r, _ := call(ctx, func() (Probed, error) { return p.Probe(), nil })
 	switch {
-	case r.missing:
-		return &UnavailableError{Reason: r.why, NoBus: true}
-	case r.why != "":
-		return &UnavailableError{Reason: r.why, Hint: noCollectionHint}
+	case r.Missing:
+		return &UnavailableError{Reason: r.Why, NoBus: true}
+	case r.Why != "":
+		return &UnavailableError{Reason: r.Why, Hint: r.Hint}
 	}
 	return err
 }
-
-// noCollectionHint is the hint for a Secret Service without the
-// collection go-keyring keeps items in.
-const noCollectionHint = "open or unlock your keyring; where there is none, a login saves to the file store"
 
 // unavailableReason says why a keyring call failed, for a human: a
 // Secret Service that refuses to unlock (go-keyring's "failed to unlock
@@ -170,7 +170,7 @@ type UnavailableError struct {
 }
 
 func (e *UnavailableError) Error() string {
-	return ErrStorage.Error() + ": " + ErrUnavailable.Error() + ": " + e.Reason
+	return ErrStorage.Error() + ": " + e.Reason
 }
 
 func (e *UnavailableError) Is(target error) bool {

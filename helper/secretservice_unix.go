@@ -4,10 +4,13 @@ package helper
 
 import (
 	"errors"
+	"os"
 	"slices"
 
 	"github.com/godbus/dbus/v5"
 	"github.com/zalando/go-keyring"
+
+	"github.com/prusa-credential-helper/prusa-credential-helper/protocol"
 )
 
 // The Secret Service API (https://specifications.freedesktop.org/secret-service/)
@@ -124,38 +127,55 @@ func leanGet(service, user string) (string, error) {
 // if not "", is a clearer reason than the call's: a Secret Service with
 // neither a login nor a default collection, such as a keyring program
 // whose database is closed, which may hold the profile all the same. What
-// it cannot tell is neither.
-func (secretService) Probe() (missing bool, why string) {
+// it cannot tell is neither. A session bus that cannot be reached is
+// neither, with its own reason and hint.
+func (secretService) Probe() Probed {
 	conn, err := dbus.SessionBus()
 	if err != nil {
-		return false, ""
+		return deadBus(err)
 	}
 	bus := conn.BusObject()
 	var owned bool
 	if bus.Call("org.freedesktop.DBus.NameHasOwner", 0, ssName).Store(&owned) != nil {
-		return false, ""
+		return Probed{}
 	}
 	if !owned {
 		var names []string
 		if bus.Call("org.freedesktop.DBus.ListActivatableNames", 0).Store(&names) == nil && !slices.Contains(names, ssName) {
-			return true, "no Secret Service (such as gnome-keyring) on the D-Bus session bus"
+			return Probed{Missing: true, Why: "no Secret Service (such as gnome-keyring) on the D-Bus session bus"}
 		}
 	}
 	svc := conn.Object(ssName, ssService)
 	v, err := svc.GetProperty("org.freedesktop.Secret.Service.Collections")
 	if err != nil {
-		return false, ""
+		return Probed{}
 	}
 	paths, ok := v.Value().([]dbus.ObjectPath)
 	if !ok || slices.Contains(paths, ssLoginCollection) {
-		return false, ""
+		return Probed{}
 	}
 	var alias dbus.ObjectPath
 	if svc.Call("org.freedesktop.Secret.Service.ReadAlias", 0, "default").Store(&alias) != nil || alias != "/" {
-		return false, ""
+		return Probed{}
 	}
 	if slices.Equal(paths, []dbus.ObjectPath{ssSessionCollection}) {
-		return true, "the gnome-keyring on the D-Bus session bus has no keyring (no login keyring was ever made here)"
+		return Probed{Missing: true, Why: "the gnome-keyring on the D-Bus session bus has no keyring (no login keyring was ever made here)"}
 	}
-	return false, "the Secret Service on the D-Bus session bus has no login keyring open: none was made here, or it is closed"
+	return Probed{Why: "the Secret Service on the D-Bus session bus has no login keyring open: none was made here, or it is closed", Hint: noCollectionHint}
+}
+
+// noCollectionHint is the hint for a Secret Service without the
+// collection go-keyring keeps items in.
+const noCollectionHint = "open or unlock your keyring; where there is none, a login saves to the file store"
+
+// deadBus is the probe of a session bus that cannot be connected to: most
+// often a DBUS_SESSION_BUS_ADDRESS left from an older login (a long-lived
+// tmux or screen session), whose bus has gone. The keyring may still hold
+// the profile, in the session that has it.
+func deadBus(err error) Probed {
+	hint := "run this in the session that has the keyring"
+	if os.Getenv("DBUS_SESSION_BUS_ADDRESS") != "" {
+		hint = "DBUS_SESSION_BUS_ADDRESS names a bus that is gone (one left from an older login, as in a long-lived tmux or screen session?): " + hint
+	}
+	return Probed{Why: "the D-Bus session bus does not answer: " + protocol.Clip(err.Error(), 200), Hint: hint}
 }
