@@ -289,6 +289,9 @@ func (s *KeyringStore) readMain(ctx context.Context, profile string) (map[string
 // ones it names.
 func (s *KeyringStore) Get(ctx context.Context, profile string) (*auth.TokenSet, Result, error) {
 	set, err := s.get1(ctx, profile, false)
+	if err == nil {
+		s.held(profile)
+	}
 	return set, Result{Store: "keyring"}, err
 }
 
@@ -299,7 +302,30 @@ func (s *KeyringStore) Get(ctx context.Context, profile string) (*auth.TokenSet,
 // (a refresh, a save, list, status) uses Get.
 func (s *KeyringStore) Peek(ctx context.Context, profile string) (*auth.TokenSet, Result, error) {
 	set, err := s.get1(ctx, profile, true)
+	if err == nil {
+		s.held(profile)
+	}
 	return set, Result{Store: "keyring"}, err
+}
+
+// held adds a profile just read from the keyring to an index that does not
+// name it. The keyring is the login session's, the index one config
+// folder's: a profile saved by a run with another folder is named here
+// once a run here reads it, so that a keyring that later cannot be reached
+// still counts as holding it (MayHold), not as logged out. With no index,
+// none is made: MayHold's rule for no index covers the profile already.
+// It is best effort: a read stays a read when the index cannot be written.
+func (s *KeyringStore) held(profile string) {
+	if s.IndexDir == "" {
+		return
+	}
+	if _, err := os.Stat(s.indexFile()); err != nil {
+		return
+	}
+	if names, err := s.Profiles(); err != nil || slices.Contains(names, profile) {
+		return
+	}
+	s.index(profile, true)
 }
 
 func (s *KeyringStore) get1(ctx context.Context, profile string, mainOnly bool) (*auth.TokenSet, error) {

@@ -777,3 +777,38 @@ func TestUnavailableReason(t *testing.T) {
 		}
 	}
 }
+
+// TestKeyringReadNamesTheProfileInTheIndex: the keyring is the session's,
+// the index one config folder's. A profile that a run with another folder
+// saved, read here, is added to this folder's index, so that a keyring
+// that then stops answering is a storage error for it, not "logged out".
+// Where there is no index, a read makes none.
+func TestKeyringReadNamesTheProfileInTheIndex(t *testing.T) {
+	e := newEnv(t, ModeKeyring, authtest.Options{})
+	index := filepath.Join(e.dir, ".keyring-profiles")
+	e.store("other", e.mint(0))
+	work := e.mint(0)
+	e.store("work", work)
+	if err := os.WriteFile(index, []byte("other\n"), 0o600); err != nil { // as saved from another folder
+		t.Fatal(err)
+	}
+	if tok, err := e.get("work", 0, false); err != nil || tok.AccessToken != work.AccessToken {
+		t.Fatalf("get: %v", err)
+	}
+	if b, _ := os.ReadFile(index); string(b) != "other\nwork\n" {
+		t.Fatalf("index after the read: %q, want both profiles", b)
+	}
+	e.kr.err = errors.New("failed to unlock correct collection '/org/freedesktop/secrets/aliases/default'")
+	if _, err := e.get("work", 0, false); !errors.Is(err, ErrStorage) || errors.Is(err, ErrLoginRequired) {
+		t.Fatalf("locked keyring: get %v, want a storage error", err)
+	}
+
+	e.kr.err = nil
+	os.Remove(index)
+	if _, err := e.get("work", 0, false); err != nil {
+		t.Fatalf("get with no index: %v", err)
+	}
+	if _, err := os.Stat(index); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a read made an index: %v", err)
+	}
+}
