@@ -28,6 +28,17 @@ func TestReadRequest(t *testing.T) {
 		{in: `{"min_ttl": "300"}`, wantErr: "whole number of seconds, not a string"},
 		{in: `{"min_ttl": null}`, wantErr: "whole number"},
 		{in: `{"min_ttl": 1e400}`, wantErr: "whole number"},
+		// Exactly, as written: a float64 rounds each of these to a whole
+		// number, or into range.
+		{in: `{"min_ttl": 0.99999999999999999}`, wantErr: "whole number"},
+		{in: `{"min_ttl": 86400.00000000000001}`, wantErr: "whole number"},
+		{in: `{"min_ttl": 1e-400}`, wantErr: "whole number"},
+		{in: `{"min_ttl": 300.000}`, want: Request{MinTTL: 300 * time.Second}},
+		{in: `{"min_ttl": 0.3e3}`, want: Request{MinTTL: 300 * time.Second}},
+		{in: `{"min_ttl": 30000E-2}`, want: Request{MinTTL: 300 * time.Second}},
+		{in: `{"min_ttl": -0}`, want: Request{}},
+		{in: `{"min_ttl": 1e31}`, wantErr: "whole number"},
+		{in: `{"version": 1.00000000000000001}`, wantErr: "unsupported request version"},
 		{in: `{"version": 2}`, wantErr: "unsupported request version"},
 		{in: `{"version": "1"}`, wantErr: "unsupported request version"},
 		{in: `{"version": 1.0}`, want: Request{Version: 1}},

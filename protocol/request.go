@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"math"
+	"math/big"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -130,17 +130,28 @@ func requestFrom(m map[string]json.RawMessage) (Request, error) {
 	return req, nil
 }
 
-// integral reads a JSON number with an integral value (300, 300.0, 3e2).
-// Values beyond ±2^53 are refused, so the result is exact.
+// integral reads a JSON number with an integral value (300, 300.0, 3e2),
+// exactly, from its decimal text: 0.99999999999999999 and 1e-400 are not
+// whole, though a float64 rounds them to one. An exponent beyond ±30 and a
+// value beyond ±2^53 are refused.
 func integral(raw json.RawMessage) (int64, bool) {
 	if len(raw) == 0 || !(raw[0] == '-' || raw[0] >= '0' && raw[0] <= '9') {
 		return 0, false
 	}
-	f, err := strconv.ParseFloat(string(raw), 64)
-	if err != nil || math.Trunc(f) != f || math.Abs(f) > 1<<53 {
+	if i := bytes.IndexAny(raw, "eE"); i >= 0 {
+		if e, err := strconv.Atoi(string(raw[i+1:])); err != nil || e < -30 || e > 30 {
+			return 0, false // before math/big would write out its digits
+		}
+	}
+	r, ok := new(big.Rat).SetString(string(raw))
+	if !ok || !r.IsInt() || !r.Num().IsInt64() {
 		return 0, false
 	}
-	return int64(f), true
+	n := r.Num().Int64()
+	if n > 1<<53 || n < -(1<<53) {
+		return 0, false
+	}
+	return n, true
 }
 
 // ReadTokenSetBody reads the body of store: at most MaxRequest bytes of
