@@ -819,6 +819,26 @@ func TestLeaseLostWhileWaiting(t *testing.T) {
 		t.Fatalf("a lock whose lease went while it waited: %v, want kind %s", a, kindUnavailable)
 	}
 	waiter.mustOK(lock)
+
+	// The lease gone before the lock is asked for, its session not yet
+	// told (its next keep-alive is seconds away): etcd refuses the lock's
+	// key on it. The same answer, and again a new lease after it.
+	waiter.mustOK(`{"op":"unlock","profile":"default"}`)
+	holder.mustOK(lock)
+	waiter.mustOK(`{"op":"lock","profile":"other"}`)
+	other, err := cli.Get(ctx, "farm/other.lock/", clientv3.WithPrefix())
+	if err != nil || len(other.Kvs) != 1 {
+		t.Fatalf("the lock of other: %v %v", other, err)
+	}
+	waiter.mustOK(`{"op":"unlock","profile":"other"}`)
+	if _, err := cli.Revoke(ctx, clientv3.LeaseID(other.Kvs[0].Lease)); err != nil {
+		t.Fatal(err)
+	}
+	if a := waiter.ask(lock); a["ok"] != false || a["kind"] != kindUnavailable {
+		t.Fatalf("a lock on a lease that is gone: %v, want kind %s", a, kindUnavailable)
+	}
+	holder.mustOK(`{"op":"unlock","profile":"default"}`)
+	waiter.mustOK(lock)
 }
 
 // TestWriteOutlivesTheHelper: a write whose line arrived is carried out

@@ -430,6 +430,9 @@ func (s *server) lock(ctx context.Context, cli *clientv3.Client, profile string)
 		s.locks[profile] = m
 		return &answer{}, nil
 	}
+	if leaseGone(err) {
+		return nil, s.lostWaiting(profile)
+	}
 	if !errors.Is(err, concurrency.ErrLocked) {
 		return nil, err
 	}
@@ -437,17 +440,27 @@ func (s *server) lock(ctx context.Context, cli *clientv3.Client, profile string)
 		if errors.Is(err, context.DeadlineExceeded) {
 			return nil, fail(kindLocked, "waiting for the lock %s, held by another process", s.lockKey(profile))
 		}
-		if errors.Is(err, concurrency.ErrSessionExpired) {
-			// Its keep-alives did not reach etcd for longer than the
-			// TTL: etcd is (or was) out of reach, and a retry may
-			// well succeed.
-			s.lost(profile, "")
-			return nil, fail(kindUnavailable, "lost the lease while waiting for the lock %s: etcd did not hear from this host in time", s.lockKey(profile))
+		if leaseGone(err) {
+			return nil, s.lostWaiting(profile)
 		}
 		return nil, err
 	}
 	s.locks[profile] = m
 	return &answer{}, nil
+}
+
+// leaseGone reports whether err says that the session's lease is gone: the
+// mutex found its key deleted, or etcd refused a key on the lease.
+func leaseGone(err error) bool {
+	return errors.Is(err, concurrency.ErrSessionExpired) || errors.Is(err, rpctypes.ErrLeaseNotFound)
+}
+
+// lostWaiting is a lock that lost its lease before it was taken: the
+// keep-alives did not reach etcd for longer than the TTL, so etcd is (or
+// was) out of reach, and a retry, on a new lease, may well succeed.
+func (s *server) lostWaiting(profile string) *failure {
+	s.lost(profile, "")
+	return fail(kindUnavailable, "lost the lease while waiting for the lock %s: etcd did not hear from this host in time", s.lockKey(profile))
 }
 
 func (s *server) ensureSession(ctx context.Context, cli *clientv3.Client) error {
