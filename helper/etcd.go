@@ -380,6 +380,16 @@ func (s *EtcdStore) warn(msg string) {
 // what is judged and printed with it) while its token stays valid for more
 // than MinMargin, without starting the companion; else the set in etcd.
 func (s *EtcdStore) Peek(ctx context.Context, profile string) (*auth.TokenSet, Result, error) {
+	set, res, err := s.PeekLocal(ctx, profile)
+	if errors.Is(err, ErrNotFound) {
+		return s.Get(ctx, profile)
+	}
+	return set, res, err
+}
+
+// PeekLocal is Peek without etcd: the cached set, or ErrNotFound where the
+// cache has none that stays valid for more than MinMargin.
+func (s *EtcdStore) PeekLocal(ctx context.Context, profile string) (*auth.TokenSet, Result, error) {
 	s.mu.Lock()
 	_, err := s.companion() // missing, it is an error even where the cache would serve
 	s.mu.Unlock()
@@ -389,7 +399,7 @@ func (s *EtcdStore) Peek(ctx context.Context, profile string) (*auth.TokenSet, R
 	if set, ok := s.cached(profile); ok {
 		return set, Result{Store: ModeEtcd, Path: s.cacheFile(profile)}, nil
 	}
-	return s.Get(ctx, profile)
+	return nil, Result{Store: ModeEtcd}, ErrNotFound
 }
 
 // Get reads the profile's whole set from etcd (and updates the cache).

@@ -450,3 +450,54 @@ func TestEraseInEtcdModeClearsTheKeyring(t *testing.T) {
 		t.Fatalf("the keyring still holds %d items", len(e.kr.items))
 	}
 }
+
+// TestEtcdEnvSetServesWithoutEtcd: a valid PRUSA_TOKENS_JSON set (a CI
+// job's seed) is get's fast path with an etcd store too: while this host's
+// cache holds nothing later, etcd is not asked. One that needs a refresh
+// goes to etcd.
+func TestEtcdEnvSetServesWithoutEtcd(t *testing.T) {
+	now := time.Now()
+	ran := filepath.Join(t.TempDir(), "ran")
+	e := newEnv(t, ModeEtcd, authtest.Options{})
+	e.cfg.Etcd = &EtcdStore{Endpoints: []string{"127.0.0.1:1"}, Prefix: "farm", CacheDir: t.TempDir(),
+		Companion: fakeCompanion(t, "touch "+ran+"\nexit 3\n")} // one that fails, and says it ran
+	defer e.cfg.Etcd.Close()
+	seed := func(ttl time.Duration) *auth.TokenSet {
+		set := &auth.TokenSet{AccessToken: etcdTestToken(now.Add(ttl), "a"+ttl.String()), RefreshToken: etcdTestToken(now.Add(720*time.Hour), "r"), TokenType: "Bearer"}
+		b, err := set.MarshalJSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.vars[EnvTokensJSON] = string(b)
+		if err := e.rebuild(); err != nil {
+			t.Fatal(err)
+		}
+		return set
+	}
+	set := seed(2 * time.Hour)
+	tok, err := e.h.Get(context.Background(), "default", 0, false)
+	if err != nil || tok.AccessToken != set.AccessToken {
+		t.Fatalf("get with a valid environment set: %v %v", tok, err)
+	}
+	if _, err := os.Stat(ran); err == nil {
+		t.Fatal("a valid environment set asked etcd")
+	}
+	// The cache's later token of the same session wins, still without etcd.
+	later := &auth.TokenSet{AccessToken: etcdTestToken(now.Add(3*time.Hour), "later"), TokenType: "Bearer"}
+	e.cfg.Etcd.writeCache("default", later)
+	if tok, err := e.h.Get(context.Background(), "default", 0, false); err != nil || tok.AccessToken != later.AccessToken {
+		t.Fatalf("get with a later cached token: %v %v", tok, err)
+	}
+	if _, err := os.Stat(ran); err == nil {
+		t.Fatal("a cached token asked etcd")
+	}
+	// An environment set that needs a refresh (min_ttl beyond it) asks etcd.
+	os.Remove(e.cfg.Etcd.cacheFile("default"))
+	seed(2 * time.Hour)
+	if _, err := e.h.Get(context.Background(), "default", 3*time.Hour, false); err == nil {
+		t.Fatal("get with min_ttl beyond the environment set's token and etcd unreachable: no error")
+	}
+	if _, err := os.Stat(ran); err != nil {
+		t.Fatal("a refresh did not ask etcd")
+	}
+}

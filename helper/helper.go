@@ -295,6 +295,13 @@ func (h *Helper) Get(ctx context.Context, profile string, minTTL time.Duration, 
 	if p, ok := h.store.(peeker); ok {
 		peek = p.Peek // the fast path needs the access token alone
 	}
+	if l, ok := h.store.(localPeeker); ok && h.cfg.Env != nil && !force &&
+		auth.ValidFor(h.cfg.Env.Access.Expiry.Time, h.cfg.Env.Set.ServerNow(now), margin) {
+		// The environment's set serves without a trip to etcd unless this
+		// host's cache has its successor: etcd could hold only a later
+		// one, which a refresh reads under the lock.
+		peek = l.PeekLocal
+	}
 	set, res, err := h.readWith(ctx, profile, false, peek)
 	if errors.Is(err, ErrLoginRequired) && h.cfg.Login != nil {
 		return h.slow(ctx, profile, "", margin, force)

@@ -62,6 +62,13 @@ type peeker interface {
 	Peek(ctx context.Context, profile string) (*auth.TokenSet, Result, error)
 }
 
+// localPeeker is a peeker whose Peek goes to another machine (etcd) when
+// its local cache has nothing usable: PeekLocal reads the cache alone, and
+// returns ErrNotFound there.
+type localPeeker interface {
+	PeekLocal(ctx context.Context, profile string) (*auth.TokenSet, Result, error)
+}
+
 // reserver is a store that can make room for a Set before it is asked to:
 // a refresh reserves before its request spends the old refresh token, so a
 // store that could not take the new set fails while nothing is lost yet.
