@@ -55,10 +55,13 @@ func (k *fakeKeyring) Probe() Probed {
 	k.asked.Add(1)
 	p := Probed{Missing: k.missing, Why: k.why}
 	if !k.missing && k.why != "" {
-		p.Hint = "a hint of the probe's"
+		p.Hint = fakeProbeHint
 	}
 	return p
 }
+
+// fakeProbeHint is the hint fakeKeyring's Probe gives with a reason.
+const fakeProbeHint = "a hint of the probe's"
 
 func newFakeKeyring() *fakeKeyring { return &fakeKeyring{items: map[string]string{}, limit: 2560} }
 

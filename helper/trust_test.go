@@ -67,8 +67,8 @@ func TestNoKeyringThereIsNotLocked(t *testing.T) {
 	e.kr.err, e.kr.why = errors.New("failed to unlock correct collection '/org/freedesktop/secrets/aliases/default'"), closed
 	_, err = e.get("default", 0, false)
 	var ue *UnavailableError
-	if !errors.As(err, &ue) || !strings.Contains(ue.Reason, closed) || ue.Hint == "" || ue.NoBus {
-		t.Fatalf("no collection: get %v, want a storage error with the probe's reason and a hint", err)
+	if !errors.As(err, &ue) || !strings.Contains(ue.Reason, closed) || ue.Hint != fakeProbeHint || ue.NoBus {
+		t.Fatalf("no collection: get %v (%+v), want a storage error with the probe's reason and hint", err, ue)
 	}
 	if list, err := e.h.List(ctx, "default"); !errors.Is(err, ErrStorage) {
 		t.Fatalf("no collection: list %v %v, want a storage error", list, err)
